@@ -1,0 +1,785 @@
+"""The ``memento`` command line: a thin face over :class:`memento.Memory`.
+
+Every rule lives in ``Memory``; commands parse, call and print. A ``MementoError`` becomes
+one line on stderr (``Error: ...``) and exit status 1; usage errors exit 2. Nothing here
+imports numpy, onnxruntime or the MCP SDK at module level, so ``memento --help``,
+``memento list`` and ``memento stats`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import embedding_model_spec, resolve_db_path
+from .embedder import Embedder
+from .errors import InvalidInputError, MementoError, ModelError
+from .memory import Memory
+from .records import KINDS, MemoryRecord
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# Content shown on one line is cut here when stdout is not a terminal.
+PLAIN_WIDTH = 100
+# Progress bars appear only for jobs this large (about a second of embedding).
+PROGRESS_MIN_ITEMS = 100
+
+_embedders: dict[str | None, Embedder] = {}
+
+
+def shared_embedder() -> Embedder | None:
+    """One embedder per model per process, so a process that opens several databases (the
+    tests, a script driving ``main``) loads the model once. None when the model's manifest
+    cannot be read: ``Memory`` then raises the model error if it ever needs to embed."""
+    spec = embedding_model_spec()
+    if spec not in _embedders:
+        try:
+            _embedders[spec] = Embedder()
+        except ModelError:
+            return None
+    return _embedders[spec]
+
+
+class MementoGroup(click.Group):
+    """Turns a MementoError (and an unreadable file) into one line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MementoError as exc:
+            raise click.ClickException(_one_line(str(exc))) from None
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # `memento import-data` is an alias of `memento import_data`.
+        if args and args[0] == "import-data":
+            args = ["import_data", *args[1:]]
+        return super().resolve_command(ctx, args)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---- opening the database ------------------------------------------------------------
+
+
+def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--db PATH`` on a subcommand, for ``memento list --db x.db`` as well as
+    ``memento --db x.db list``."""
+    return click.option(
+        "--db",
+        "sub_db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Database file (default: --db of memento, MEMENTO_PATH, or "
+        "~/.local/share/memento/memory.db).",
+    )(function)
+
+
+def db_path(ctx: click.Context, *choices: Path | None) -> Path:
+    """The first path given (positional PATH, then --db), else the group's --db/MEMENTO_PATH,
+    else the default."""
+    for choice in choices:
+        if choice is not None:
+            return resolve_db_path(choice)
+    return resolve_db_path(ctx.find_root().params.get("db"))
+
+
+def open_memory(path: Path, create: bool = False) -> Memory:
+    """Open the database; without ``create`` a missing file says to run `memento init`."""
+    return Memory(path, embedder=shared_embedder(), create=create)
+
+
+# ---- printing -------------------------------------------------------------------------
+
+
+def _width() -> int:
+    if sys.stdout.isatty():
+        return max(60, shutil.get_terminal_size((PLAIN_WIDTH + 40, 24)).columns)
+    return 0
+
+
+def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
+    """``  01KVF2CKW772  fact    imp=0.80  [user.theme] I prefer dark mode in editors``"""
+    head = f"{lead}{record.short_id}  {record.kind:<6}  imp={record.importance:.2f}  "
+    if record.subject_key:
+        head += f"[{record.subject_key}] "
+    text = " ".join(record.content.split())
+    if record.archived:
+        text = f"(archived) {text}"
+    width = _width()
+    room = (width - len(head) - len(suffix)) if width else PLAIN_WIDTH
+    room = max(room, 20)
+    if len(text) > room:
+        text = text[: room - 1].rstrip() + "…"
+    return f"{head}{text}{suffix}"
+
+
+def search_line(n: int, record: MemoryRecord) -> str:
+    """``  1. 01KVF2CKW772  fact    imp=0.80  [user.theme] I prefer dark ...  score=0.83``"""
+    return list_line(record, suffix=f"  score={record.score or 0.0:.3f}", lead=f"  {n}. ")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@contextmanager
+def progress(label: str, total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback drawing a bar on stderr, or None when stderr is not a terminal
+    or the job is small."""
+    if total < PROGRESS_MIN_ITEMS or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        state = {"done": 0}
+
+        def update(done: int, _total: int) -> None:
+            bar.update(done - state["done"])
+            state["done"] = done
+
+        yield update
+
+
+def confirm(message: str, yes: bool) -> None:
+    """Ask on a terminal unless --yes; without a terminal, go ahead (scripts pass --yes
+    for clarity, but a pipe cannot answer anyway)."""
+    if yes or not sys.stdin.isatty():
+        return
+    click.confirm(message, abort=True, err=True)
+
+
+# ---- commands -------------------------------------------------------------------------
+
+
+@click.group(cls=MementoGroup, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MEMENTO_PATH",
+    show_envvar=True,
+    help="Database file (default: ~/.local/share/memento/memory.db).",
+)
+@click.version_option(__version__, "--version", prog_name="memento")
+def cli(db: Path | None) -> None:
+    """memento: persistent, local-first memory for AI coding agents, in one SQLite file.
+
+    \b
+    Example, a first day:
+      memento init
+      memento store "I prefer dark mode in editors" --subject-key user.theme
+      memento search "what theme does the user like"
+      memento start      # the MCP server, for your agent
+    """
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Delete the database and create an empty one.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation with --force.")
+@db_option
+@click.pass_context
+def init(
+    ctx: click.Context, path: Path | None, force: bool, yes: bool, sub_db: Path | None
+) -> None:
+    """Create an empty database, or upgrade an older one in place.
+
+    \b
+    Example:
+      memento init
+      memento init ~/work/project-memory.db --force --yes
+    """
+    target = db_path(ctx, path, sub_db)
+    if force and target.exists():
+        confirm(f"Delete every memory in {target} and start empty?", yes)
+        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            leftover.unlink(missing_ok=True)
+    with open_memory(target, create=True):
+        pass
+    click.echo(f"Initialized memento at {target}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@db_option
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
+    """Check the database and the model: 8 checks, PASS or FAIL with the fix.
+
+    Exit status 1 when any check fails.
+
+    \b
+    Example:
+      memento verify
+      memento verify --json | jq '.checks[] | select(.ok | not)'
+    """
+    from .health import run_checks
+
+    target = db_path(ctx, sub_db)
+    checks = run_checks(target)
+    ok = all(c.ok for c in checks)
+    if as_json:
+        echo_json({"ok": ok, "path": str(target), "checks": [c.to_dict() for c in checks]})
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            click.echo(f"{c.status}  {c.name:<{width}}  {_one_line(c.detail)}")
+            if not c.ok and c.fix:
+                click.echo(f"{'':4}  {'':<{width}}  fix: {c.fix}")
+        failed = sum(not c.ok for c in checks)
+        click.echo("All checks passed." if ok else f"{failed} of {len(checks)} checks failed.")
+    if not ok:
+        ctx.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@db_option
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
+    """Counts by kind, archived, schema version, model, dimension and file size.
+
+    \b
+    Example:
+      memento stats --json
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        data = memory.stats()
+    if as_json:
+        echo_json(data)
+        return
+    kinds = ", ".join(f"{kind} {count}" for kind, count in data["by_kind"].items())
+    model = data["model"] or "(none yet)"
+    click.echo(f"path:            {data['path']}")
+    click.echo(f"memories:        {data['live']} live ({kinds}), {data['archived']} archived")
+    click.echo(f"schema version:  {data['schema_version']}")
+    click.echo(f"model:           {model}, {data['dimension']} dimensions")
+    click.echo(f"file size:       {_human_size(data['file_size_bytes'])}")
+
+
+def _kind_option(help_text: str) -> Callable[..., Any]:
+    return click.option(
+        "--kind",
+        "-k",
+        type=click.Choice(KINDS, case_sensitive=False),
+        help=help_text,
+    )
+
+
+def _limit_option(default: int) -> Callable[..., Any]:
+    return click.option(
+        "--limit",
+        "-n",
+        type=click.IntRange(1, 1000),
+        default=default,
+        show_default=True,
+        help="How many memories at most.",
+    )
+
+
+@cli.command(name="list")
+@_kind_option("Only this kind.")
+@_limit_option(20)
+@click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
+@click.option("--json", "as_json", is_flag=True, help="Print the memories as JSON.")
+@db_option
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    kind: str | None,
+    limit: int,
+    include_archived: bool,
+    as_json: bool,
+    sub_db: Path | None,
+) -> None:
+    """The most recent memories, one line each.
+
+    \b
+    Example:
+      memento list --kind fact --limit 5
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        records = memory.recent(limit=limit, kind=kind, include_archived=include_archived)
+    if as_json:
+        echo_json([r.to_dict() for r in records])
+    elif not records:
+        click.echo("No memories yet. Run `memento init` then store something.")
+    else:
+        for record in records:
+            click.echo(list_line(record))
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the memory as JSON.")
+@db_option
+@click.pass_context
+def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None) -> None:
+    """One memory in full: every field, then the content. An id prefix of 8+ characters
+    is enough.
+
+    \b
+    Example:
+      memento show 01KVF2CKW772
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        record = memory.get(memory_id)
+    if as_json:
+        echo_json(record.to_dict())
+        return
+    data = record.to_dict()
+    rows = [
+        ("id", record.id),
+        ("kind", record.kind),
+        ("importance", f"{record.importance:.2f}"),
+        ("subject_key", record.subject_key or "-"),
+        ("source", record.source),
+        ("created_at", data["created_at"]),
+        ("updated_at", data["updated_at"]),
+        ("archived_at", data["archived_at"] or "-"),
+        ("metadata", json.dumps(record.metadata, ensure_ascii=False) if record.metadata else "-"),
+    ]
+    for name, value in rows:
+        click.echo(f"{name + ':':<13}{value}")
+    click.echo("")
+    for line in record.content.splitlines() or [""]:
+        click.echo(f"    {line}")
+
+
+@cli.command()
+@click.argument("query")
+@_limit_option(10)
+@_kind_option("Only this kind.")
+@click.option("--prefix", "-p", help="Only memories whose subject_key starts with this.")
+@click.option("--since", help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h.")
+@click.option("--until", help="Created at or before (same forms as --since).")
+@click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@db_option
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str,
+    limit: int,
+    kind: str | None,
+    prefix: str | None,
+    since: str | None,
+    until: str | None,
+    include_archived: bool,
+    as_json: bool,
+    sub_db: Path | None,
+) -> None:
+    """Hybrid recall (meaning and keywords), best first, with the score.
+
+    \b
+    Example:
+      memento search "what theme does the user like"
+      memento search "deploy" --kind lesson --since 30d --prefix project.api
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        records = memory.recall(
+            query,
+            limit=limit,
+            kind=kind,
+            subject_key_prefix=prefix,
+            since=since,
+            until=until,
+            include_archived=include_archived,
+        )
+    if as_json:
+        echo_json([r.to_dict() for r in records])
+    elif not records:
+        click.echo("No matching memories.")
+    else:
+        for n, record in enumerate(records, 1):
+            click.echo(search_line(n, record))
+
+
+def _parse_meta(values: Sequence[str]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    meta: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--meta")
+        meta[key.strip()] = value
+    return meta
+
+
+@cli.command()
+@click.argument("content")
+@_kind_option("fact (default), event or lesson.")
+@click.option(
+    "--importance",
+    "-i",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="How much it matters, 0 to 1.",
+)
+@click.option("--subject-key", "-s", help="A key such as user.theme: storing it again updates.")
+@click.option("--meta", "-m", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
+@click.option("--source", default="cli", show_default=True, help="Where the memory came from.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
+@db_option
+@click.pass_context
+def store(
+    ctx: click.Context,
+    content: str,
+    kind: str | None,
+    importance: float,
+    subject_key: str | None,
+    meta: tuple[str, ...],
+    source: str,
+    as_json: bool,
+    sub_db: Path | None,
+) -> None:
+    """Remember something. CONTENT `-` reads it from stdin.
+
+    \b
+    Example:
+      memento store "I prefer dark mode in editors" --subject-key user.theme -i 0.8
+      git log -1 --format=%B | memento store - --kind event --meta repo=api
+    """
+    if content == "-":
+        content = sys.stdin.read()
+    metadata = _parse_meta(meta)
+    with open_memory(db_path(ctx, sub_db), create=True) as memory:
+        record = memory.store(
+            content,
+            kind=kind or "fact",
+            importance=importance,
+            subject_key=subject_key,
+            metadata=metadata,
+            source=source,
+        )
+    if as_json:
+        echo_json(record.to_dict())
+        return
+    verb = {"created": "Stored", "updated": "Updated", "deduplicated": "Already known:"}
+    click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id}")
+    if record.redactions:
+        click.echo(f"Redacted before storing: {', '.join(record.redactions)}", err=True)
+
+
+@cli.command()
+@db_option
+@click.pass_context
+def start(ctx: click.Context, sub_db: Path | None) -> None:
+    """Run the MCP server on stdio, for an agent to connect to.
+
+    \b
+    Example (Claude Code):
+      claude mcp add memento -- memento start
+    """
+    from .server import run  # the MCP SDK is only paid for here
+
+    explicit = sub_db or ctx.find_root().params.get("db")
+    run(str(resolve_db_path(explicit)) if explicit else None)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@click.pass_context
+def export(ctx: click.Context, path: Path | None, sub_db: Path | None) -> None:
+    """Every memory, archived included, as one JSON object a line on stdout.
+
+    \b
+    Example:
+      memento export > backup.jsonl
+    """
+    with open_memory(db_path(ctx, path, sub_db)) as memory:
+        rows = list(memory.export())
+    out = sys.stdout
+    with progress("Exporting", len(rows)) as update:
+        for n, row in enumerate(rows, 1):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if update and n % 100 == 0:
+                update(n, len(rows))
+    out.flush()
+
+
+def _path_and_file(ctx: click.Context, args: tuple[str, ...], what: str) -> tuple[Path, str]:
+    """``[PATH] FILE``: one argument is the file, two are the database then the file."""
+    if len(args) == 1:
+        return db_path(ctx, ctx.params.get("sub_db")), args[0]
+    if len(args) == 2:
+        return db_path(ctx, Path(args[0])), args[1]
+    raise click.UsageError(f"give [PATH] {what}: the database (optional) then the {what}")
+
+
+def _read_jsonl(name: str) -> tuple[list[Any], list[str]]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{name} is not UTF-8 text: is it a memento export?") from None
+    records, labels = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"line {n}: not valid JSON ({exc.msg}); nothing was imported"
+            ) from None
+        labels.append(f"line {n}")
+    return records, labels
+
+
+@cli.command(name="import_data")
+@click.argument("args", nargs=-1, required=True, metavar="[PATH] FILE")
+@db_option
+@click.pass_context
+def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) -> None:
+    """Restore memories from `memento export` (alias: import-data). FILE `-` is stdin.
+
+    Lossless: same ids, timestamps and archived state. Memories already present are
+    skipped, so importing a file twice adds nothing. Every line is checked before anything
+    is written: a bad line is reported with its number and nothing is imported.
+
+    \b
+    Example:
+      memento import_data backup.jsonl
+      memento import-data ~/new.db backup.jsonl
+    """
+    target, name = _path_and_file(ctx, args, "FILE")
+    records, labels = _read_jsonl(name)
+    with open_memory(target, create=True) as memory, progress("Importing", len(records)) as bar:
+        counts = memory.import_records(records, progress=bar, labels=labels)
+    click.echo(
+        f"Imported {counts['added']} memories from {name} "
+        f"({counts['skipped']} already present)"
+    )
+
+
+@cli.command(name="import")
+@click.argument("args", nargs=-1, required=True, metavar="[PATH] SOURCE")
+@click.option(
+    "--from",
+    "format_",
+    type=click.Choice(["auto", "pmb", "mcp-memory-json", "mcp-memory-service"]),
+    default="auto",
+    show_default=True,
+    envvar="MEMENTO_IMPORT_FORMAT",
+    help="The format of SOURCE; auto detects it.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@db_option
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    format_: str,
+    dry_run: bool,
+    sub_db: Path | None,
+) -> None:
+    """Import another memory store: a foreign SQLite memory database (pmb), the MCP memory
+    server's memory.json (mcp-memory-json) or mcp-memory-service's SQLite file.
+
+    \b
+    Example:
+      memento import ~/.local/share/mcp-memory/sqlite_vec.db --dry-run
+      memento import memory.json --from mcp-memory-json
+    """
+    from .importers import read_source, write
+
+    target, source = _path_and_file(ctx, args, "SOURCE")
+    result = read_source(Path(source), format_)
+    if dry_run:
+        click.echo(
+            f"Would import {len(result.records)} memories from {source} ({result.format}):"
+        )
+        for rec in result.records:
+            key = f"[{rec['subject_key']}] " if rec.get("subject_key") else ""
+            text = " ".join(rec["content"].split())
+            text = text if len(text) <= 80 else text[:79] + "…"
+            click.echo(f"  {rec['kind']:<6}  imp={rec['importance']:.2f}  {key}{text}")
+    else:
+        with open_memory(target, create=True) as memory, progress(
+            "Importing", len(result.records)
+        ) as bar:
+            write(memory, result, progress=bar)
+        click.echo(
+            f"Imported {result.added} memories from {source} ({result.format}); "
+            f"{result.already_present} already present"
+        )
+    for reason in result.skipped:
+        click.echo(f"Skipped {reason}", err=True)
+
+
+@cli.command()
+@click.option("--all", "-a", "everything", is_flag=True, help="Re-encode every memory.")
+@db_option
+@click.pass_context
+def reembed(ctx: click.Context, everything: bool, sub_db: Path | None) -> None:
+    """Re-encode memories whose vector was made by another model (or all of them).
+
+    Runs in batches, one transaction each: an interrupted run resumes where it stopped.
+
+    \b
+    Example:
+      MEMENTO_EMBEDDING_MODEL=~/models/bge-small memento reembed
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        total = memory.stats()["total"]
+        with progress("Re-embedding", total) as bar:
+            done = memory.reembed(all=everything, progress=bar)
+        name = memory.embedder.name
+    click.echo(f"Re-embedded {done} memories with {name}")
+
+
+@cli.command()
+@click.option(
+    "--events", "-e", type=click.IntRange(1, 1000), default=10, show_default=True,
+    help="How many recent events.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@db_option
+@click.pass_context
+def about(ctx: click.Context, events: int, as_json: bool, sub_db: Path | None) -> None:
+    """What memento knows about the user: `user.*` facts, then the most recent events.
+
+    \b
+    Example:
+      memento about --events 5
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        data = memory.about(events=events)
+    if as_json:
+        echo_json({name: [r.to_dict() for r in records] for name, records in data.items()})
+        return
+    if not data["user"] and not data["events"]:
+        click.echo("Nothing about you yet. Store facts under user.* keys, e.g.")
+        click.echo('  memento store "I prefer dark mode" --subject-key user.theme')
+        return
+    click.echo("About you:")
+    for record in data["user"]:
+        click.echo(list_line(record))
+    if not data["user"]:
+        click.echo("  (no user.* facts)")
+    click.echo("Recent events:")
+    for record in data["events"]:
+        click.echo(list_line(record))
+    if not data["events"]:
+        click.echo("  (no events)")
+
+
+_hard = click.option("--hard", is_flag=True, help="Delete for good instead of archiving.")
+_yes = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@_hard
+@_yes
+@db_option
+@click.pass_context
+def forget(
+    ctx: click.Context, memory_id: str, hard: bool, yes: bool, sub_db: Path | None
+) -> None:
+    """Archive a memory (hidden from recall, `memento restore` brings it back), or delete
+    it for good with --hard.
+
+    \b
+    Example:
+      memento forget 01KVF2CKW772
+      memento forget 01KVF2CKW772 --hard --yes
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        record = memory.get(memory_id)
+        if hard:
+            confirm(f"Delete {record.short_id} ({record.content[:50]!r}) for good?", yes)
+        memory.forget(record.id, hard=hard)
+    click.echo(f"{'Deleted' if hard else 'Archived'} {record.short_id}")
+
+
+@cli.command(name="forget-prefix")
+@click.argument("prefix")
+@_hard
+@_yes
+@db_option
+@click.pass_context
+def forget_prefix(
+    ctx: click.Context, prefix: str, hard: bool, yes: bool, sub_db: Path | None
+) -> None:
+    """Archive (or delete with --hard) every memory whose subject_key starts with PREFIX.
+    `%` and `_` are ordinary characters.
+
+    \b
+    Example:
+      memento forget-prefix project.old --hard --yes
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        if hard:
+            confirm(f"Delete every memory whose subject_key starts with {prefix!r}?", yes)
+        count = memory.forget_prefix(prefix, hard=hard)
+    noun = "memory" if count == 1 else "memories"
+    click.echo(f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}")
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@db_option
+@click.pass_context
+def restore(ctx: click.Context, memory_id: str, sub_db: Path | None) -> None:
+    """Bring an archived memory back into recall.
+
+    \b
+    Example:
+      memento restore 01KVF2CKW772
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        record = memory.restore(memory_id)
+    click.echo(f"Restored {record.short_id}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``memento`` entry point: never a traceback for an expected error."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="memento")
+    except BrokenPipeError:  # `memento export | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line, with a way to see more
+        if os.environ.get("MEMENTO_DEBUG"):
+            raise
+        click.echo(
+            f"Error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
+            "(set MEMENTO_DEBUG=1 to see the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Paths and settings, read from the environment in one place.
+
+- ``MEMENTO_PATH``: the database file (default ``$XDG_DATA_HOME/memento/memory.db``, i.e.
+  ``~/.local/share/memento/memory.db``).
+- ``MEMENTO_EMBEDDING_MODEL``: a local model directory (manifest.json + model.onnx +
+  tokenizer.json) or a Hugging Face repo id; default: the model bundled with memento.
+- ``MEMENTO_REDACT``: ``off`` stores text verbatim; anything else redacts secrets first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+def default_db_path() -> Path:
+    """The database path from ``MEMENTO_PATH``, else the XDG data directory."""
+    env = os.environ.get("MEMENTO_PATH")
+    if env:
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(data_home).expanduser() / "memento" / "memory.db"
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
+    """An explicit path (``~`` expanded) or the default one, made absolute."""
+    chosen = Path(path).expanduser() if path not in (None, "") else default_db_path()
+    return chosen.absolute()
+
+
+def bundled_model_dir() -> Path:
+    """Where the bundled model lives: inside the installed package, or in a source checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "models" / BUNDLED_MODEL_NAME
+    if installed.is_dir():
+        return installed
+    return here.parent / "models" / BUNDLED_MODEL_NAME
+
+
+def embedding_model_spec() -> str | None:
+    """The value of ``MEMENTO_EMBEDDING_MODEL``, or None for the bundled model."""
+    value = os.environ.get("MEMENTO_EMBEDDING_MODEL", "").strip()
+    return value or None
+
+
+def redaction_enabled() -> bool:
+    """Secrets are redacted unless ``MEMENTO_REDACT`` is ``off`` (or 0/false/no)."""
+    return os.environ.get("MEMENTO_REDACT", "on").strip().lower() not in {"off", "0", "false", "no"}

@@ -1,0 +1,306 @@
+"""The eight checks of ``memento verify``.
+
+Each check returns a :class:`Check`: its name, PASS or FAIL, what it found, and for a
+failure the command or step that fixes it. Nothing here writes to the database, and no
+migration runs: verify looks at the file as it is. The model checks run even when the
+database does not open, since they do not need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from . import migrations, store
+from .config import resolve_db_path
+from .embedder import Embedder, check_files, read_manifest, resolve_model_dir
+from .errors import MementoError
+
+# The golden sentence must embed to its stored vector this closely (the manifest's vector
+# was computed by the shipped model itself, so only a changed model or runtime moves it).
+GOLDEN_ATOL = 1e-4
+GOLDEN_MIN_COSINE = 0.9999
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.ok else "FAIL"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
+
+
+def _pass(name: str, detail: str) -> Check:
+    return Check(name, True, detail)
+
+
+def _fail(name: str, detail: str, fix: str) -> Check:
+    return Check(name, False, detail, fix)
+
+
+NAMES = (
+    "file opens",
+    "integrity",
+    "schema version",
+    "sqlite-vec",
+    "fts index",
+    "vectors",
+    "model files",
+    "golden vector",
+)
+
+
+@contextlib.contextmanager
+def _connection(path: Path) -> Iterator[apsw.Connection | None]:
+    try:
+        conn = store.connect(path, create=False)
+    except MementoError:
+        yield None
+        return
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def run_checks(path: str | Path | None = None, model_dir: str | Path | None = None) -> list[Check]:
+    """All eight checks on the database at ``path`` (default: the configured one) and the
+    embedding model (default: the configured one)."""
+    db = resolve_db_path(path)
+    results = [check_opens(db)]
+    opened = results[0].ok
+    with _connection(db) if opened else contextlib.nullcontext() as conn:
+        for name, check in (
+            ("integrity", check_integrity),
+            ("schema version", check_schema),
+            ("sqlite-vec", check_sqlite_vec),
+            ("fts index", check_fts),
+        ):
+            if conn is None:
+                results.append(_not_checked(name))
+            else:
+                results.append(_guarded(name, check, conn))
+        model, model_check = _load_model(model_dir)
+        if conn is None:
+            results.append(_not_checked("vectors"))
+        else:
+            results.append(_guarded("vectors", check_vectors, conn, model))
+    results.append(model_check)
+    results.append(check_golden(model) if model_check.ok and model else _skipped_golden())
+    return results
+
+
+def _not_checked(name: str) -> Check:
+    return _fail(name, "not checked: the database did not open", "fix `file opens` first")
+
+
+def _skipped_golden() -> Check:
+    return _fail("golden vector", "not checked: the model files are not usable",
+                 "fix `model files` first")
+
+
+def _guarded(name: str, check: Any, *args: Any) -> Check:
+    try:
+        result: Check = check(*args)
+        return result
+    except (apsw.Error, MementoError) as exc:
+        return _fail(
+            name, f"check could not run: {exc}", "restore the file from a backup (memento export)"
+        )
+
+
+def check_opens(path: Path) -> Check:
+    """The file exists, is SQLite, and is a memento database (or an empty one)."""
+    name = "file opens"
+    if not path.exists():
+        return _fail(name, f"no database at {path}", "run `memento init`")
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            migrations.current_version(conn)
+        finally:
+            conn.close()
+    except apsw.Error as exc:
+        return _fail(
+            name,
+            store.describe_sqlite_error(exc, path),
+            "restore from a backup (`memento import_data`) or move it away and `memento init`",
+        )
+    except MementoError as exc:
+        return _fail(name, str(exc), "point --db or MEMENTO_PATH at a memento database")
+    return _pass(name, str(path))
+
+
+def check_integrity(conn: apsw.Connection) -> Check:
+    name = "integrity"
+    rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
+    if rows == ["ok"]:
+        return _pass(name, "PRAGMA integrity_check: ok")
+    return _fail(
+        name,
+        f"PRAGMA integrity_check: {'; '.join(map(str, rows[:3]))}",
+        "export what still reads (`memento export > backup.jsonl`), then `memento init "
+        "--force` and `memento import_data backup.jsonl`",
+    )
+
+
+def check_schema(conn: apsw.Connection) -> Check:
+    name = "schema version"
+    version = migrations.current_version(conn)
+    if version == migrations.LATEST:
+        return _pass(name, f"version {version} (current)")
+    if version > migrations.LATEST:
+        return _fail(
+            name,
+            f"version {version} is newer than this memento ({migrations.LATEST})",
+            "upgrade memento (pip install -U memento)",
+        )
+    return _fail(
+        name,
+        f"version {version}, current is {migrations.LATEST}",
+        "run `memento init` to upgrade the file in place",
+    )
+
+
+def check_sqlite_vec(conn: apsw.Connection) -> Check:
+    name = "sqlite-vec"
+    try:
+        version = conn.execute("SELECT vec_version()").fetchone()[0]
+    except apsw.Error as exc:
+        return _fail(name, f"sqlite-vec is not loaded: {exc}", "pip install -U sqlite-vec")
+    return _pass(name, f"sqlite-vec {version} loaded")
+
+
+def _has_table(conn: apsw.Connection, table: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = ? AND type = 'table'", (table,)
+    ).fetchone()
+    return row is not None
+
+
+def check_fts(conn: apsw.Connection, path: Path | None = None) -> Check:
+    """Every memory is in the FTS5 index and the index holds nothing else."""
+    name = "fts index"
+    if not _has_table(conn, "memory_fts"):
+        return _fail(name, "the memory_fts table is missing", "run `memento init`")
+    rebuild = (
+        "rebuild the index: sqlite3 <db> \"INSERT INTO memory_fts(memory_fts) "
+        "VALUES('rebuild')\""
+    )
+    memories = {r[0] for r in conn.execute("SELECT seq FROM memories")}
+    indexed = {r[0] for r in conn.execute("SELECT id FROM memory_fts_docsize")}
+    missing, extra = memories - indexed, indexed - memories
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} memories missing from the index")
+        if extra:
+            parts.append(f"{len(extra)} index rows without a memory")
+        return _fail(name, ", ".join(parts), rebuild)
+    try:
+        # Compares the index with the content of `memories`, term by term.
+        conn.execute("INSERT INTO memory_fts(memory_fts, rank) VALUES ('integrity-check', 1)")
+    except apsw.CorruptError:
+        return _fail(name, "the index does not match the memories' text", rebuild)
+    except apsw.ReadOnlyError:
+        pass  # a read-only file: the row comparison above is all we can do
+    return _pass(name, f"{len(memories)} memories indexed")
+
+
+def check_vectors(conn: apsw.Connection, model: Embedder | None) -> Check:
+    """One vector per memory, of the model's dimension, made by the model."""
+    name = "vectors"
+    dimension = store.vector_dimension(conn)
+    if dimension is None:
+        return _fail(name, "the memory_vec table is missing", "run `memento reembed`")
+    memories = {r[0] for r in conn.execute("SELECT seq FROM memories")}
+    vectors = {r[0] for r in conn.execute("SELECT rowid FROM memory_vec")}
+    missing, extra = memories - vectors, vectors - memories
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} memories without a vector")
+        if extra:
+            parts.append(f"{len(extra)} vectors without a memory")
+        return _fail(name, ", ".join(parts), "run `memento reembed --all`")
+    if model is None:
+        return _pass(name, f"{len(vectors)} vectors of {dimension} dimensions (model unknown)")
+    if dimension != model.dimension:
+        return _fail(
+            name,
+            f"vectors have {dimension} dimensions, the model {model.name} makes "
+            f"{model.dimension}",
+            "run `memento reembed`",
+        )
+    stale = conn.execute(
+        "SELECT count(*) FROM memories WHERE embedding_model IS NOT ?", (model.name,)
+    ).fetchone()[0]
+    if stale:
+        return _fail(
+            name, f"{stale} memories have vectors from another model", "run `memento reembed`"
+        )
+    return _pass(name, f"{len(vectors)} vectors of {dimension} dimensions from {model.name}")
+
+
+def _load_model(model_dir: str | Path | None) -> tuple[Embedder | None, Check]:
+    """The model (not yet loaded) and the `model files` check."""
+    name = "model files"
+    fix = "reinstall memento, or point MEMENTO_EMBEDDING_MODEL at an intact model directory"
+    try:
+        directory = Path(model_dir) if model_dir is not None else resolve_model_dir()
+        manifest = read_manifest(directory)
+    except MementoError as exc:
+        return None, _fail(name, str(exc), fix)
+    problems = check_files(directory, manifest)
+    if problems:
+        return None, _fail(name, "; ".join(problems), fix)
+    model = Embedder(directory)
+    files = ", ".join(sorted(manifest["files"]))
+    return model, _pass(name, f"{model.name} in {directory}: sha256 ok ({files})")
+
+
+def check_golden(model: Embedder) -> Check:
+    """The golden sentence of the manifest embeds to the manifest's golden vector."""
+    name = "golden vector"
+    golden = model.manifest.get("golden")
+    if not isinstance(golden, dict) or "text" not in golden or "vector" not in golden:
+        return _fail(
+            name,
+            "the model manifest has no golden sentence and vector",
+            "re-export the model (scripts/export_model.py) or reinstall memento",
+        )
+    import numpy as np
+
+    try:
+        got = model.embed([str(golden["text"])])[0]
+    except MementoError as exc:
+        return _fail(name, str(exc), "reinstall memento")
+    want = np.asarray(golden["vector"], dtype=np.float32)
+    if want.shape != got.shape:
+        return _fail(
+            name,
+            f"golden vector has {want.size} values, the model makes {got.size}",
+            "re-export the model (scripts/export_model.py) or reinstall memento",
+        )
+    cosine = float(np.dot(got, want) / max(np.linalg.norm(got) * np.linalg.norm(want), 1e-12))
+    if np.allclose(got, want, atol=GOLDEN_ATOL) or cosine >= GOLDEN_MIN_COSINE:
+        return _pass(name, f"{golden['text'][:40]!r} embeds as recorded (cosine {cosine:.5f})")
+    return _fail(
+        name,
+        f"golden sentence embeds differently (cosine {cosine:.5f} to the recorded vector)",
+        "reinstall memento (pip install --force-reinstall memento); check the onnxruntime "
+        "version",
+    )

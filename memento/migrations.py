@@ -1,0 +1,158 @@
+"""Schema migrations: small numbered functions, each applied in its own transaction and
+recorded in ``schema_version``. Opening an older file upgrades it in place; a file from a
+newer memento is refused rather than touched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import apsw
+
+from .dates import to_iso, utcnow
+from .errors import SchemaError
+
+
+def _v1_initial(conn: apsw.Connection, dimension: int) -> None:
+    conn.execute(
+        """
+        CREATE TABLE memories (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            content TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('fact', 'event', 'lesson')),
+            subject_key TEXT,
+            importance REAL NOT NULL CHECK (importance >= 0 AND importance <= 1),
+            metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+            source TEXT NOT NULL DEFAULT 'api',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            archived_at TEXT,
+            embedding_model TEXT
+        );
+        CREATE INDEX memories_created ON memories(created_at);
+        CREATE INDEX memories_subject ON memories(subject_key);
+
+        CREATE VIRTUAL TABLE memory_fts USING fts5(
+            content, subject_key,
+            content='memories', content_rowid='seq',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+            INSERT INTO memory_fts(rowid, content, subject_key)
+            VALUES (new.seq, new.content, new.subject_key);
+        END;
+        CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+            INSERT INTO memory_fts(memory_fts, rowid, content, subject_key)
+            VALUES ('delete', old.seq, old.content, old.subject_key);
+        END;
+        CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, subject_key ON memories BEGIN
+            INSERT INTO memory_fts(memory_fts, rowid, content, subject_key)
+            VALUES ('delete', old.seq, old.content, old.subject_key);
+            INSERT INTO memory_fts(rowid, content, subject_key)
+            VALUES (new.seq, new.content, new.subject_key);
+        END;
+        """
+    )
+    create_vector_table(conn, dimension)
+
+
+def _v2_settings_and_live_keys(conn: apsw.Connection, dimension: int) -> None:
+    """A settings table (which model the vectors belong to) and one live memory per key."""
+    conn.execute(
+        """
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE INDEX memories_kind ON memories(kind, created_at);
+        CREATE UNIQUE INDEX memories_live_subject ON memories(subject_key)
+            WHERE subject_key IS NOT NULL AND archived_at IS NULL;
+        """
+    )
+    row = conn.execute(
+        "SELECT embedding_model FROM memories WHERE embedding_model IS NOT NULL "
+        "GROUP BY embedding_model ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        conn.execute(
+            "INSERT INTO settings(key, value) VALUES ('embedding_model', ?)", (row[0],)
+        )
+
+
+def create_vector_table(conn: apsw.Connection, dimension: int) -> None:
+    """The vec0 table. Its metadata columns mirror ``memories`` so the kind, archived and
+    time filters run inside the KNN scan and stay exact. (A subject-key prefix is applied as
+    ``rowid IN (...)``: range filters on vec0 text columns fail in sqlite-vec 0.1.9 once keys
+    are longer than 12 bytes.)"""
+    conn.execute(
+        f"""
+        CREATE VIRTUAL TABLE memory_vec USING vec0(
+            embedding float[{int(dimension)}] distance_metric=cosine,
+            kind text,
+            archived integer,
+            created integer
+        )
+        """
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
+    (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
+    (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(conn: apsw.Connection) -> int:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if not has_table:
+        other = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchone()
+        if other is not None:
+            raise SchemaError(
+                "this SQLite file is not a memento database (it has other tables): "
+                "choose another path with --db or MEMENTO_PATH"
+            )
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def check_not_newer(version: int) -> None:
+    if version > LATEST:
+        raise SchemaError(
+            f"this database has schema version {version}, newer than this memento "
+            f"understands ({LATEST}): upgrade memento (pip install -U memento)"
+        )
+
+
+def migrate(conn: apsw.Connection, dimension: int, target: int | None = None) -> list[int]:
+    """Apply pending migrations up to ``target`` (default: all), each in its own
+    transaction, re-reading the version inside it so two processes never apply one twice.
+    Returns the numbers applied."""
+    target = LATEST if target is None else target
+    applied: list[int] = []
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = current_version(conn)
+            check_not_newer(version)
+            pending = [m for m in MIGRATIONS if version < m[0] <= target]
+            if not pending:
+                conn.execute("COMMIT")
+                return applied
+            number, description, step = pending[0]
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            step(conn, dimension)
+            conn.execute(
+                "INSERT INTO schema_version(version, description, applied_at) VALUES (?, ?, ?)",
+                (number, description, to_iso(utcnow())),
+            )
+            conn.execute("COMMIT")
+            applied.append(number)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

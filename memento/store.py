@@ -1,0 +1,413 @@
+"""SQLite storage: the one function that opens a connection, transactions, and the queries
+over ``memories``, ``memory_fts`` and ``memory_vec``.
+
+Rows of ``memories`` are keyed by an integer ``seq`` that is also the rowid of their FTS5
+and vec0 rows. FTS5 follows ``memories`` through triggers; the vector row is written by the
+same transaction as the memory (vectors are computed before the transaction starts).
+Vectors are little-endian float32 BLOBs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from .dates import from_iso
+from .errors import DatabaseError, InvalidInputError, ModelMismatchError
+from .records import MemoryRecord
+
+BUSY_TIMEOUT_MS = 30_000
+VEC_MAX_K = 4096
+COLUMNS = (
+    "seq, id, content, kind, subject_key, importance, metadata, source, "
+    "created_at, updated_at, archived_at, embedding_model"
+)
+
+
+def sqlite_vec_path() -> str:
+    """The sqlite-vec loadable extension, found without importing the ``sqlite_vec``
+    package (which imports numpy: 60-90 ms that ``memento --help`` should not pay)."""
+    spec = importlib.util.find_spec("sqlite_vec")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatabaseError("sqlite-vec is not installed: pip install sqlite-vec")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "vec0")
+
+
+def connect(path: Path, create: bool = True) -> apsw.Connection:
+    """Open the database: APSW, sqlite-vec loaded (and loading disabled again), WAL,
+    a busy timeout, foreign keys, synchronous=NORMAL and secure_delete.
+
+    A new file is created 0600 in a directory created 0700. A file this process cannot
+    write is opened read-only: reads work, writes fail with a clear error.
+    """
+    if not path.exists():
+        if not create:
+            raise DatabaseError(f"no memento database at {path}: run `memento init` first")
+        if not path.parent.exists():
+            try:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot create directory {path.parent} ({exc.strerror}): "
+                    "choose another path with --db or MEMENTO_PATH"
+                ) from None
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create {path} ({exc.strerror}): choose another path with --db "
+                "or MEMENTO_PATH"
+            ) from None
+    if path.is_dir():
+        raise DatabaseError(f"{path} is a directory: give the path of a database file")
+    readonly = not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE
+    try:
+        conn = apsw.Connection(str(path), flags=flags)
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        conn.enable_load_extension(True)
+        conn.load_extension(sqlite_vec_path())
+        conn.enable_load_extension(False)
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        conn.execute(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON"
+        )
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    return conn
+
+
+def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
+    if isinstance(exc, apsw.NotADBError):
+        return (
+            f"{path} is not a SQLite database or is corrupt: restore it from a backup "
+            "(`memento import_data`) or move it away and run `memento init`"
+        )
+    if isinstance(exc, apsw.CorruptError):
+        return f"{path} is corrupt: run `memento verify`, then restore from a backup"
+    if isinstance(exc, apsw.ReadOnlyError):
+        return f"{path} is read-only: fix its permissions to store or forget memories"
+    if isinstance(exc, apsw.BusyError):
+        return f"{path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s: retry"
+    if isinstance(exc, apsw.CantOpenError):
+        return f"cannot open {path}: check that the path and its directory are accessible"
+    if isinstance(exc, apsw.FullError):
+        return f"the disk holding {path} is full: free some space and retry"
+    return f"database error on {path}: {exc}"
+
+
+@contextlib.contextmanager
+def transaction(conn: apsw.Connection, write: bool = True) -> Iterator[None]:
+    """BEGIN IMMEDIATE for writes (the write lock is taken up front, so two writers queue
+    on the busy timeout instead of failing mid-way), BEGIN for a consistent read snapshot.
+    Rolls back on any error."""
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+    for attempt in range(5):
+        try:
+            conn.execute(begin)
+            break
+        except apsw.BusyError:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What recall restricts itself to. Applied inside both the KNN and the FTS queries."""
+
+    kinds: tuple[str, ...] | None = None
+    prefix: str = ""
+    since: str | None = None  # ISO, compared as text in memories
+    until: str | None = None
+    since_us: int | None = None  # microseconds, compared in memory_vec
+    until_us: int | None = None
+    include_archived: bool = False
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    if not prefix:
+        return None
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return None
+    nxt = last + 1
+    if 0xD800 <= nxt <= 0xDFFF:
+        nxt = 0xE000
+    return prefix[:-1] + chr(nxt)
+
+
+def memories_where(filters: Filters, alias: str = "m") -> tuple[str, list[Any]]:
+    """SQL conditions and bindings on ``memories`` for ``filters`` (exact)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not filters.include_archived:
+        clauses.append(f"{alias}.archived_at IS NULL")
+    if filters.kinds:
+        clauses.append(f"{alias}.kind IN ({','.join('?' * len(filters.kinds))})")
+        params.extend(filters.kinds)
+    if filters.prefix:
+        clauses.append(f"substr({alias}.subject_key, 1, ?) = ?")
+        params.extend([len(filters.prefix), filters.prefix])
+        upper = prefix_upper_bound(filters.prefix)
+        clauses.append(f"{alias}.subject_key >= ?")
+        params.append(filters.prefix)
+        if upper is not None:
+            clauses.append(f"{alias}.subject_key < ?")
+            params.append(upper)
+    if filters.since is not None:
+        clauses.append(f"{alias}.created_at >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append(f"{alias}.created_at <= ?")
+        params.append(filters.until)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _vec_where(filters: Filters) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not filters.include_archived:
+        clauses.append("archived = 0")
+    if filters.kinds:
+        clauses.append(f"kind IN ({','.join('?' * len(filters.kinds))})")
+        params.extend(filters.kinds)
+    if filters.prefix:
+        # The exact matches, found through the index on memories.subject_key.
+        where, where_params = memories_where(filters)
+        clauses.append(
+            f"rowid IN (SELECT m.seq FROM memories m WHERE {where})"
+        )
+        params.extend(where_params)
+    if filters.since_us is not None:
+        clauses.append("created >= ?")
+        params.append(filters.since_us)
+    if filters.until_us is not None:
+        clauses.append("created <= ?")
+        params.append(filters.until_us)
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+# ---- schema facts -------------------------------------------------------------------
+
+_DIM = re.compile(r"float\[(\d+)\]", re.IGNORECASE)
+
+
+def vector_dimension(conn: apsw.Connection) -> int | None:
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'memory_vec'"
+    ).fetchone()
+    if row is None:
+        return None
+    match = _DIM.search(row[0] or "")
+    return int(match.group(1)) if match else None
+
+
+def get_setting(conn: apsw.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_setting(conn: apsw.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO settings(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def check_vectors(conn: apsw.Connection, model_name: str, dimension: int) -> None:
+    """Raise ModelMismatchError when stored vectors cannot be compared with this model's."""
+    stored_dim = vector_dimension(conn)
+    if stored_dim is not None and stored_dim != dimension:
+        raise ModelMismatchError(
+            f"the vectors in this database have {stored_dim} dimensions but the model "
+            f"{model_name} makes {dimension}: run `memento reembed`"
+        )
+    stored_model = get_setting(conn, "embedding_model")
+    if stored_model is not None and stored_model != model_name:
+        stale = conn.execute(
+            "SELECT count(*) FROM memories WHERE embedding_model IS NOT ?", (model_name,)
+        ).fetchone()[0]
+        if stale:
+            raise ModelMismatchError(
+                f"{stale} memories have vectors from model {stored_model}, not {model_name}: "
+                "run `memento reembed`"
+            )
+
+
+# ---- rows -----------------------------------------------------------------------------
+
+
+def row_to_record(row: Sequence[Any], score: float | None = None) -> MemoryRecord:
+    return MemoryRecord(
+        id=row[1],
+        content=row[2],
+        kind=row[3],
+        subject_key=row[4],
+        importance=float(row[5]),
+        metadata=json.loads(row[6]) if row[6] else {},
+        source=row[7],
+        created_at=from_iso(row[8]),
+        updated_at=from_iso(row[9]),
+        archived_at=from_iso(row[10]) if row[10] else None,
+        score=score,
+    )
+
+
+def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    out: dict[int, tuple[Any, ...]] = {}
+    for start in range(0, len(seqs), 500):
+        part = list(seqs[start : start + 500])
+        marks = ",".join("?" * len(part))
+        for row in conn.execute(f"SELECT {COLUMNS} FROM memories WHERE seq IN ({marks})", part):
+            out[row[0]] = tuple(row)
+    return out
+
+
+def find_by_id(conn: apsw.Connection, prefix: str) -> list[tuple[Any, ...]]:
+    """Rows whose id starts with ``prefix`` (already normalised); at most two."""
+    if len(prefix) == 26:
+        rows = conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id = ?", (prefix,))
+    else:
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM memories WHERE id >= ? AND id < ? LIMIT 2",
+            (prefix, prefix + "~"),
+        )
+    return [tuple(r) for r in rows]
+
+
+def find_live_subject(conn: apsw.Connection, subject_key: str) -> tuple[Any, ...] | None:
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM memories WHERE subject_key = ? AND archived_at IS NULL",
+        (subject_key,),
+    ).fetchone()
+    return None if row is None else tuple(row)
+
+
+# ---- writes ---------------------------------------------------------------------------
+
+
+def insert(conn: apsw.Connection, values: dict[str, Any], vector: bytes, created_us: int) -> int:
+    conn.execute(
+        "INSERT INTO memories(id, content, kind, subject_key, importance, metadata, source, "
+        "created_at, updated_at, archived_at, embedding_model) VALUES "
+        "(:id, :content, :kind, :subject_key, :importance, :metadata, :source, "
+        ":created_at, :updated_at, :archived_at, :embedding_model)",
+        values,
+    )
+    seq = conn.last_insert_rowid()
+    conn.execute(
+        "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) VALUES (?, ?, ?, ?, ?)",
+        (seq, vector, values["kind"], int(values["archived_at"] is not None), created_us),
+    )
+    return seq
+
+
+def update(
+    conn: apsw.Connection,
+    seq: int,
+    values: dict[str, Any],
+    vector: bytes | None,
+    created_us: int,
+) -> None:
+    """Replace the given columns of one memory and keep its vector row in step."""
+    if values:
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        conn.execute(f"UPDATE memories SET {assignments} WHERE seq = :seq", {**values, "seq": seq})
+    row = conn.execute("SELECT kind, archived_at FROM memories WHERE seq = ?", (seq,)).fetchone()
+    meta = (row[0], int(row[1] is not None), created_us)
+    if vector is not None:
+        conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
+        conn.execute(
+            "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (seq, vector, *meta),
+        )
+    else:
+        conn.execute(
+            "UPDATE memory_vec SET kind = ?, archived = ?, created = ? WHERE rowid = ?",
+            (*meta, seq),
+        )
+
+
+def delete(conn: apsw.Connection, seqs: Sequence[int]) -> None:
+    for seq in seqs:
+        conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
+        conn.execute("DELETE FROM memories WHERE seq = ?", (seq,))
+
+
+def purge_deleted_text(conn: apsw.Connection) -> None:
+    """Rewrite the FTS5 index so deleted text no longer sits in old segments (used after a
+    hard forget; secure_delete zeroes the freed pages)."""
+    conn.execute("INSERT INTO memory_fts(memory_fts) VALUES ('optimize')")
+
+
+def checkpoint(conn: apsw.Connection) -> None:
+    """Copy the WAL into the database and truncate it, so old page images leave the disk."""
+    with contextlib.suppress(apsw.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+# ---- search ---------------------------------------------------------------------------
+
+
+def knn(
+    conn: apsw.Connection, vector: bytes, k: int, filters: Filters
+) -> list[tuple[int, float]]:
+    """The k nearest live vectors by cosine distance, filters applied inside the scan."""
+    where, params = _vec_where(filters)
+    sql = (
+        "SELECT rowid, distance FROM memory_vec WHERE embedding MATCH ? AND k = ?"
+        f"{where} ORDER BY distance"
+    )
+    return [
+        (int(r[0]), float(r[1]))
+        for r in conn.execute(sql, [vector, min(int(k), VEC_MAX_K), *params])
+    ]
+
+
+def keyword(
+    conn: apsw.Connection, match: str, k: int, filters: Filters
+) -> list[tuple[int, float]]:
+    """FTS5 BM25 hits (lower is better, as SQLite returns it), filters applied exactly."""
+    where, params = memories_where(filters)
+    sql = (
+        "SELECT m.seq, bm25(memory_fts, 1.0, 0.5) AS rank FROM memory_fts "
+        "JOIN memories m ON m.seq = memory_fts.rowid "
+        f"WHERE memory_fts MATCH ? AND {where} ORDER BY rank LIMIT ?"
+    )
+    try:
+        rows = conn.execute(sql, [match, *params, int(k)])
+        return [(int(r[0]), float(r[1])) for r in rows]
+    except apsw.SQLError as exc:  # should not happen: queries are built from quoted terms
+        raise InvalidInputError(f"keyword query could not be run: {exc}") from None
+
+
+def count_matching(conn: apsw.Connection, filters: Filters) -> int:
+    where, params = memories_where(filters)
+    return int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0])
+
+

@@ -1,0 +1,144 @@
+"""Checks on everything a caller hands to memento, shared by the API, the CLI and MCP.
+
+Each function returns the normalised value or raises :class:`InvalidInputError` whose
+message says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .errors import InvalidInputError
+from .records import KINDS
+
+MAX_CONTENT_CHARS = 100_000
+MAX_SUBJECT_KEY_CHARS = 256
+MAX_LIMIT = 1000
+
+
+def _check_text(value: str, name: str) -> None:
+    if "\x00" in value:
+        raise InvalidInputError(f"{name} contains a NUL character (\\x00): remove it and retry")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{name} is not valid Unicode (lone surrogate at position {exc.start}): "
+            "send UTF-8 text"
+        ) from None
+
+
+def content(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"content must be text, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError("content is empty: give the text to remember")
+    if len(value) > MAX_CONTENT_CHARS:
+        raise InvalidInputError(
+            f"content is {len(value):,} characters, over the limit of {MAX_CONTENT_CHARS:,}: "
+            "split it into several memories"
+        )
+    _check_text(value, "content")
+    return value.strip()
+
+
+def kind(value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() in KINDS:
+        return value.strip().lower()
+    shown = value if isinstance(value, str) else type(value).__name__
+    raise InvalidInputError(f"kind {str(shown)[:40]!r} is not valid: use one of {', '.join(KINDS)}")
+
+
+def optional_kind(value: object) -> str | None:
+    return None if value is None or value == "" else kind(value)
+
+
+def importance(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(
+            f"importance must be a number between 0 and 1, got {type(value).__name__}"
+        )
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise InvalidInputError(f"importance must be between 0 and 1, got {value!r}")
+    return number
+
+
+def subject_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"subject_key must be text, got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > MAX_SUBJECT_KEY_CHARS:
+        raise InvalidInputError(
+            f"subject_key is {len(text)} characters, over {MAX_SUBJECT_KEY_CHARS}: "
+            "use a short dotted key such as user.theme"
+        )
+    _check_text(text, "subject_key")
+    return text
+
+
+def prefix(value: object, name: str = "subject_key prefix") -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be text, got {type(value).__name__}")
+    _check_text(value, name)
+    return value.strip()
+
+
+def metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            f"metadata must be a JSON object (a dict), got {type(value).__name__}"
+        )
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"metadata is not JSON-serialisable ({exc}): use strings, numbers, booleans, "
+            "lists and objects"
+        ) from None
+    _check_text(text, "metadata")
+    if len(text) > MAX_CONTENT_CHARS:
+        raise InvalidInputError(f"metadata is over {MAX_CONTENT_CHARS:,} characters as JSON")
+    return json.loads(text)
+
+
+def source(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError("source must be a non-empty string such as 'api' or 'cli'")
+    _check_text(value, "source")
+    return value.strip()[:100]
+
+
+def limit(value: object, name: str = "limit") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(
+            f"{name} must be a whole number between 1 and {MAX_LIMIT}, got {value!r}"
+        )
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidInputError(f"{name} must be between 1 and {MAX_LIMIT}, got {value}")
+    return value
+
+
+def query(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError("query is empty: give words to search for")
+    _check_text(value, "query")
+    return value.strip()[:MAX_CONTENT_CHARS]
+
+
+def min_score(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidInputError(f"min_score must be a number, got {value!r}")
+    return float(value)

@@ -1,0 +1,74 @@
+"""Shared fixtures: real SQLite files in a temp dir and the real bundled model.
+
+The embedder is loaded once per session and shared, because loading it is the slow part;
+every test still gets a fresh database file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memento import Memory
+from memento.embedder import Embedder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test touches the user's real database or picks up their settings."""
+    monkeypatch.setenv("MEMENTO_PATH", str(tmp_path / "default" / "memory.db"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MEMENTO_EMBEDDING_MODEL", raising=False)
+    monkeypatch.delenv("MEMENTO_REDACT", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real bundled model, loaded once."""
+    model = Embedder()
+    model.load()
+    return model
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memory.db"
+
+
+@pytest.fixture
+def memory(db_path: Path, embedder: Embedder) -> Iterator[Memory]:
+    with Memory(path=db_path, embedder=embedder) as m:
+        yield m
+
+
+class HashEmbedder:
+    """A stand-in model for storage mechanics only (never for recall quality): each text
+    maps to a fixed pseudo-random unit vector, so equal texts get equal vectors."""
+
+    def __init__(self, dimension: int = 384, name: str = "test-hash") -> None:
+        self.name = name
+        self.dimension = dimension
+        self.loaded = True
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, texts, batch_size: int = 32):
+        import hashlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            row = np.random.default_rng(seed).standard_normal(self.dimension)
+            out[i] = row / np.linalg.norm(row)
+        return out
+
+
+@pytest.fixture
+def hash_embedder() -> HashEmbedder:
+    return HashEmbedder()

@@ -1,0 +1,120 @@
+"""The bundled ONNX model: fidelity to sentence-transformers, checksums, lazy loading and
+model selection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memento import Memory, ModelError
+from memento.config import bundled_model_dir
+from memento.embedder import Embedder, read_manifest, resolve_model_dir, sha256_file
+
+FIXTURE = Path(__file__).parent / "fixtures" / "reference_embeddings.json"
+
+
+def test_fidelity_to_sentence_transformers(embedder: Embedder) -> None:
+    """Reference vectors were computed once with sentence-transformers (torch) by
+    scripts/export_model.py; the shipped int8 model must stay close to them."""
+    reference = json.loads(FIXTURE.read_text())
+    expected = np.array(reference["embeddings"], dtype=np.float32)
+    got = embedder.embed(reference["sentences"])
+    cosines = (got * expected).sum(axis=1)
+    assert len(reference["sentences"]) >= 45
+    assert cosines.mean() >= 0.99, cosines.mean()
+    assert cosines.min() >= 0.95, (cosines.min(), reference["sentences"][cosines.argmin()])
+    # Each sentence's nearest neighbour among the others is the reference's.
+    ours = got @ got.T
+    theirs = expected @ expected.T
+    np.fill_diagonal(ours, -1)
+    np.fill_diagonal(theirs, -1)
+    assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).all()
+
+
+def test_vectors_are_unit_length_and_batching_does_not_change_them(embedder: Embedder) -> None:
+    texts = ["ok", "A much longer sentence about configuring the build system " * 3, "日本語"]
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed_one(t) for t in texts])
+    assert together.shape == (3, 384) and together.dtype == np.float32
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_long_input_is_truncated_at_256_tokens(embedder: Embedder) -> None:
+    words = " ".join(f"word{i}" for i in range(2000))
+    a = embedder.embed_one(words)
+    b = embedder.embed_one(words + " and a different ending that is far past the limit")
+    assert np.allclose(a, b, atol=1e-6)
+
+
+def test_golden_vector_matches(embedder: Embedder) -> None:
+    golden = embedder.manifest["golden"]
+    vector = embedder.embed_one(golden["text"])
+    assert float(vector @ np.array(golden["vector"], dtype=np.float32)) > 0.9999
+
+
+def test_manifest_records_every_file_hash() -> None:
+    directory = bundled_model_dir()
+    manifest = read_manifest(directory)
+    assert manifest["dimension"] == 384 and manifest["max_seq_length"] == 256
+    assert manifest["pooling"] == "mean" and manifest["normalized"] is True
+    for name in ("model.onnx", "tokenizer.json"):
+        assert manifest["files"][name] == sha256_file(directory / name)
+
+
+def _copy_model(tmp_path: Path) -> Path:
+    target = tmp_path / "model-copy"
+    shutil.copytree(bundled_model_dir(), target)
+    return target
+
+
+def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
+    copy = _copy_model(tmp_path)
+    with (copy / "tokenizer.json").open("a") as handle:
+        handle.write(" ")
+    with pytest.raises(ModelError, match="does not match its sha256"):
+        Embedder(copy).embed(["hello"])
+
+
+def test_local_model_directory_from_environment(tmp_path: Path, monkeypatch) -> None:
+    copy = _copy_model(tmp_path)
+    monkeypatch.setenv("MEMENTO_EMBEDDING_MODEL", str(copy))
+    assert resolve_model_dir() == copy
+    with Memory(path=tmp_path / "m.db") as m:
+        assert m.embedder.model_dir == copy
+        m.store("Local model directories work", kind="fact")
+        assert m.recall("local model")[0].content == "Local model directories work"
+
+
+def test_hub_model_fails_clearly_offline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MEMENTO_EMBEDDING_MODEL", "someone/some-embedding-model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot fetch model 'someone/some-embedding-model'"):
+        resolve_model_dir()
+
+
+def test_nonsense_model_setting_is_explained(monkeypatch) -> None:
+    monkeypatch.setenv("MEMENTO_EMBEDDING_MODEL", "/no/such/dir")
+    with pytest.raises(ModelError, match="neither a model directory"):
+        resolve_model_dir()
+
+
+def test_importing_and_opening_do_not_load_onnxruntime(tmp_path: Path) -> None:
+    code = (
+        "import sys; from memento import Memory; m = Memory(path=sys.argv[1]); "
+        "m.stats(); m.recent(); "
+        "print(sorted(n for n in ('onnxruntime', 'mcp', 'tokenizers') if n in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "lazy.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"

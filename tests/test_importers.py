@@ -1,0 +1,208 @@
+"""Importers from other memory stores, each on a small file of its format built here."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memento import InvalidInputError, Memory, cli
+from memento.embedder import Embedder
+from memento.importers import detect_format, import_source
+from memento.importers.mcp_memory_json import import_mcp_memory_json
+from memento.importers.mcp_memory_service import import_mcp_memory_service
+from memento.importers.pmb import import_pmb
+
+
+@pytest.fixture(autouse=True)
+def _one_model(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cli._embedders, None, embedder)
+
+
+@pytest.fixture
+def pmb_file(tmp_path: Path) -> Path:
+    """A foreign memory database with the usual column names but none of memento's."""
+    path = tmp_path / "pmb.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE memories (id INTEGER PRIMARY KEY, text TEXT, category TEXT, "
+        "priority INTEGER, topic TEXT, timestamp REAL, tags TEXT, mood TEXT, deleted_at TEXT)"
+    )
+    conn.executemany(
+        "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (1, "The user prefers tabs over spaces", "preference", 8, "user.indent",
+             1763978400.0, '["style", "editor"]', "calm", None),
+            (2, "Met with Dana about the billing migration", "episode", 5, None,
+             "2026-10-01 14:00:00", "meeting,billing", None, None),
+            (3, "Never deploy on Fridays", "insight", 0.9, "ops.fridays", None, None, None,
+             None),
+            (4, "   ", "fact", 3, None, None, None, None, None),
+            (5, "The old VPN host was vpn1", "fact", 2, "infra.vpn", None, None, None,
+             "2026-09-01T00:00:00Z"),
+        ],
+    )
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def mcp_json_file(tmp_path: Path) -> Path:
+    path = tmp_path / "memory.json"
+    lines = [
+        {"type": "entity", "name": "John Smith", "entityType": "person",
+         "observations": ["Speaks fluent Spanish", "Prefers morning meetings"]},
+        {"type": "entity", "name": "Anthropic", "entityType": "organization",
+         "observations": []},
+        {"type": "relation", "from": "John Smith", "to": "Anthropic",
+         "relationType": "works_at"},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def service_file(tmp_path: Path) -> Path:
+    """An mcp-memory-service sqlite_vec database (its memories table; no vectors needed)."""
+    path = tmp_path / "sqlite_vec.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE memories (id INTEGER PRIMARY KEY AUTOINCREMENT, content_hash TEXT "
+        "UNIQUE NOT NULL, content TEXT NOT NULL, tags TEXT, memory_type TEXT, metadata TEXT, "
+        "created_at REAL, updated_at REAL, created_at_iso TEXT, updated_at_iso TEXT, "
+        "deleted_at REAL)"
+    )
+    conn.executemany(
+        "INSERT INTO memories(content_hash, content, tags, memory_type, metadata, created_at, "
+        "updated_at, created_at_iso, updated_at_iso, deleted_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            ("h1", "The API uses FastAPI with SQLAlchemy", "python,api", "note",
+             '{"project": "billing"}', 1762000000.0, 1762000100.0, None, None, None),
+            ("h2", "Debugging session: fixed the flaky login test", "testing", "session",
+             "{}", 1763000000.0, 1763000000.0, None, None, None),
+            ("h3", "Old note that was deleted", "", "note", None, 1761000000.0,
+             1761000000.0, None, None, 1761500000.0),
+        ],
+    )
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_pmb_maps_columns_by_usual_names(memory: Memory, pmb_file: Path) -> None:
+    result = import_pmb(memory, pmb_file)
+    assert (result.added, result.already_present) == (4, 0)
+    assert result.skipped == ["memories row 4: empty or oversized content"]
+    by_text = {r["content"]: r for r in memory.export()}
+    tabs = by_text["The user prefers tabs over spaces"]
+    assert tabs["kind"] == "fact" and tabs["importance"] == 0.8
+    assert tabs["subject_key"] == "user.indent"
+    assert tabs["created_at"].startswith("2025-11-24T10:00:00")
+    assert tabs["metadata"]["tags"] == ["style", "editor"]
+    assert tabs["metadata"]["original_kind"] == "preference"
+    assert tabs["metadata"]["pmb"] == {"mood": "calm"}
+    meeting = by_text["Met with Dana about the billing migration"]
+    assert meeting["kind"] == "event" and meeting["metadata"]["tags"] == ["meeting", "billing"]
+    assert meeting["created_at"].startswith("2026-10-01T14:00:00")
+    lesson = by_text["Never deploy on Fridays"]
+    assert lesson["kind"] == "lesson" and lesson["importance"] == 0.9
+    assert by_text["The old VPN host was vpn1"]["archived_at"].startswith("2026-09-01")
+    assert memory.recall("which indentation does the user like")[0].content == tabs["content"]
+    again = import_pmb(memory, pmb_file)
+    assert (again.added, again.already_present) == (0, 4)
+    assert memory.stats()["total"] == 4
+
+
+def test_pmb_dry_run_writes_nothing(memory: Memory, pmb_file: Path) -> None:
+    result = import_pmb(memory, pmb_file, dry_run=True)
+    assert len(result.records) == 4 and result.added == 0
+    assert memory.stats()["total"] == 0
+
+
+def test_mcp_memory_json_entities_and_relations(memory: Memory, mcp_json_file: Path) -> None:
+    result = import_mcp_memory_json(memory, mcp_json_file)
+    assert result.added == 4
+    keys = {r["subject_key"]: r for r in memory.export()}
+    assert keys["john_smith.1"]["content"] == "John Smith: Speaks fluent Spanish"
+    assert keys["john_smith.2"]["metadata"] == {"entity": "John Smith", "entity_type": "person"}
+    assert keys["anthropic.type"]["content"] == "Anthropic is a organization"
+    assert keys["john_smith.works_at.anthropic"]["content"] == "John Smith works at Anthropic"
+    assert all(r["kind"] == "fact" for r in keys.values())
+    assert [r.subject_key for r in memory.browse("john_smith.")] == [
+        "john_smith.1", "john_smith.2", "john_smith.works_at.anthropic"
+    ]
+    assert memory.recall("what languages does John speak")[0].subject_key == "john_smith.1"
+    assert import_mcp_memory_json(memory, mcp_json_file).added == 0
+
+
+def test_mcp_memory_json_graph_object_and_bad_line(memory: Memory, tmp_path: Path) -> None:
+    whole = tmp_path / "graph.json"
+    whole.write_text(json.dumps({
+        "entities": [{"name": "Ada", "entityType": "person", "observations": ["Writes Rust"]}],
+        "relations": [],
+    }), encoding="utf-8")
+    assert import_source(memory, whole).added == 1
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "entity", "name": "A", "observations": ["x"]}\n{oops\n',
+                      encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="line 2: not valid JSON"):
+        import_source(memory, broken, "mcp-memory-json")
+    assert memory.stats()["total"] == 1
+
+
+def test_mcp_memory_service(memory: Memory, service_file: Path) -> None:
+    result = import_mcp_memory_service(memory, service_file)
+    assert result.added == 3
+    by_text = {r["content"]: r for r in memory.export()}
+    api = by_text["The API uses FastAPI with SQLAlchemy"]
+    assert api["kind"] == "fact" and api["metadata"]["tags"] == ["python", "api"]
+    assert api["metadata"]["project"] == "billing" and api["metadata"]["memory_type"] == "note"
+    assert api["created_at"].startswith("2025-11-01T12:26:40")
+    session = by_text["Debugging session: fixed the flaky login test"]
+    assert session["kind"] == "event"
+    assert by_text["Old note that was deleted"]["archived_at"] is not None
+    assert [r.content for r in memory.recall("web framework of the API", limit=1)] == [
+        api["content"]
+    ]
+    assert import_mcp_memory_service(memory, service_file).added == 0
+
+
+def test_detect_format(
+    tmp_path: Path, pmb_file: Path, mcp_json_file: Path, service_file: Path
+) -> None:
+    assert detect_format(pmb_file) == "pmb"
+    assert detect_format(mcp_json_file) == "mcp-memory-json"
+    assert detect_format(service_file) == "mcp-memory-service"
+    export = tmp_path / "backup.jsonl"
+    export.write_text(json.dumps({"id": "x", "content": "y", "kind": "fact"}) + "\n")
+    with pytest.raises(InvalidInputError, match="memento import_data"):
+        detect_format(export)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some notes\n")
+    with pytest.raises(InvalidInputError, match="--from"):
+        detect_format(notes)
+
+
+def test_cli_import_detects_and_dry_runs(
+    db_path: Path, mcp_json_file: Path, service_file: Path
+) -> None:
+    runner = CliRunner()
+    dry = runner.invoke(cli.cli, ["--db", str(db_path), "import", str(mcp_json_file),
+                                  "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    lines = dry.stdout.splitlines()
+    assert lines[0] == f"Would import 4 memories from {mcp_json_file} (mcp-memory-json):"
+    assert "  fact    imp=0.50  [john_smith.1] John Smith: Speaks fluent Spanish" in lines
+    assert not db_path.exists()
+    real = runner.invoke(cli.cli, ["import", str(db_path), str(service_file)])
+    assert real.exit_code == 0, real.output
+    assert real.stdout.strip() == (
+        f"Imported 3 memories from {service_file} (mcp-memory-service); 0 already present"
+    )
+    forced = runner.invoke(cli.cli, ["--db", str(db_path), "import", str(service_file),
+                                     "--from", "mcp-memory-json"])
+    assert forced.exit_code == 1 and "not UTF-8 text" in forced.stderr
