@@ -66,11 +66,21 @@ GROUPS = ("embedding", "startup", "memory", "scale", "quality")
 RESULTS_SCHEMA = 1
 
 # Store sizes for the scale group. Each size grows the same store, so a larger preset only
-# adds steps; issue 8 adds "1m": (1_000, 10_000, 100_000, 1_000_000).
+# adds steps. "1m" (issue 8) also takes 40,000 real sentences as the synthetic pool (their
+# vectors cached in --workdir) and measures the large-store index against the exact scan.
 SCALES: dict[str, tuple[int, ...]] = {
     "quick": (1_000, 10_000),
     "standard": (1_000, 10_000, 100_000),
+    "1m": (10_000, 100_000, 1_000_000),
 }
+SCALE_1M_SENTENCES = 40_000
+# Candidate pools whose recall@10 against the exact scan is measured at each size.
+POOL_SIZES = (250, 500, 1_000, 2_000)
+# Synthetic rows with a subject key (bench.rare.<n>): one in this many, for a prefix filter
+# that matches few memories.
+RARE_KEY_EVERY = 10_000
+# Queries whose exact top 10 (the vec0 brute-force scan, seconds each at 1M) is computed.
+EXACT_QUERIES = 50
 # Synthetic rows: a real sentence's vector plus Gaussian noise of this total norm, then
 # re-normalised; cosine to the original is about 1/sqrt(1 + SIGMA^2) = 0.96.
 PERTURB_SIGMA = 0.3
@@ -112,11 +122,12 @@ class Settings:
         sizes = args.sizes or SCALES[scale]
         return cls(
             quick=quick,
-            sentences=args.sentences or (500 if quick else 2_000),
+            sentences=args.sentences
+            or (SCALE_1M_SENTENCES if scale == "1m" else 500 if quick else 2_000),
             latency_queries=args.queries or (50 if quick else 200),
             embed_repeats=3,
             sizes=tuple(sorted(sizes)),
-            store_batch=args.store_batch or (500 if quick else 1_000),
+            store_batch=args.store_batch or (500 if quick or scale == "1m" else 1_000),
             recall_queries=args.queries or (50 if quick else 100),
             help_runs=5 if quick else 10,
             search_runs=3 if quick else 7,
@@ -399,10 +410,25 @@ class Context:
         return self._embedder
 
     def pool(self) -> Any:
-        """int8 vectors of the embedding sentences (computed here if embedding was skipped)."""
+        """int8 vectors of the embedding sentences (computed here if embedding was skipped).
+        Cached in the workdir as ``scifact-vectors-<n>.npy`` (the first n sentences in corpus
+        order, so a cache of more sentences serves too): embedding 40,000 sentences takes
+        ~6 minutes here."""
         if self.pool_vectors is None:
-            self.log(f"embedding {len(self.sentences)} sentences for the synthetic rows")
+            import numpy as np
+
+            n = len(self.sentences)
+            cached = sorted(self.workdir.glob("scifact-vectors-*.npy"))
+            for path in cached:
+                vectors = np.load(path, mmap_mode="r")
+                if len(vectors) >= n:
+                    self.log(f"synthetic rows: sentence vectors from {path}")
+                    self.pool_vectors = np.array(vectors[:n], dtype=np.float32)
+                    return self.pool_vectors
+            self.log(f"embedding {n} sentences for the synthetic rows")
             self.pool_vectors = self.embedder.embed(self.sentences)
+            if n >= 10_000:
+                np.save(self.workdir / f"scifact-vectors-{n}.npy", self.pool_vectors)
         return self.pool_vectors
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -834,8 +860,11 @@ def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[s
     embedded by the shipped model) plus noise, with the matching sentence as text.
 
     Row i (counting from ``offset`` across calls) takes sentence i mod P; the first P rows
-    are the exact vectors, later ones v + N(0, (SIGMA^2 / 384) I), re-normalised. Kinds
-    cycle 3 fact : 2 event : 1 lesson; creation times spread over the past 365 days.
+    are the exact vectors, later ones v + N(0, (SIGMA^2 / 384) I), re-normalised, whose text
+    is the sentence followed by the first three words of another (sentence i * 7919 mod P),
+    so FTS5 does not index P identical copies. Kinds cycle 3 fact : 2 event : 1 lesson;
+    creation times spread over the past 365 days; one row in RARE_KEY_EVERY has the subject
+    key ``bench.rare.<i>``.
     Written with ``store.insert`` in one transaction per 5,000 rows, as store_many would
     write them, minus the embedding and the near-duplicate check."""
     import numpy as np
@@ -868,11 +897,17 @@ def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[s
             for row, i in enumerate(index.tolist()):
                 created = now - timedelta(days=i % 365, seconds=i)
                 iso = to_iso(created)
+                text = sentences[i % len(sentences)]
+                if i >= len(sentences):
+                    other = sentences[(i * 7919) % len(sentences)].split()[:3]
+                    text = f"{text} {' '.join(other)}"
                 values = {
                     "id": new_id(int(created.timestamp() * 1000)),
-                    "content": sentences[i % len(sentences)],
+                    "content": text,
                     "kind": SYNTHETIC_KINDS[i % len(SYNTHETIC_KINDS)],
-                    "subject_key": None,
+                    "subject_key": (
+                        f"bench.rare.{i:08d}" if i % RARE_KEY_EVERY == RARE_KEY_EVERY - 1 else None
+                    ),
                     "importance": 0.5,
                     "metadata": "{}",
                     "source": "bench",
@@ -912,6 +947,116 @@ def time_recall(memory: Any, queries: list[str]) -> dict[str, Any]:
         out[f"{label}_ms_p50"] = ms(percentile(samples, 50))
         out[f"{label}_ms_p95"] = ms(percentile(samples, 95))
     return out
+
+
+def rss_mib() -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def common_word_queries(memory: Any, count: int) -> list[str]:
+    """Queries made only of the words most memories contain (after the stopwords): three of
+    the 12 most frequent indexed terms each, e.g. "cell patient studi"."""
+    import apsw
+
+    from memento.recall import STOPWORDS
+
+    tokenize = memory.conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"])
+    stems = {t[2] for w in STOPWORDS for t in tokenize(w.encode(), apsw.FTS5_TOKENIZE_QUERY, None)}
+    terms = [
+        r[0]
+        for r in memory.conn.execute(
+            "SELECT term FROM memory_fts_vocab WHERE term GLOB '[a-z][a-z][a-z]*' "
+            "ORDER BY doc DESC LIMIT 60"
+        )
+        if r[0] not in stems and r[0] not in STOPWORDS
+    ][:12]
+    return [" ".join(terms[(n + j * 5) % len(terms)] for j in range(3)) for n in range(count)]
+
+
+def index_measures(memory: Any, queries: list[str], vectors: list[bytes]) -> dict[str, Any]:
+    """The large-store index (forced, whatever the size) against the exact vec0 scan that
+    small stores use: latency of each, recall@10 of the index per candidate pool, filtered
+    recall (with the query embedding), and keyword latency on common-word queries with and
+    without the document-frequency bound."""
+    from memento import index, store
+    from memento.dates import utcnow
+
+    conn = memory.conn
+    none = memory._filters(None, None, None, None, False)
+    exact_vectors = vectors[:EXACT_QUERIES]
+    exact_times, exact = [], []
+    for v in exact_vectors:
+        start = time.perf_counter()
+        exact.append({s for s, _ in store.knn_exact(conn, v, 10, none)})
+        exact_times.append(time.perf_counter() - start)
+    out: dict[str, Any] = {
+        "dense_exact_ms_p50": ms(percentile(exact_times, 50)),
+        "dense_exact_ms_p95": ms(percentile(exact_times, 95)),
+    }
+    load_start = time.perf_counter()
+    index.for_connection(conn).candidates(conn, vectors[0], none, index.POOL, None)
+    out["index_load_s"] = round(time.perf_counter() - load_start, 2)
+    recall_at_10 = {}
+    for pool in POOL_SIZES:
+        got = [
+            {s for s, _ in index.knn(conn, v, 10, none, None, pool=pool)} for v in exact_vectors
+        ]
+        recall_at_10[str(pool)] = round(
+            sum(len(a & b) for a, b in zip(got, exact)) / max(1, sum(len(b) for b in exact)), 4
+        )
+        samples = time_each(lambda v, pool=pool: index.knn(conn, v, 10, none, None, pool=pool),
+                            vectors)  # fmt: skip
+        out[f"dense_index_pool{pool}_ms_p50"] = ms(percentile(samples, 50))
+        out[f"dense_index_pool{pool}_ms_p95"] = ms(percentile(samples, 95))
+    out["recall_at_10_vs_exact"] = recall_at_10
+    now = utcnow()
+    filtered = {
+        "kind_lesson": {"kind": "lesson"},
+        "prefix_rare": {"subject_key_prefix": "bench.rare."},
+        "since_until_10d": {"since": now - timedelta(days=40), "until": now - timedelta(days=30)},
+    }
+    for name, kwargs in filtered.items():
+        samples = time_each(lambda q, kw=kwargs: memory.recall(q, limit=10, **kw), queries)
+        f = memory._filters(kwargs.get("kind"), kwargs.get("subject_key_prefix"),
+                            kwargs.get("since"), kwargs.get("until"), False)  # fmt: skip
+        hits = total = 0
+        for v in vectors[:10]:
+            want = {s for s, _ in store.knn_exact(conn, v, 10, f)}
+            got = {s for s, _ in store.knn(conn, v, 10, f)}
+            hits += len(want & got)
+            total += len(want)
+        out[f"recall_{name}_ms_p50"] = ms(percentile(samples, 50))
+        out[f"recall_{name}_ms_p95"] = ms(percentile(samples, 95))
+        out[f"recall_{name}_matching"] = store.count_matching(conn, f)
+        out[f"recall_{name}_at_10_vs_exact"] = round(hits / total, 4) if total else None
+    common = common_word_queries(memory, len(queries))
+    out["common_word_queries"] = common[:3]
+    matches = [m for m in (keyword_match(q) for q in common) if m]
+    bound = store.KEYWORD_MIN_ROWS
+    try:
+        store.KEYWORD_MIN_ROWS = 10**15  # the unbounded query, as before issue 8
+        before = time_each(lambda m: store.keyword(conn, m, 50, none), matches)
+    finally:
+        store.KEYWORD_MIN_ROWS = bound
+    after = time_each(lambda m: store.keyword(conn, m, 50, none), matches)
+    out["keyword_common_unbounded_ms_p50"] = ms(percentile(before, 50))
+    out["keyword_common_unbounded_ms_p95"] = ms(percentile(before, 95))
+    out["keyword_common_ms_p50"] = ms(percentile(after, 50))
+    out["keyword_common_ms_p95"] = ms(percentile(after, 95))
+    full = time_each(lambda q: memory.recall(q, limit=10), common)
+    out["recall_common_ms_p50"] = ms(percentile(full, 50))
+    out["recall_common_ms_p95"] = ms(percentile(full, 95))
+    return out
+
+
+def keyword_match(text: str) -> str | None:
+    from memento.recall import keyword_query
+
+    return keyword_query(text)
 
 
 def group_scale(ctx: Context) -> dict[str, Any]:
@@ -957,6 +1102,10 @@ def group_scale(ctx: Context) -> dict[str, Any]:
                 **time_recall(memory, queries),
                 "file_bytes_per_memory": round(memory.stats()["file_size_bytes"] / count),
             }
+            if s.sizes == SCALES["1m"] or ctx.args.scale == "1m":
+                ctx.log(f"scale: {count:,} memories; index vs exact scan, filters, keywords")
+                step.update(index_measures(memory, queries, memory._embed(queries)))
+            step["rss_mib"] = rss_mib()
             steps.append(step)
     base = steps[0]["recall_ms_p50"] if steps else None
     for step in steps:

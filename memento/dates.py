@@ -21,7 +21,9 @@ def utcnow() -> datetime:
 
 
 def to_iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime("%Y"): glibc writes year 1 as "1", which from_iso cannot read.
+    utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def from_iso(text: str) -> datetime:
@@ -42,7 +44,7 @@ def parse_when(value: object, name: str = "time") -> datetime:
     ``2w``, ``1y`` (meaning that long ago).
     """
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return _in_range(value if value.tzinfo else value.replace(tzinfo=timezone.utc), name)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     if not isinstance(value, str):
@@ -59,7 +61,10 @@ def parse_when(value: object, name: str = "time") -> datetime:
         return start if lowered == "today" else start - timedelta(days=1)
     match = _RELATIVE.match(text)
     if match:
-        return now - timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
+        try:
+            return now - timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
+        except (OverflowError, ValueError):  # an age of over ~9999 years, or of 4300+ digits
+            raise _out_of_range(name) from None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -67,4 +72,17 @@ def parse_when(value: object, name: str = "time") -> datetime:
             f"{name} {value[:60]!r} is not a date: use ISO-8601 such as 2026-11-24 or "
             "2026-11-24T10:00:00Z, or an age such as 7d or 12h"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return _in_range(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc), name)
+
+
+def _out_of_range(name: str) -> InvalidInputError:
+    return InvalidInputError(f"{name} is out of range: give a date between the years 1 and 9999")
+
+
+def _in_range(moment: datetime, name: str) -> datetime:
+    """The moment, if it is still within years 1 to 9999 in UTC (what is stored)."""
+    try:
+        moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise _out_of_range(name) from None
+    return moment

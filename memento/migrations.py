@@ -93,9 +93,43 @@ def create_vector_table(conn: apsw.Connection, dimension: int) -> None:
     )
 
 
+def _v3_scale_index(conn: apsw.Connection, dimension: int) -> None:
+    """``memory_bits``: the sign bits and filter columns of every vector, for the coarse pass
+    of large stores (memento/index.py), filled from the vectors already stored; and
+    ``memory_fts_vocab``, the document frequency of every indexed term, so keyword recall
+    can leave out words that most memories contain."""
+    conn.execute(
+        """
+        CREATE TABLE memory_bits (
+            seq INTEGER PRIMARY KEY,
+            bits BLOB,
+            kind INTEGER NOT NULL,
+            archived INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            stamp INTEGER NOT NULL
+        );
+        CREATE INDEX memory_bits_stamp ON memory_bits(stamp);
+        CREATE VIRTUAL TABLE memory_fts_vocab USING fts5vocab(memory_fts, 'row');
+        """
+    )
+    if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_vec'"
+    ).fetchone():
+        conn.execute(
+            """
+            INSERT INTO memory_bits(seq, bits, kind, archived, created, stamp)
+            SELECT v.rowid, vec_quantize_binary(v.embedding),
+                   CASE v.kind WHEN 'fact' THEN 0 WHEN 'event' THEN 1 ELSE 2 END,
+                   v.archived, v.created, v.rowid
+            FROM memory_vec v
+            """
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
     (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
+    (3, "memory_bits (coarse vector index) and memory_fts_vocab", _v3_scale_index),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -49,3 +49,22 @@ def redact(text: str) -> tuple[str, tuple[str, ...]]:
 
         text = pattern.sub(replace, text)
     return text, tuple(sorted(found))
+
+
+def redact_json(value: object) -> tuple[object, tuple[str, ...]]:
+    """``value`` (JSON-ready metadata) with secrets redacted in every string, keys included,
+    and the sorted kinds of secret that were found."""
+    found: set[str] = set()
+
+    def walk(item: object) -> object:
+        if isinstance(item, str):
+            text, kinds = redact(item)
+            found.update(kinds)
+            return text
+        if isinstance(item, dict):
+            return {walk(k): walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value), tuple(sorted(found))

@@ -22,6 +22,7 @@ from typing import Any
 
 import apsw
 
+from . import index
 from .dates import from_iso
 from .errors import DatabaseError, InvalidInputError, ModelMismatchError
 from .records import MemoryRecord
@@ -323,6 +324,9 @@ def insert(conn: apsw.Connection, values: dict[str, Any], vector: bytes, created
         "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) VALUES (?, ?, ?, ?, ?)",
         (seq, vector, values["kind"], int(values["archived_at"] is not None), created_us),
     )
+    index.write_row(
+        conn, seq, vector, values["kind"], values["archived_at"] is not None, created_us
+    )
     return seq
 
 
@@ -351,12 +355,14 @@ def update(
             "UPDATE memory_vec SET kind = ?, archived = ?, created = ? WHERE rowid = ?",
             (*meta, seq),
         )
+    index.write_row(conn, seq, vector, row[0], row[1] is not None, created_us)
 
 
 def delete(conn: apsw.Connection, seqs: Sequence[int]) -> None:
     for seq in seqs:
         conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
         conn.execute("DELETE FROM memories WHERE seq = ?", (seq,))
+        index.delete_row(conn, seq)
 
 
 def purge_deleted_text(conn: apsw.Connection) -> None:
@@ -377,7 +383,44 @@ def checkpoint(conn: apsw.Connection) -> None:
 def knn(
     conn: apsw.Connection, vector: bytes, k: int, filters: Filters
 ) -> list[tuple[int, float]]:
-    """The k nearest live vectors by cosine distance, filters applied inside the scan."""
+    """The k nearest live vectors by cosine distance, filters exact.
+
+    Small stores are scanned exactly by vec0 (``knn_exact``). From ``index.MIN_ROWS``
+    memories a binary-quantised coarse pass picks ``index.POOL`` candidates that are then
+    re-ranked by exact cosine (``memento/index.py``). A subject-key prefix matching at most
+    that many memories is answered exactly from those memories alone, at any size."""
+    k = min(int(k), VEC_MAX_K)
+    large = index.size_hint(conn) >= index.MIN_ROWS
+    if filters.prefix and large:
+        where, params = memories_where(filters)
+        seqs = [
+            int(r[0])
+            for r in conn.execute(
+                f"SELECT m.seq FROM memories m WHERE {where} LIMIT ?", [*params, index.POOL + 1]
+            )
+        ]
+        if len(seqs) <= index.POOL:
+            return index.rerank(conn, vector, seqs, k)
+    if not large or not index.has_table(conn):
+        return knn_exact(conn, vector, k, filters)
+    prefix_seqs = None
+    if filters.prefix:
+        import numpy as np
+
+        where, params = memories_where(filters)
+        prefix_seqs = np.fromiter(
+            (r[0] for r in conn.execute(f"SELECT m.seq FROM memories m WHERE {where}", params)),
+            dtype=np.int64,
+        )
+        prefix_seqs.sort()
+    return index.knn(conn, vector, k, filters, prefix_seqs)
+
+
+def knn_exact(
+    conn: apsw.Connection, vector: bytes, k: int, filters: Filters
+) -> list[tuple[int, float]]:
+    """The k nearest live vectors by cosine distance, filters applied inside the vec0 scan
+    (a brute-force float scan: exact, ~2 us per memory)."""
     where, params = _vec_where(filters)
     sql = (
         "SELECT rowid, distance FROM memory_vec WHERE embedding MATCH ? AND k = ?"
@@ -389,10 +432,54 @@ def knn(
     ]
 
 
+# In stores of at least KEYWORD_MIN_ROWS memories, a keyword term found in more than this
+# fraction of them is left out of the query when a rarer term is left: BM25 gives such a
+# word almost no weight, yet FTS5 would score every memory containing it (a third of a
+# million-memory store for "cells" in SciFact).
+KEYWORD_MIN_ROWS = 50_000
+KEYWORD_MAX_DF = 0.02
+_TERM = re.compile(r'"((?:[^"]|"")*)"')
+
+
+def bounded_match(conn: apsw.Connection, match: str) -> str:
+    """``match`` (an OR of quoted terms, as recall.keyword_query builds it) without the
+    terms that most memories contain: each term is tokenized by the FTS5 tokenizer of
+    ``memory_fts`` and its document frequency read from ``memory_fts_vocab``. Terms above
+    ``KEYWORD_MAX_DF`` of the store are dropped unless none is below it; then only the
+    rarest is kept."""
+    terms = [t.replace('""', '"') for t in _TERM.findall(match)]
+    total = index.size_hint(conn)
+    if len(terms) < 1 or total < KEYWORD_MIN_ROWS:
+        return match
+    try:
+        tokenize = conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"])
+    except apsw.Error:
+        return match
+    frequency: list[tuple[int, str]] = []
+    for term in terms:
+        tokens = [t[2] for t in tokenize(term.encode("utf-8"), apsw.FTS5_TOKENIZE_QUERY, None)]
+        df = 0
+        for token in tokens:
+            row = conn.execute(
+                "SELECT doc FROM memory_fts_vocab WHERE term = ?", (token,)
+            ).fetchone()
+            df = max(df, int(row[0]) if row else 0)
+        if df:  # a term no memory contains adds nothing
+            frequency.append((df, term))
+    if not frequency:
+        return match
+    limit = KEYWORD_MAX_DF * total
+    kept = [term for df, term in frequency if df <= limit] or [min(frequency)[1]]
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in kept)
+
+
 def keyword(
     conn: apsw.Connection, match: str, k: int, filters: Filters
 ) -> list[tuple[int, float]]:
-    """FTS5 BM25 hits (lower is better, as SQLite returns it), filters applied exactly."""
+    """FTS5 BM25 hits (lower is better, as SQLite returns it), filters applied exactly.
+    In large stores, very common terms are left out first (``bounded_match``)."""
+    if index.has_table(conn):  # memory_fts_vocab came with it
+        match = bounded_match(conn, match)
     where, params = memories_where(filters)
     sql = (
         "SELECT m.seq, bm25(memory_fts, 1.0, 0.5) AS rank FROM memory_fts "

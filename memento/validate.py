@@ -106,6 +106,10 @@ def metadata(value: object) -> dict[str, Any]:
             f"metadata is not JSON-serialisable ({exc}): use strings, numbers, booleans, "
             "lists and objects"
         ) from None
+    except RecursionError:  # nested (or self-referencing) past Python's recursion limit
+        raise InvalidInputError(
+            "metadata is nested too deeply: keep it to a few levels of objects and lists"
+        ) from None
     _check_text(text, "metadata")
     if len(text) > MAX_CONTENT_CHARS:
         raise InvalidInputError(f"metadata is over {MAX_CONTENT_CHARS:,} characters as JSON")
@@ -130,7 +134,9 @@ def limit(value: object, name: str = "limit") -> int:
 
 
 def query(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"query must be text, got {type(value).__name__}")
+    if not value or not value.strip():
         raise InvalidInputError("query is empty: give words to search for")
     _check_text(value, "query")
     return value.strip()[:MAX_CONTENT_CHARS]

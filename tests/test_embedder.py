@@ -118,3 +118,15 @@ def test_importing_and_opening_do_not_load_onnxruntime(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_installed_package_carries_the_model() -> None:
+    """`pip install .` (not only -e) must ship the model inside the package."""
+    import memento
+
+    package_dir = Path(memento.__file__).resolve().parent
+    if (package_dir.parent / "pyproject.toml").exists():
+        pytest.skip("running from a source checkout (editable install): the wheel is not in use")
+    assert bundled_model_dir() == package_dir / "models" / "all-MiniLM-L6-v2"
+    for name in ("manifest.json", "model.onnx", "tokenizer.json"):
+        assert (bundled_model_dir() / name).is_file()

@@ -1,0 +1,201 @@
+"""The large-store paths (memento/index.py, the keyword bound) forced at small scale by
+lowering their thresholds: the coarse pass plus re-rank returns the exact answer when the
+pool covers the store, filters stay exact, and the index follows every kind of write."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from memento import Memory, index, migrations, store
+from memento.dates import utcnow
+
+TEXTS = [f"note {n} about topic {n % 7} and module {n % 5}" for n in range(120)]
+
+
+@pytest.fixture
+def large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every store counts as large: recall takes the index path."""
+    monkeypatch.setattr(index, "MIN_ROWS", 1)
+    monkeypatch.setattr(store, "KEYWORD_MIN_ROWS", 1)
+
+
+def _fill(m: Memory) -> None:
+    now = utcnow()
+    m.store_many(
+        [
+            {
+                "content": text,
+                "kind": ("fact", "event", "lesson")[n % 3],
+                "subject_key": f"proj.{'ab'[n % 2]}.{n:04d}" if n % 4 == 0 else None,
+                "created_at": now - timedelta(days=n),
+            }
+            for n, text in enumerate(TEXTS)
+        ]
+    )
+
+
+def _both(m: Memory, text: str, filters: store.Filters, k: int = 10) -> tuple[list, list]:
+    vector = m._embed([text])[0]
+    with store.transaction(m.conn, write=False):
+        fast = store.knn(m.conn, vector, k, filters)
+        exact = store.knn_exact(m.conn, vector, k, filters)
+    return [s for s, _ in fast], [s for s, _ in exact]
+
+
+def test_pool_covering_the_store_gives_the_exact_answer(
+    db_path: Path, hash_embedder, large: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        for pool in (len(TEXTS), 10_000):
+            monkeypatch.setattr(index, "POOL", pool)
+            fast, exact = _both(m, "note 3 about topic 3", store.Filters(), k=25)
+            assert fast == exact and len(fast) == 25
+        # a pool smaller than the store still returns k memories, nearest first
+        monkeypatch.setattr(index, "POOL", 20)
+        vector = m._embed(["note 3 about topic 3"])[0]
+        hits = store.knn(m.conn, vector, 10, store.Filters())
+        assert len(hits) == 10 and [d for _, d in hits] == sorted(d for _, d in hits)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        store.Filters(kinds=("lesson",)),
+        store.Filters(kinds=("fact", "event")),
+        store.Filters(prefix="proj.a."),
+        store.Filters(include_archived=True),
+    ],
+    ids=["kind", "kinds", "prefix", "archived"],
+)
+def test_filters_are_exact_on_the_index_path(
+    db_path: Path, hash_embedder, large: None, monkeypatch: pytest.MonkeyPatch, filters
+) -> None:
+    monkeypatch.setattr(index, "POOL", 10_000)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        m.forget_prefix("proj.a.001")  # some archived rows
+        fast, exact = _both(m, "module 2 topic 4", filters, k=30)
+        assert fast == exact and fast
+
+
+def test_time_filters_are_exact_with_a_small_pool(
+    db_path: Path, hash_embedder, large: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "POOL", 15)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        f = m._filters("fact", None, utcnow() - timedelta(days=30.5), None, False)
+        fast, exact = _both(m, "note 9", f)
+        assert fast == exact and len(fast) == 10  # 11 facts in range: fewer than the pool
+        records = m.recall("note 9", kind="fact", since=utcnow() - timedelta(days=30.5))
+        assert {r.content for r in records} <= {TEXTS[n] for n in range(0, 31, 3)}
+
+
+def test_index_follows_update_forget_and_restore(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        target = m.recall("note 5 about topic 5 and module 0", limit=1)[0]
+        assert target.content == TEXTS[5]
+        m.update(target.id, content="completely different words about bread")
+        assert m.recall("completely different words about bread", limit=1)[0].id == target.id
+        m.forget(target.id)
+        assert target.id not in {r.id for r in m.recall("different words about bread")}
+        m.restore(target.id)
+        assert m.recall("completely different words about bread", limit=1)[0].id == target.id
+        m.forget(target.id, hard=True)
+        assert target.id not in {r.id for r in m.recall("different words about bread")}
+        assert m.forget_prefix("proj.") == 30
+        assert not [r for r in m.recall("note", limit=100) if r.subject_key]
+        assert m.forget_prefix("proj.", hard=True) == 30
+        fresh = m.store("a memory stored after the deletes", kind="event")
+        assert m.recall("a memory stored after the deletes", limit=1)[0].id == fresh.id
+
+
+def test_other_connections_see_each_others_writes(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as a, Memory(
+        db_path, embedder=hash_embedder
+    ) as b:
+        _fill(a)
+        assert b.recall(TEXTS[7], limit=1)[0].content == TEXTS[7]  # b loads its index
+        moved = a.update(b.recall(TEXTS[7], limit=1)[0].id, content="the kettle is blue")
+        assert b.recall("the kettle is blue", limit=1)[0].id == moved.id
+        a.forget(moved.id, hard=True)
+        assert moved.id not in {r.id for r in b.recall("the kettle is blue")}
+
+
+def test_rolled_back_store_many_leaves_nothing_behind(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        m.recall("warm the index")
+        with pytest.raises(Exception, match="(?i)unique"):
+            with store.transaction(m.conn):
+                # the near-duplicate check searches inside the write transaction
+                m._write_one(m._prepare({"content": "a brand new fact", "kind": "fact"}),
+                             m._embed(["a brand new fact"])[0])  # fmt: skip
+                again = m._write_one(
+                    m._prepare({"content": "a brand new fact", "kind": "fact"}),
+                    m._embed(["a brand new fact"])[0],
+                )
+                assert again.action == "deduplicated"  # seen through the overlay
+                m.conn.execute("INSERT INTO memories SELECT * FROM memories LIMIT 1")
+        assert all(r.content != "a brand new fact" for r in m.recall("a brand new fact"))
+        stored = m.store("a brand new fact", kind="fact")
+        assert stored.action == "created"
+        assert m.recall("a brand new fact", limit=1)[0].id == stored.id
+
+
+def test_reembed_to_another_dimension_rebuilds_the_index(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    hash_model = type(hash_embedder)
+    with Memory(db_path, embedder=hash_model(384)) as m:
+        _fill(m)
+        assert m.recall(TEXTS[4], limit=1)[0].content == TEXTS[4]
+    with Memory(db_path, embedder=hash_model(128, "other")) as m:
+        assert m.reembed() == len(TEXTS)
+        assert m.recall(TEXTS[4], limit=1)[0].content == TEXTS[4]
+        assert store.vector_dimension(m.conn) == 128
+        widths = {r[0] for r in m.conn.execute("SELECT length(bits) FROM memory_bits")}
+        assert widths == {16}
+
+
+def test_v2_file_is_upgraded_with_its_vectors(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    conn = store.connect(db_path)
+    migrations.migrate(conn, 384, target=2)
+    conn.close()
+    # fill the v2 file through today's store functions, minus the index table
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        m.conn.execute("DROP TABLE memory_bits; DROP TABLE memory_fts_vocab")
+        m.conn.execute("DELETE FROM schema_version WHERE version = 3")
+    with Memory(db_path, embedder=hash_embedder) as m:
+        assert m.stats()["schema_version"] == migrations.LATEST
+        assert m.conn.execute("SELECT count(*) FROM memory_bits").fetchone()[0] == len(TEXTS)
+        fast, exact = _both(m, TEXTS[11], store.Filters(kinds=("event",)), k=20)
+        assert fast == exact
+        assert m.recall(TEXTS[11], limit=1)[0].content == TEXTS[11]
+
+
+def test_common_keywords_are_left_out_when_rarer_ones_exist(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        m.store("the zebra crossing is painted", kind="event")
+        with store.transaction(m.conn, write=False):
+            assert store.bounded_match(m.conn, '"notes" OR "zebra"') == '"zebra"'
+            assert store.bounded_match(m.conn, '"notes" OR "about"') in ('"notes"', '"about"')
+            assert store.bounded_match(m.conn, '"unknownword"') == '"unknownword"'
+        assert m.recall("notes about the zebra", limit=1)[0].content.startswith("the zebra")

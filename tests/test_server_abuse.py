@@ -1,0 +1,266 @@
+"""The MCP server under abuse, over raw stdio: malformed JSON lines, unknown methods and
+tools, wrong argument types, then 1,000 rapid calls. The process stays up, answers what has
+an id, and its memory stays bounded.
+
+One server process for the module; the client here is a plain asyncio subprocess writing
+JSON lines, so nothing in an SDK client can tidy up what the server receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = 60  # seconds for any one answer, model load included
+RAPID_CALLS = 1000
+RSS_GROWTH_MB = 50
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class RawServer:
+    """`python -m memento.server` driven line by line; answers are matched by id."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.answers: dict[Any, dict[str, Any]] = {}
+        self.next_id = 1000
+
+    async def send(self, line: str | dict[str, Any]) -> None:
+        text = line if isinstance(line, str) else json.dumps(line)
+        assert self.process.stdin is not None
+        self.process.stdin.write(text.encode("utf-8", "surrogatepass") + b"\n")
+        await self.process.stdin.drain()
+
+    async def answer(self, request_id: Any) -> dict[str, Any]:
+        """The answer to one request id (answers may come in any order)."""
+        assert self.process.stdout is not None
+        while request_id not in self.answers:
+            line = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT)
+            assert line, f"server closed stdout (exit code {self.process.returncode})"
+            message = json.loads(line)
+            self.answers[message.get("id")] = message
+        return self.answers.pop(request_id)
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.next_id += 1
+        await self.send(
+            {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params or {}}
+        )
+        return await self.answer(self.next_id)
+
+    async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        """The result of a tools/call (which may be an error result)."""
+        message = await self.request("tools/call", {"name": tool, "arguments": arguments})
+        assert "result" in message, message
+        return message["result"]
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]
+        return int(kb) / 1024
+
+
+def error_text(result: dict[str, Any]) -> str:
+    assert result.get("isError") is True, result
+    return " ".join(block["text"] for block in result["content"] if block["type"] == "text")
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RawServer]:
+    db = tmp_path_factory.mktemp("abuse") / "memory.db"
+    with db.with_name("server.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "memento.server",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            env={"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"},
+            limit=2**24,
+        )
+        raw = RawServer(process)
+        try:
+            hello = await raw.request(
+                "initialize",
+                {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "abuse", "version": "0"},
+                },
+            )
+            assert hello["result"]["serverInfo"]["name"] == "memento"
+            await raw.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            yield raw
+        finally:
+            if process.returncode is None:
+                assert process.stdin is not None
+                process.stdin.close()
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except asyncio.TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def still_serving(server: RawServer) -> None:
+    assert server.process.returncode is None
+    assert (await server.request("ping"))["result"] == {}
+    stats = await server.call("memento_stats")
+    assert stats.get("isError") is not True, stats
+    assert stats["structuredContent"]["schema_version"] >= 1
+
+
+MALFORMED_LINES = [
+    "{not json",
+    "",
+    "   ",
+    "[]",
+    "[1, 2",
+    "42",
+    '"a string"',
+    "null",
+    "\x00\x01\x02",
+    '{"jsonrpc": "2.0"}',
+    '{"jsonrpc": "2.0", "id": 7}',
+    '{"jsonrpc": "1.0", "id": 8, "method": "ping"}',
+    '{"id": 9, "method": "ping"}',
+    '{"jsonrpc": "2.0", "method": "notifications/nonsense"}',
+    "x" * 1_000_000,
+    # JSON that pydantic refuses though Python would read it: a lone surrogate, and 300
+    # levels of nesting (past the parser's depth limit).
+    '{"jsonrpc": "2.0", "id": 90, "method": "tools/call", "params": {"name": "memento_store",'
+    ' "arguments": {"content": "half \\ud800"}}}',
+    '{"jsonrpc": "2.0", "id": 91, "method": "tools/call", "params": {"name": "memento_store",'
+    ' "arguments": {"content": "deep", "metadata": ' + '{"a": ' * 300 + "{}" + "}" * 300
+    + "}}}",
+]
+
+
+async def test_malformed_lines_are_dropped_and_the_server_keeps_serving(
+    server: RawServer,
+) -> None:
+    for line in MALFORMED_LINES:
+        await server.send(line)
+    await still_serving(server)
+
+    # What the SDK does: a line it cannot read as a JSON-RPC message is dropped without an
+    # answer (even one with a readable id, such as 90 and 91), and the next request is
+    # answered. Should it ever answer them, the answer must be an error.
+    for request_id in (7, 8, 9, 90, 91):
+        late = server.answers.pop(request_id, None)
+        assert late is None or "error" in late or late["result"].get("isError"), late
+    listed = await server.call("memento_recent", limit=5)
+    assert listed["structuredContent"]["count"] == 0  # nothing was stored by any of them
+
+
+async def test_unknown_method_gets_method_not_found(server: RawServer) -> None:
+    answer = await server.request("memento/unknown")
+
+    assert answer["error"]["code"] == -32601
+    await still_serving(server)
+
+
+async def test_request_without_a_tool_name_gets_invalid_params(server: RawServer) -> None:
+    answer = await server.request("tools/call", {"arguments": {}})
+
+    assert answer["error"]["code"] == -32602
+    await still_serving(server)
+
+
+async def test_unknown_tool_is_an_error_result(server: RawServer) -> None:
+    result = await server.call("memento_delete_everything", really=True)
+
+    assert "Unknown tool: memento_delete_everything" in error_text(result)
+    await still_serving(server)
+
+
+WRONG_TYPES = [
+    ("memento_store", {"content": 5}, "content"),
+    ("memento_store", {}, "content"),
+    ("memento_store", {"content": "x", "importance": "high"}, "importance"),
+    ("memento_store", {"content": "x", "importance": None}, "importance"),
+    ("memento_store", {"content": "x", "metadata": "not an object"}, "metadata"),
+    ("memento_store", {"content": "x", "subject_key": ["a"]}, "subject_key"),
+    ("memento_store", {"content": ["x"]}, "content"),
+    ("memento_store_many", {"items": "not a list"}, "items"),
+    ("memento_store_many", {"items": [{"content": "x", "extra": 1}]}, "extra"),
+    ("memento_store_many", {"items": [5]}, "items"),
+    ("memento_recall", {"query": None}, "query"),
+    ("memento_recall", {"query": "x", "limit": "lots"}, "limit"),
+    ("memento_recall", {"query": "x", "limit": 2.5}, "limit"),
+    ("memento_recall", {"query": "x", "include_archived": "maybe"}, "include_archived"),
+    ("memento_recall", {"query": "x", "kind": 7}, "kind"),
+    ("memento_recall_many", {"queries": "one string"}, "queries"),
+    ("memento_recall_many", {"queries": [1, 2]}, "queries"),
+    ("memento_forget", {"id": 12345678}, "id"),
+    ("memento_forget", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "hard": "yes please"}, "hard"),
+    ("memento_forget_prefix", {"prefix": {"a": 1}}, "prefix"),
+    ("memento_update", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "importance": "high"}, "importance"),
+    ("memento_recent", {"limit": -1}, "between 1 and 1000"),
+    ("memento_browse", {"subject_key_prefix": 3}, "subject_key_prefix"),
+]
+
+
+async def test_wrong_argument_types_are_error_results(server: RawServer) -> None:
+    before = (await server.call("memento_stats"))["structuredContent"]
+
+    for tool, arguments, mentioned in WRONG_TYPES:
+        message = error_text(await server.call(tool, **arguments))
+        assert mentioned in message, (tool, arguments, message)
+
+    assert (await server.call("memento_stats"))["structuredContent"] == before
+    await still_serving(server)
+
+
+async def test_a_thousand_rapid_calls_stay_bounded(server: RawServer) -> None:
+    stored = await server.call(
+        "memento_store_many",
+        items=[{"content": f"Rapid-fire memory number {n}", "kind": "event"} for n in range(20)],
+    )
+    assert stored["structuredContent"]["created"] == 20
+    tools = [
+        ("memento_stats", {}),
+        ("memento_recent", {"limit": 5}),
+        ("memento_recall", {"query": "rapid-fire memory", "limit": 3}),
+        ("memento_browse", {"subject_key_prefix": "user."}),
+        ("memento_store", {"content": "", "kind": "event"}),  # an error result each time
+    ]
+
+    async def burst(start: int, count: int) -> None:
+        ids = range(start, start + count)
+        for n in ids:  # pipelined: every request is written before any answer is read
+            tool, arguments = tools[n % len(tools)]
+            await server.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": n,
+                    "method": "tools/call",
+                    "params": {"name": tool, "arguments": arguments},
+                }
+            )
+        for n in ids:
+            result = (await server.answer(n))["result"]
+            tool, _ = tools[n % len(tools)]
+            assert result.get("isError", False) is (tool == "memento_store"), result
+
+    await burst(1, 100)
+    after_100 = server.rss_mb()
+    await burst(101, RAPID_CALLS - 100)
+    after_1000 = server.rss_mb()
+
+    assert after_1000 - after_100 < RSS_GROWTH_MB, (after_100, after_1000)
+    assert not server.answers  # every answer was claimed: none extra, none lost
+    await still_serving(server)
+    recalled = await server.call("memento_recall", query="rapid-fire memory number 7", limit=1)
+    assert recalled["structuredContent"]["memories"][0]["content"] == "Rapid-fire memory number 7"
