@@ -473,7 +473,8 @@ def st_worker_command(ctx: Context, *argv: str) -> list[str]:
 
 
 def st_worker(argv: list[str]) -> int:
-    """Runs in the sentence-transformers python: ``embed``, ``search`` or ``recalls``."""
+    """Runs in the sentence-transformers python: ``serve`` (timing requests), ``search``
+    or ``recalls``."""
     import numpy as np
 
     mode, model_dir = argv[0], argv[1]
@@ -500,56 +501,74 @@ def st_worker(argv: list[str]) -> int:
         print(json.dumps({"peak_rss_mib": round(peak / 1024, 1), "recalls": len(queries),
                           "recall_ms_median": ms(statistics.median(latencies))}))
         return 0
-    # embed: throughput (median of repeats), single-query latency, and the vectors
-    sentences = json.loads(Path(argv[2]).read_text())
-    repeats, queries, out = int(argv[3]), int(argv[4]), argv[5]
+    # serve: answer timing requests from run.py over stdin/stdout, one JSON object a line,
+    # so the torch passes interleave with memento's in the same minutes of machine load.
     import torch
 
+    sentences = json.loads(Path(argv[2]).read_text())
     encode(sentences[:64])  # warm-up
-    vectors = None
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        vectors = encode(sentences)
-        runs.append(time.perf_counter() - start)
-    for text in sentences[:5]:
-        encode([text])
-    single = time_each(lambda text: encode([text]), sentences[:queries])
-    np.save(out, np.asarray(vectors, dtype=np.float32))
     print(json.dumps({
         "load_s": round(loaded, 3),
-        "runs_s": [round(r, 3) for r in runs],
-        "sentences_per_s": round(len(sentences) / statistics.median(runs), 1),
-        "single_query_ms_median": ms(statistics.median(single)),
-        "single_query_ms_p95": ms(percentile(single, 95)),
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__,
                      "sentence_transformers": __import__("sentence_transformers").__version__},
-    }))  # fmt: skip
+    }), flush=True)  # fmt: skip
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "pass":
+            start = time.perf_counter()
+            vectors = encode(sentences)
+            seconds = time.perf_counter() - start
+            if request.get("save"):
+                np.save(request["save"], np.asarray(vectors, dtype=np.float32))
+            print(json.dumps({"seconds": seconds}), flush=True)
+        elif request["op"] == "one":
+            start = time.perf_counter()
+            encode([sentences[request["index"]]])
+            print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+        else:
+            break
     return 0
 
 
 # ---- group 1: embedding -------------------------------------------------------------
 
 
-def _time_embedder(embedder: Any, sentences: list[str], s: Settings) -> tuple[dict, Any]:
-    embedder.load()
-    embedder.embed(sentences[:64])  # warm-up
-    runs, vectors = [], None
-    for _ in range(s.embed_repeats):
-        start = time.perf_counter()
-        vectors = embedder.embed(sentences, batch_size=32)
-        runs.append(time.perf_counter() - start)
-    for text in sentences[:5]:
-        embedder.embed([text])
-    single = time_each(lambda text: embedder.embed([text]), sentences[: s.latency_queries])
-    return {
-        "runs_s": [round(r, 3) for r in runs],
-        "sentences_per_s": round(len(sentences) / statistics.median(runs), 1),
-        "single_query_ms_median": ms(statistics.median(single)),
-        "single_query_ms_p95": ms(percentile(single, 95)),
-        "threads": embedder.threads,
-    }, vectors
+class _StServer:
+    """The sentence-transformers worker kept alive, so its passes can be interleaved with
+    memento's: each request is timed inside the worker (no pipe overhead counted)."""
+
+    def __init__(self, ctx: Context, sentences_file: Path) -> None:
+        command = st_worker_command(ctx, "serve", str(ctx.args.st_model), str(sentences_file))
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=ctx.env(),
+        )  # fmt: skip
+        self.info = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise Skip("the sentence-transformers worker exited before answering")
+        return json.loads(line)
+
+    def ask(self, **request: Any) -> float:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _pass(embedder: Any, sentences: list[str]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    vectors = embedder.embed(sentences)  # as memento runs it (the manifest's batch size)
+    return time.perf_counter() - start, vectors
 
 
 def fp32_embedder(ctx: Context) -> Any:
@@ -593,71 +612,104 @@ def fidelity(a: Any, b: Any) -> dict[str, float]:
 
 
 def group_embedding(ctx: Context) -> dict[str, Any]:
+    """Throughput and single-query latency of memento's int8 model, the fp32 export and
+    sentence-transformers, measured interleaved: each repeat runs one full pass of every
+    backend back to back, and each latency sample times every backend on the same text in
+    turn, so a change in machine load hits all of them alike. Medians are reported."""
     s = ctx.settings
     sentences = ctx.sentences
-    rows: dict[str, dict[str, Any]] = {}
-    vectors: dict[str, Any] = {}
     notes: list[str] = []
-
-    ctx.log(f"embedding: memento int8 on {len(sentences)} sentences")
-    rows["memento int8"], vectors["int8"] = _time_embedder(ctx.embedder, sentences, s)
-    rows["memento int8"]["model"] = ctx.embedder.name
-    ctx.pool_vectors = vectors["int8"]
-
+    backends: dict[str, Any] = {"memento int8": ctx.embedder}
+    rows: dict[str, dict[str, Any]] = {}
     try:
-        embedder = fp32_embedder(ctx)
-        ctx.log("embedding: fp32 ONNX")
-        rows["fp32 ONNX"], vectors["fp32"] = _time_embedder(embedder, sentences, s)
-        rows["fp32 ONNX"]["model"] = str(ctx.args.fp32_model)
+        backends["fp32 ONNX"] = fp32_embedder(ctx)
+        backends["fp32 ONNX"].load()
     except Skip as why:
         rows["fp32 ONNX"] = {"skipped": str(why)}
         notes.append(f"fp32 ONNX skipped: {why}")
-
+    st: _StServer | None = None
     try:
         st_check(ctx)
-        ctx.log("embedding: sentence-transformers + torch (subprocess)")
-        texts, npy = ctx.workdir / "sentences.json", ctx.workdir / "st-vectors.npy"
+        texts = ctx.workdir / "sentences.json"
         texts.write_text(json.dumps(sentences))
-        command = st_worker_command(
-            ctx, "embed", str(ctx.args.st_model), str(texts), str(s.embed_repeats),
-            str(s.latency_queries), str(npy),
-        )  # fmt: skip
-        result = run_process(command, ctx.env(), timeout=3600)
-        if result["returncode"] != 0:
-            raise Skip(f"the sentence-transformers worker failed ({_failure(result)})")
-        rows["sentence-transformers"] = json.loads(result["stdout"].strip().splitlines()[-1])
-        import numpy as np
-
-        vectors["st"] = np.load(npy)
+        ctx.log("embedding: starting the sentence-transformers worker")
+        st = _StServer(ctx, texts)
     except Skip as why:
         rows["sentence-transformers"] = {"skipped": str(why)}
         notes.append(f"sentence-transformers skipped: {why}")
 
-    st = rows["sentence-transformers"]
+    names = [*backends, *(["sentence-transformers"] if st else [])]
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    single: dict[str, list[float]] = {name: [] for name in names}
+    vectors: dict[str, Any] = {}
+    npy = ctx.workdir / "st-vectors.npy"
+    try:
+        for embedder in backends.values():
+            embedder.embed(sentences[:64])  # warm-up
+        for repeat in range(s.embed_repeats):
+            ctx.log(f"embedding: pass {repeat + 1}/{s.embed_repeats} of {', '.join(names)}")
+            for name, embedder in backends.items():
+                seconds, vectors[name] = _pass(embedder, sentences)
+                runs[name].append(seconds)
+            if st:
+                runs["sentence-transformers"].append(
+                    st.ask(op="pass", save=str(npy) if repeat == 0 else "")
+                )
+        samples = min(s.latency_queries, len(sentences))
+        ctx.log(f"embedding: {samples} single queries per backend, interleaved")
+        for i in range(samples):
+            for name, embedder in backends.items():
+                start = time.perf_counter()
+                embedder.embed([sentences[i]])
+                single[name].append(time.perf_counter() - start)
+            if st:
+                single["sentence-transformers"].append(st.ask(op="one", index=i))
+        if st:
+            import numpy as np
+
+            vectors["sentence-transformers"] = np.load(npy)
+    finally:
+        if st:
+            st.close()
+    for name in names:
+        rows[name] = {
+            "runs_s": [round(r, 3) for r in runs[name]],
+            "sentences_per_s": round(len(sentences) / statistics.median(runs[name]), 1),
+            "single_query_ms_median": ms(statistics.median(single[name])),
+            "single_query_ms_p95": ms(percentile(single[name], 95)),
+        }
+    for name, embedder in backends.items():
+        rows[name].update(threads=embedder.threads, batch_size=embedder.batch_size,
+                          model=embedder.name)  # fmt: skip
+    if st:
+        rows["sentence-transformers"].update(batch_size=32, **st.info)
+    ctx.pool_vectors = vectors["memento int8"]
+    reference = rows.get("sentence-transformers", {})
     for row in rows.values():
-        if "sentences_per_s" in row and "sentences_per_s" in st:
-            row["throughput_vs_st"] = round(row["sentences_per_s"] / st["sentences_per_s"], 2)
+        if "sentences_per_s" in row and "sentences_per_s" in reference:
+            ratio = row["sentences_per_s"] / reference["sentences_per_s"]
+            row["throughput_vs_st"] = round(ratio, 2)
             row["latency_speedup_vs_st"] = round(
-                st["single_query_ms_median"] / row["single_query_ms_median"], 2
+                reference["single_query_ms_median"] / row["single_query_ms_median"], 2
             )
     fid: dict[str, Any] = {}
-    if "fp32" in vectors:
-        fid["int8_vs_fp32"] = fidelity(vectors["int8"], vectors["fp32"])
-    if "st" in vectors:
-        fid["int8_vs_st"] = fidelity(vectors["int8"], vectors["st"])
-        if "fp32" in vectors:
-            fid["fp32_vs_st"] = fidelity(vectors["fp32"], vectors["st"])
-    headline = rows["memento int8"].get("throughput_vs_st")
+    if "fp32 ONNX" in vectors:
+        fid["int8_vs_fp32"] = fidelity(vectors["memento int8"], vectors["fp32 ONNX"])
+    if "sentence-transformers" in vectors:
+        fid["int8_vs_st"] = fidelity(vectors["memento int8"], vectors["sentence-transformers"])
+        if "fp32 ONNX" in vectors:
+            fid["fp32_vs_st"] = fidelity(vectors["fp32 ONNX"], vectors["sentence-transformers"])
     return {
         "status": "ok",
         "sentences": len(sentences),
         "source": "scifact/corpus.jsonl abstracts split into sentences (30-300 chars), "
         "first N distinct in corpus order",
-        "batch_size": 32,
+        "method": "interleaved: each repeat is one pass of every backend back to back; each "
+        "latency sample times every backend on the same text; medians",
         "repeats": s.embed_repeats,
         "latency_samples": min(s.latency_queries, len(sentences)),
         "rows": rows,
-        "headline_memento_vs_st": headline,
+        "headline_memento_vs_st": rows["memento int8"].get("throughput_vs_st"),
         "fidelity": fid,
         "notes": notes,
     }
@@ -1194,21 +1246,22 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["## Embedding", ""]
     if not skipped("embedding", g):
         lines += [
-            f"{g['sentences']:,} SciFact sentences, batch {g['batch_size']}, median of "
-            f"{g['repeats']}; single query: median of {g['latency_samples']}. "
+            f"{g['sentences']:,} SciFact sentences, median of {g['repeats']} passes, the "
+            f"backends interleaved; single query: median of {g['latency_samples']}. "
             "Speed-up columns: sentence-transformers time / this row's time.",
             "",
-            "| backend | sentences/s | speed-up | single query ms | speed-up | threads |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| backend | sentences/s | speed-up | single query ms | speed-up | threads | batch |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, row in g["rows"].items():
             if "skipped" in row:
-                lines.append(f"| {name} | skipped: {row['skipped']} | | | | |")
+                lines.append(f"| {name} | skipped: {row['skipped']} | | | | | |")
                 continue
             lines.append(
                 f"| {name} | {_fmt(row['sentences_per_s'])} | {_x(row.get('throughput_vs_st'))}"
                 f" | {_fmt(row['single_query_ms_median'], 2)} "
-                f"| {_x(row.get('latency_speedup_vs_st'))} | {row.get('threads', '-')} |"
+                f"| {_x(row.get('latency_speedup_vs_st'))} | {row.get('threads', '-')} "
+                f"| {row.get('batch_size', '-')} |"
             )
         if g["fidelity"]:
             lines += ["", "| cosine fidelity | mean | 1st pct | min | share >= 0.99 |",
@@ -1271,6 +1324,48 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {st['dense_ms_p50']:.1f} | {st['keyword_ms_p50']:.1f} "
                 f"| {_fmt(st['synthetic_fill'].get('rows_per_s'), 0)} "
                 f"| {st['file_bytes_per_memory']:,} |"
+            )
+        lines.append("")
+
+    if not skipped("scale", g) and any("dense_exact_ms_p50" in st for st in g["steps"]):
+        lines += [
+            "### Large-store index against the exact scan (`--scale 1m`)",
+            "",
+            "Dense search alone (k=10, no embedding): the exact vec0 scan against the index "
+            "with a pool of 1,000 (memento/index.py; recall uses it from 50,000 memories), "
+            "recall@10 of the index against the exact scan per pool size, recall (with the "
+            "query embedding) under filters with the number of memories they leave and their "
+            "recall@10 against the exact filtered scan, keyword search on common-word "
+            "queries with and without the document-frequency bound, and the resident memory "
+            "of this process. p50/p95 in ms.",
+            "",
+            "| memories | exact p50 | index p50 | index p95 | recall@10 by pool "
+            f"{'/'.join(str(p) for p in POOL_SIZES)} | kind=lesson p50/p95 (n, r@10) "
+            "| prefix p50/p95 (n, r@10) | since/until p50/p95 (n, r@10) "
+            "| common-word keyword p50/p95 unbounded | bounded | RSS MiB |",
+            "|---:|---:|---:|---:|---|---|---|---|---|---|---:|",
+        ]
+        for st in g["steps"]:
+            if "dense_exact_ms_p50" not in st:
+                continue
+            pools = "/".join(f"{st['recall_at_10_vs_exact'][str(p)]:.3f}" for p in POOL_SIZES)
+
+            def filt(name: str, st: dict[str, Any] = st) -> str:
+                return (
+                    f"{st[f'recall_{name}_ms_p50']:.0f}/{st[f'recall_{name}_ms_p95']:.0f} "
+                    f"({st[f'recall_{name}_matching']:,}, "
+                    f"{_fmt(st[f'recall_{name}_at_10_vs_exact'], 2)})"
+                )
+
+            lines.append(
+                f"| {st['memories']:,} | {st['dense_exact_ms_p50']:.1f} "
+                f"| {st['dense_index_pool1000_ms_p50']:.1f} "
+                f"| {st['dense_index_pool1000_ms_p95']:.1f} | {pools} "
+                f"| {filt('kind_lesson')} | {filt('prefix_rare')} | {filt('since_until_10d')} "
+                f"| {st['keyword_common_unbounded_ms_p50']:.0f}/"
+                f"{st['keyword_common_unbounded_ms_p95']:.0f} "
+                f"| {st['keyword_common_ms_p50']:.0f}/{st['keyword_common_ms_p95']:.0f} "
+                f"| {_fmt(st.get('rss_mib'), 0)} |"
             )
         lines.append("")
 

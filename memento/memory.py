@@ -255,6 +255,10 @@ class Memory:
     @_database_errors
     def _store_items(self, items: list[_Item]) -> list[MemoryRecord]:
         vectors = self._embed([item.content for item in items])
+        with self._lock:
+            # the near-duplicate checks below run inside the write transaction, where the
+            # large-store index only overlays changes: bring it up to date first
+            store.sync_index(self.conn)
         with self._lock, self._write():
             if store.get_setting(self.conn, "embedding_model") is None:
                 store.set_setting(self.conn, "embedding_model", self.embedder.name)
@@ -535,7 +539,7 @@ class Memory:
         include_archived: bool = False,
         min_score: float | None = None,
     ) -> list[list[MemoryRecord]]:
-        """:meth:`recall` for several queries, embedding them in one batch."""
+        """:meth:`recall` for several queries in one call (one result list per query)."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise InvalidInputError("recall_many takes a list of query strings")
         texts = [validate.query(q) for q in queries]

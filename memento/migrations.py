@@ -94,8 +94,9 @@ def create_vector_table(conn: apsw.Connection, dimension: int) -> None:
 
 
 def _v3_scale_index(conn: apsw.Connection, dimension: int) -> None:
-    """``memory_bits``: the sign bits and filter columns of every vector, for the coarse pass
-    of large stores (memento/index.py), filled from the vectors already stored; and
+    """``memory_bits``: the sign bits, a float copy and the filter columns of every vector,
+    for the coarse pass and exact re-ranking of large stores (memento/index.py), filled from
+    the vectors already stored; and
     ``memory_fts_vocab``, the document frequency of every indexed term, so keyword recall
     can leave out words that most memories contain."""
     conn.execute(
@@ -103,6 +104,7 @@ def _v3_scale_index(conn: apsw.Connection, dimension: int) -> None:
         CREATE TABLE memory_bits (
             seq INTEGER PRIMARY KEY,
             bits BLOB,
+            embedding BLOB,
             kind INTEGER NOT NULL,
             archived INTEGER NOT NULL,
             created INTEGER NOT NULL,
@@ -115,15 +117,9 @@ def _v3_scale_index(conn: apsw.Connection, dimension: int) -> None:
     if conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_vec'"
     ).fetchone():
-        conn.execute(
-            """
-            INSERT INTO memory_bits(seq, bits, kind, archived, created, stamp)
-            SELECT v.rowid, vec_quantize_binary(v.embedding),
-                   CASE v.kind WHEN 'fact' THEN 0 WHEN 'event' THEN 1 ELSE 2 END,
-                   v.archived, v.created, v.rowid
-            FROM memory_vec v
-            """
-        )
+        from . import index
+
+        index.fill(conn)
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import apsw
 import pytest
 
 from memento import Memory, index, migrations, store
@@ -137,17 +138,13 @@ def test_rolled_back_store_many_leaves_nothing_behind(
     with Memory(db_path, embedder=hash_embedder) as m:
         _fill(m)
         m.recall("warm the index")
-        with pytest.raises(Exception, match="(?i)unique"):
-            with store.transaction(m.conn):
-                # the near-duplicate check searches inside the write transaction
-                m._write_one(m._prepare({"content": "a brand new fact", "kind": "fact"}),
-                             m._embed(["a brand new fact"])[0])  # fmt: skip
-                again = m._write_one(
-                    m._prepare({"content": "a brand new fact", "kind": "fact"}),
-                    m._embed(["a brand new fact"])[0],
-                )
-                assert again.action == "deduplicated"  # seen through the overlay
-                m.conn.execute("INSERT INTO memories SELECT * FROM memories LIMIT 1")
+        item = m._prepare({"content": "a brand new fact", "kind": "fact"})
+        vector = m._embed(["a brand new fact"])[0]
+        with pytest.raises(apsw.ConstraintError), store.transaction(m.conn):
+            # the near-duplicate check searches inside the write transaction
+            assert m._write_one(item, vector).action == "created"
+            assert m._write_one(item, vector).action == "deduplicated"  # seen via the overlay
+            m.conn.execute("INSERT INTO memories SELECT * FROM memories LIMIT 1")
         assert all(r.content != "a brand new fact" for r in m.recall("a brand new fact"))
         stored = m.store("a brand new fact", kind="fact")
         assert stored.action == "created"
@@ -199,3 +196,20 @@ def test_common_keywords_are_left_out_when_rarer_ones_exist(
             assert store.bounded_match(m.conn, '"notes" OR "about"') in ('"notes"', '"about"')
             assert store.bounded_match(m.conn, '"unknownword"') == '"unknownword"'
         assert m.recall("notes about the zebra", limit=1)[0].content.startswith("the zebra")
+
+
+def test_large_store_keyword_query_keeps_filters_exact(
+    db_path: Path, hash_embedder, large: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        m.forget_prefix("proj.a.00")
+        for filters in (store.Filters(kinds=("lesson",)), store.Filters(), store.Filters(
+            prefix="proj.a.0", include_archived=True
+        )):
+            with store.transaction(m.conn, write=False):
+                fast = store.keyword(m.conn, '"note"', 5, filters)
+                monkeypatch.setattr(store, "KEYWORD_MIN_ROWS", 10**12)
+                slow = store.keyword(m.conn, '"note"', 5, filters)
+                monkeypatch.setattr(store, "KEYWORD_MIN_ROWS", 1)
+            assert fast == slow and len(fast) == 5
