@@ -138,6 +138,9 @@ class Embedder:
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             # An idle MCP server must not burn CPU: worker threads sleep instead of spinning.
+            # Measured (2 threads, SciFact sentences): spinning makes one query 5.7 ms instead
+            # of 7.1 ms, but 40 queries 50 ms apart then cost 1.9 s of CPU in 2.2 s (0.2 s
+            # without spinning).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             options.log_severity_level = 3
