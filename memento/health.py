@@ -236,6 +236,18 @@ def check_vectors(conn: apsw.Connection, model: Embedder | None) -> Check:
         if extra:
             parts.append(f"{len(extra)} vectors without a memory")
         return _fail(name, ", ".join(parts), "run `memento reembed --all`")
+    has_bits = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_bits'"
+    ).fetchone()
+    if has_bits:  # the large-store index: one live row per memory
+        bits = {r[0] for r in conn.execute("SELECT seq FROM memory_bits WHERE bits IS NOT NULL")}
+        if bits != memories:
+            return _fail(
+                name,
+                f"the large-store index disagrees with the memories ({len(memories - bits)} "
+                f"missing, {len(bits - memories)} extra)",
+                "run `memento reembed --all`",
+            )
     if model is None:
         return _pass(name, f"{len(vectors)} vectors of {dimension} dimensions (model unknown)")
     if dimension != model.dimension:

@@ -82,6 +82,21 @@ def test_missing_vector_fails_vectors_check(healthy: Path) -> None:
     assert "fix: run `memento reembed --all`" in result.stdout
 
 
+
+def test_large_store_index_out_of_step_fails_and_reembed_mends_it(healthy: Path) -> None:
+    conn = store.connect(healthy)
+    conn.execute("DELETE FROM memory_bits WHERE seq = (SELECT max(seq) FROM memories)")
+    conn.close()
+    result = verify(healthy)
+    assert result.exit_code == 1
+    assert line_of(result, "vectors").startswith(
+        "FAIL  vectors         the large-store index disagrees with the memories (1 missing"
+    )
+    assert "fix: run `memento reembed --all`" in result.stdout
+    mended = CliRunner().invoke(cli.cli, ["--db", str(healthy), "reembed", "--all"])
+    assert mended.exit_code == 0, mended.output
+    assert verify(healthy).exit_code == 0
+
 def _model_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "model-copy"
     shutil.copytree(config.bundled_model_dir(), copy)
