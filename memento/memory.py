@@ -189,17 +189,12 @@ class Memory:
                 f"use {', '.join(sorted(STORE_KEYS))}"
             )
         try:
-            content = validate.content(item.get("content"))
-            redactions: tuple[str, ...] = ()
-            if redaction_enabled():
-                content, redactions = redact(content)
-            created = item.get("created_at")
             metadata = item.get("metadata")
-            if metadata is not None:
-                metadata = validate.metadata(metadata)
-                if redaction_enabled():
-                    metadata, found = redact_json(metadata)
-                    redactions = tuple(sorted({*redactions, *found}))
+            content, metadata, redactions = _redacted(
+                validate.content(item.get("content")),
+                None if metadata is None else validate.metadata(metadata),
+            )
+            created = item.get("created_at")
             return _Item(
                 content=content,
                 kind=validate.kind(item.get("kind", "fact")),
@@ -326,20 +321,16 @@ class Memory:
         """Change fields of one memory (id or a unique prefix of 8+ characters). New content
         is re-embedded. ``subject_key=""`` removes the key."""
         values: dict[str, Any] = {}
-        redactions: tuple[str, ...] = ()
         vector: bytes | None = None
-        if content is not None:
-            text = validate.content(content)
-            if redaction_enabled():
-                text, redactions = redact(text)
+        text, checked, redactions = _redacted(
+            None if content is None else validate.content(content),
+            None if metadata is None else validate.metadata(metadata),
+        )
+        if text is not None:
             values["content"] = text
         if importance is not None:
             values["importance"] = validate.importance(importance)
-        if metadata is not None:
-            checked: Any = validate.metadata(metadata)
-            if redaction_enabled():
-                checked, found = redact_json(checked)
-                redactions = tuple(sorted({*redactions, *found}))
+        if checked is not None:
             values["metadata"] = json.dumps(checked, ensure_ascii=False)
         if kind is not None:
             values["kind"] = validate.kind(kind)
@@ -775,6 +766,23 @@ class Memory:
             "user": self.browse("user.", limit=validate.MAX_LIMIT),
             "events": self.recent(limit=events, kind="event"),
         }
+
+
+def _redacted(
+    content: str | None, metadata: dict[str, Any] | None
+) -> tuple[str | None, Any, tuple[str, ...]]:
+    """Validated content and metadata (None: not given) with secrets replaced by markers,
+    unless MEMENTO_REDACT=off, and the sorted kinds of secret found in either."""
+    if not redaction_enabled():
+        return content, metadata, ()
+    found: set[str] = set()
+    if content is not None:
+        content, kinds = redact(content)
+        found.update(kinds)
+    if metadata is not None:
+        metadata, kinds = redact_json(metadata)
+        found.update(kinds)
+    return content, metadata, tuple(sorted(found))
 
 
 def _kinds(kind: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -6,8 +6,11 @@ every test still gets a fresh database file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +75,38 @@ class HashEmbedder:
 @pytest.fixture
 def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
+
+
+MCP_TIMEOUT = 60  # seconds for any one MCP exchange, model load included: a hang fails
+
+
+@asynccontextmanager
+async def _mcp_session(
+    db: Path, log: Path, command: tuple[str, ...] = (sys.executable, "-m", "memento.server")
+) -> AsyncIterator[Any]:
+    """An initialised client session to a fresh server process serving ``db``; the
+    server's stderr goes to ``log``."""
+    import anyio  # the MCP SDK is imported only by the tests that use it
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=command[0],
+        args=list(command[1:]),
+        env={"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"},
+    )
+    with log.open("a") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            with anyio.fail_after(MCP_TIMEOUT):
+                await session.initialize()
+            yield session
+
+
+@pytest.fixture(scope="session")
+def mcp_connect() -> Any:
+    """``async with mcp_connect(db, log[, command]) as session``: a real MCP client over
+    stdio to a new memento server process."""
+    return _mcp_session

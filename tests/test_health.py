@@ -70,32 +70,31 @@ def test_deleted_fts_row_fails_fts_check(healthy: Path) -> None:
     assert result.stdout.splitlines()[-1] == "1 of 8 checks failed."
 
 
-def test_missing_vector_fails_vectors_check(healthy: Path) -> None:
+@pytest.mark.parametrize(
+    ("table", "column", "failure"),
+    [
+        ("memory_vec", "rowid", "1 memories without a vector"),
+        (
+            "memory_bits",
+            "seq",
+            "the large-store index disagrees with the memories (1 missing",
+        ),
+    ],
+)
+def test_a_lost_vector_row_fails_vectors_and_reembed_mends_it(
+    healthy: Path, table: str, column: str, failure: str
+) -> None:
     conn = store.connect(healthy)
-    conn.execute("DELETE FROM memory_vec WHERE rowid = (SELECT max(seq) FROM memories)")
+    conn.execute(f"DELETE FROM {table} WHERE {column} = (SELECT max(seq) FROM memories)")
     conn.close()
     result = verify(healthy)
     assert result.exit_code == 1
-    assert line_of(result, "vectors").startswith(
-        "FAIL  vectors         1 memories without a vector"
-    )
-    assert "fix: run `memento reembed --all`" in result.stdout
-
-
-
-def test_large_store_index_out_of_step_fails_and_reembed_mends_it(healthy: Path) -> None:
-    conn = store.connect(healthy)
-    conn.execute("DELETE FROM memory_bits WHERE seq = (SELECT max(seq) FROM memories)")
-    conn.close()
-    result = verify(healthy)
-    assert result.exit_code == 1
-    assert line_of(result, "vectors").startswith(
-        "FAIL  vectors         the large-store index disagrees with the memories (1 missing"
-    )
+    assert line_of(result, "vectors").startswith(f"FAIL  vectors         {failure}")
     assert "fix: run `memento reembed --all`" in result.stdout
     mended = CliRunner().invoke(cli.cli, ["--db", str(healthy), "reembed", "--all"])
     assert mended.exit_code == 0, mended.output
     assert verify(healthy).exit_code == 0
+
 
 def _model_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "model-copy"

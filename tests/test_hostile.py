@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ import anyio
 import pytest
 from click.testing import CliRunner
 from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from memento import Memory, cli
 from memento.embedder import Embedder
@@ -456,20 +454,9 @@ def mcp_db(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path
 
 
 @pytest.fixture(scope="module")
-async def session(mcp_db: Path) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "memento.server"],
-        env={"MEMENTO_PATH": str(mcp_db), "HF_HUB_OFFLINE": "1"},
-    )
-    with mcp_db.with_name("server.log").open("a") as errlog:
-        async with (
-            stdio_client(params, errlog=errlog) as (read, write),
-            ClientSession(read, write) as client,
-        ):
-            with anyio.fail_after(TIMEOUT):
-                await client.initialize()
-            yield client
+async def session(mcp_db: Path, mcp_connect: Any) -> AsyncIterator[ClientSession]:
+    async with mcp_connect(mcp_db, mcp_db.with_name("server.log")) as client:
+        yield client
 
 
 @pytest.mark.anyio

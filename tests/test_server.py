@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
 
 pytestmark = pytest.mark.anyio
 
@@ -49,26 +46,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@asynccontextmanager
-async def connect(
-    db: Path, log: Path, command: tuple[str, ...] = (sys.executable, "-m", "memento.server")
-) -> AsyncIterator[ClientSession]:
-    """An initialised client session to a fresh server process on ``db``."""
-    params = StdioServerParameters(
-        command=command[0],
-        args=list(command[1:]),
-        env={"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"},
-    )
-    with log.open("a") as errlog:
-        async with (
-            stdio_client(params, errlog=errlog) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            with anyio.fail_after(TIMEOUT):
-                await session.initialize()
-            yield session
-
-
 async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
     """The structured result of a tool call that must succeed."""
     with anyio.fail_after(TIMEOUT):
@@ -97,8 +74,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def session(db: Path) -> AsyncIterator[ClientSession]:
-    async with connect(db, db.with_name("server-a.log")) as client:
+async def session(db: Path, mcp_connect: Any) -> AsyncIterator[ClientSession]:
+    async with mcp_connect(db, db.with_name("server-a.log")) as client:
         yield client
 
 
@@ -294,9 +271,9 @@ async def test_bad_input_gives_an_error_result_and_the_server_keeps_serving(
 
 
 async def test_two_servers_on_one_database_see_each_others_writes(
-    session: ClientSession, db: Path
+    session: ClientSession, db: Path, mcp_connect: Any
 ) -> None:
-    async with connect(db, db.with_name("server-b.log")) as other:
+    async with mcp_connect(db, db.with_name("server-b.log")) as other:
         from_b = await call(
             other,
             "memento_store",
@@ -331,13 +308,15 @@ def _memento_start_available() -> bool:
     return done.returncode == 0
 
 
-async def test_memento_start_serves_the_tools_on_its_db(tmp_path: Path) -> None:
+async def test_memento_start_serves_the_tools_on_its_db(
+    tmp_path: Path, mcp_connect: Any
+) -> None:
     if not _memento_start_available():
         pytest.skip("`memento start` is not available yet (the CLI has not landed)")
     chosen = tmp_path / "chosen.db"
     command = ("memento", "start", "--db", str(chosen))
 
-    async with connect(tmp_path / "env.db", tmp_path / "server.log", command) as client:
+    async with mcp_connect(tmp_path / "env.db", tmp_path / "server.log", command) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         stored = await call(client, "memento_store", content="Started through the CLI")
         stats = await call(client, "memento_stats")
