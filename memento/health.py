@@ -21,10 +21,17 @@ from .config import resolve_db_path
 from .embedder import Embedder, check_files, read_manifest, resolve_model_dir
 from .errors import MementoError
 
-# The golden sentence must embed to its stored vector this closely (the manifest's vector
-# was computed by the shipped model itself, so only a changed model or runtime moves it).
-GOLDEN_ATOL = 1e-4
-GOLDEN_MIN_COSINE = 0.9999
+# The golden sentences of the manifest carry reference vectors from sentence-transformers
+# (fp32, torch). Dynamically quantised int8 kernels differ between CPU instruction sets
+# (AVX2, AVX512-VNNI, AMX, ARM dot-product), so the shipped model's vectors are close to the
+# reference on every CPU but equal to nothing recorded on one of them: the same sentence
+# embedded on an AVX2 and an AVX512-VNNI machine gave cosine 0.987. Measured over the 56
+# fixture sentences, a healthy model scores mean/min 0.9928/0.9696 (AVX2) and 0.9953/0.9834
+# (AVX512-VNNI) against the reference, while a broken pipeline scores far lower: CLS instead
+# of mean pooling 0.44/0.17, no special tokens 0.87/0.27, token ids off by one 0.15/-0.06.
+# The bars below sit between the two; the manifest may set its own.
+GOLDEN_MIN_COSINE = 0.95
+GOLDEN_MEAN_COSINE = 0.98
 
 
 @dataclass(frozen=True)
@@ -285,34 +292,47 @@ def _load_model(model_dir: str | Path | None) -> tuple[Embedder | None, Check]:
 
 
 def check_golden(model: Embedder) -> Check:
-    """The golden sentence of the manifest embeds to the manifest's golden vector."""
+    """The golden sentences of the manifest embed close to their reference vectors."""
     name = "golden vector"
+    fix = "reinstall memento from its checkout or wheel (pip install --force-reinstall <wheel>), "
+    fix += "or re-export the model (scripts/export_model.py); check the onnxruntime version"
     golden = model.manifest.get("golden")
-    if not isinstance(golden, dict) or "text" not in golden or "vector" not in golden:
+    sentences = golden.get("sentences") if isinstance(golden, dict) else None
+    if not sentences or not all(
+        isinstance(s, dict) and "text" in s and "vector" in s for s in sentences
+    ):
         return _fail(
             name,
-            "the model manifest has no golden sentence and vector",
+            "the model manifest has no golden sentences with reference vectors",
             "re-export the model (scripts/export_model.py) or reinstall memento",
         )
     import numpy as np
 
     try:
-        got = model.embed([str(golden["text"])])[0]
+        got = model.embed([str(s["text"]) for s in sentences])
     except MementoError as exc:
-        return _fail(name, str(exc), "reinstall memento")
-    want = np.asarray(golden["vector"], dtype=np.float32)
+        return _fail(name, str(exc), fix)
+    want = np.asarray([s["vector"] for s in sentences], dtype=np.float32)
     if want.shape != got.shape:
         return _fail(
             name,
-            f"golden vector has {want.size} values, the model makes {got.size}",
+            f"golden vectors have {want.shape[-1]} values, the model makes {got.shape[-1]}",
             "re-export the model (scripts/export_model.py) or reinstall memento",
         )
-    cosine = float(np.dot(got, want) / max(np.linalg.norm(got) * np.linalg.norm(want), 1e-12))
-    if np.allclose(got, want, atol=GOLDEN_ATOL) or cosine >= GOLDEN_MIN_COSINE:
-        return _pass(name, f"{golden['text'][:40]!r} embeds as recorded (cosine {cosine:.5f})")
+    norms = np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1), 1e-12)
+    cosines = (got * want).sum(axis=1) / norms
+    low = float(golden.get("min_cosine", GOLDEN_MIN_COSINE))
+    mean = float(golden.get("mean_cosine", GOLDEN_MEAN_COSINE))
+    worst = int(np.argmin(cosines))
+    found = (
+        f"{len(sentences)} golden sentences: cosine to the reference mean "
+        f"{cosines.mean():.4f}, min {cosines[worst]:.4f}"
+    )
+    if cosines.mean() >= mean and cosines[worst] >= low:
+        return _pass(name, found)
     return _fail(
         name,
-        f"golden sentence embeds differently (cosine {cosine:.5f} to the recorded vector)",
-        "reinstall memento (pip install --force-reinstall memento); check the onnxruntime "
-        "version",
+        f"{found} (needs mean >= {mean}, min >= {low}; worst: "
+        f"{str(sentences[worst]['text'])[:30]!r}): the model does not embed as it should",
+        fix,
     )

@@ -53,10 +53,15 @@ def test_long_input_is_truncated_at_256_tokens(embedder: Embedder) -> None:
     assert np.allclose(a, b, atol=1e-6)
 
 
-def test_golden_vector_matches(embedder: Embedder) -> None:
+def test_golden_sentences_embed_close_to_the_reference_on_this_cpu(embedder: Embedder) -> None:
+    """The manifest's golden sentences carry sentence-transformers (fp32) vectors; int8
+    kernels differ by CPU, so the bar is closeness, not equality (memento/health.py)."""
     golden = embedder.manifest["golden"]
-    vector = embedder.embed_one(golden["text"])
-    assert float(vector @ np.array(golden["vector"], dtype=np.float32)) > 0.9999
+    texts = [s["text"] for s in golden["sentences"]]
+    want = np.array([s["vector"] for s in golden["sentences"]], dtype=np.float32)
+    cosines = (embedder.embed(texts) * want).sum(axis=1)
+    assert len(texts) >= 8
+    assert cosines.min() >= golden["min_cosine"] and cosines.mean() >= golden["mean_cosine"]
 
 
 def test_manifest_records_every_file_hash() -> None:

@@ -117,17 +117,34 @@ def test_tampered_model_file_fails_model_check(
     assert line_of(result, "golden vector").startswith("FAIL  golden vector   not checked")
 
 
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("negated", "mean -0.9"),  # a model whose space is not the reference's
+        ("shuffled", "needs mean >= 0.98"),  # each sentence against another one's vector
+        ("truncated", "golden vectors have 200 values, the model makes 384"),
+    ],
+)
 def test_golden_vector_mismatch_fails(
-    healthy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    healthy: Path, tmp_path: Path, damage: str, expected: str
 ) -> None:
     copy = _model_copy(tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["golden"]["vector"] = [-v for v in manifest["golden"]["vector"]]
+    sentences = manifest["golden"]["sentences"]
+    vectors = [s["vector"] for s in sentences]
+    for n, sentence in enumerate(sentences):
+        if damage == "negated":
+            sentence["vector"] = [-v for v in vectors[n]]
+        elif damage == "shuffled":
+            sentence["vector"] = vectors[(n + 1) % len(vectors)]
+        else:
+            sentence["vector"] = vectors[n][:200]
     (copy / "manifest.json").write_text(json.dumps(manifest))
     checks = {c.name: c for c in run_checks(healthy, model_dir=copy)}
     assert checks["model files"].ok
     assert not checks["golden vector"].ok
-    assert "embeds differently (cosine -1.0" in checks["golden vector"].detail
+    assert expected in checks["golden vector"].detail
+    assert "force-reinstall memento" not in (checks["golden vector"].fix or "")
 
 
 def test_old_schema_fails_until_init_upgrades(db_path: Path, embedder: Embedder) -> None:
