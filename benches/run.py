@@ -921,9 +921,10 @@ def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[s
     write them, minus the embedding and the near-duplicate check."""
     import numpy as np
 
-    from memento import store
-    from memento.dates import to_iso, to_micros, utcnow
+    from memento.dates import utcnow
     from memento.ids import new_id
+    from memento.store import NewMemory
+    from memento.store import sqlite as store
 
     pool = ctx.pool()
     sentences = ctx.sentences
@@ -948,28 +949,25 @@ def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[s
                 store.set_setting(memory.conn, "embedding_model", model)
             for row, i in enumerate(index.tolist()):
                 created = now - timedelta(days=i % 365, seconds=i)
-                iso = to_iso(created)
                 text = sentences[i % len(sentences)]
                 if i >= len(sentences):
                     other = sentences[(i * 7919) % len(sentences)].split()[:3]
                     text = f"{text} {' '.join(other)}"
-                values = {
-                    "id": new_id(int(created.timestamp() * 1000)),
-                    "content": text,
-                    "kind": SYNTHETIC_KINDS[i % len(SYNTHETIC_KINDS)],
-                    "subject_key": (
+                new = NewMemory(
+                    id=new_id(int(created.timestamp() * 1000)),
+                    content=text,
+                    kind=SYNTHETIC_KINDS[i % len(SYNTHETIC_KINDS)],
+                    subject_key=(
                         f"bench.rare.{i:08d}" if i % RARE_KEY_EVERY == RARE_KEY_EVERY - 1 else None
                     ),
-                    "importance": 0.5,
-                    "metadata": "{}",
-                    "source": "bench",
-                    "created_at": iso,
-                    "updated_at": iso,
-                    "archived_at": None,
-                    "embedding_model": model,
-                }
-                store.insert(memory.conn, values, vectors[row].astype("<f4").tobytes(),
-                             to_micros(created))  # fmt: skip
+                    importance=0.5,
+                    metadata={},
+                    source="bench",
+                    created_at=created,
+                    updated_at=created,
+                    embedding_model=model,
+                )
+                store.insert(memory.conn, new, vectors[row].astype("<f4").tobytes())
     elapsed = time.perf_counter() - start
     perturbed = np.concatenate(cosines) if cosines else np.zeros(0)
     return {
@@ -1034,8 +1032,9 @@ def index_measures(memory: Any, queries: list[str], vectors: list[bytes]) -> dic
     small stores use: latency of each, recall@10 of the index per candidate pool, filtered
     recall (with the query embedding), and keyword latency on common-word queries with and
     without the document-frequency bound."""
-    from memento import index, store
     from memento.dates import utcnow
+    from memento.store import sqlite as store
+    from memento.store import sqlite_index as index
 
     conn = memory.conn
     none = memory._filters(None, None, None, None, False)
@@ -1112,7 +1111,8 @@ def keyword_match(text: str) -> str | None:
 
 
 def group_scale(ctx: Context) -> dict[str, Any]:
-    from memento import Memory, store
+    from memento import Memory
+    from memento.store import sqlite as store
 
     s = ctx.settings
     queries = scifact_claims(s.recall_queries)

@@ -30,6 +30,20 @@ def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
     return chosen.absolute()
 
 
+def resolve_location(location: str | os.PathLike[str] | None) -> str | Path:
+    """Where the memories live: a URL as given (``scheme://...``), else the file path of
+    :func:`resolve_db_path`. ``MEMENTO_PATH`` may hold either."""
+    from .store import is_url
+
+    if location in (None, ""):
+        env = os.environ.get("MEMENTO_PATH", "").strip()
+        if env and is_url(env):
+            return env
+    elif isinstance(location, str) and is_url(location):
+        return location
+    return resolve_db_path(location)
+
+
 def bundled_model_dir() -> Path:
     """Where the bundled model lives: inside the installed package, or in a source checkout."""
     here = Path(__file__).resolve().parent

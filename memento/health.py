@@ -16,10 +16,11 @@ from typing import Any
 
 import apsw
 
-from . import migrations, store
 from .config import resolve_db_path
 from .embedder import Embedder, check_files, read_manifest, resolve_model_dir
 from .errors import MementoError
+from .store import sqlite as store
+from .store import sqlite_migrations as migrations
 
 # The golden sentences of the manifest carry reference vectors from sentence-transformers
 # (fp32, torch). Dynamically quantised int8 kernels differ between CPU instruction sets

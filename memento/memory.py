@@ -1,14 +1,14 @@
 """The ``Memory`` facade: the one class the CLI, the MCP server, benchmarks and users call.
 
-It owns one APSW connection and one (lazily loaded) embedder. Every write computes its
-vectors first, then changes ``memories``, ``memory_fts`` and ``memory_vec`` together in one
-``BEGIN IMMEDIATE`` transaction, so a crash or an error never leaves one without the others.
+It owns one store (``memento.store``: every SQL statement lives there) and one (lazily
+loaded) embedder, and holds the rules: validation, redaction, deduplication, fusion. Every
+write computes its vectors first, then changes the memory, its keyword row and its vector
+together in one write transaction, so a crash or an error never leaves one without the others.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,22 +17,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import apsw
-
-from . import index, migrations, store, validate
-from .config import redaction_enabled, resolve_db_path
-from .dates import from_iso, parse_when, to_iso, to_micros, utcnow
+from . import validate
+from .config import redaction_enabled, resolve_location
+from .dates import parse_when, utcnow
 from .embedder import Embedder
 from .errors import (
     AmbiguousIdError,
     DatabaseError,
     InvalidInputError,
+    ModelMismatchError,
     NotFoundError,
 )
 from .ids import new_id, normalize_id_prefix
-from .recall import DEFAULT_WEIGHTS, Weights, adjust, fuse, keyword_query
+from .recall import DEFAULT_WEIGHTS, Weights, adjust, fuse
 from .records import KINDS, MemoryRecord
 from .redact import redact, redact_json
+from .store import Filters, NewMemory, Row, Store, open_store
 
 # Two facts (or lessons) whose vectors are at least this similar are the same memory said
 # twice; the second store returns the first. Measured with benches/dedup.py: restatements of
@@ -50,14 +50,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _database_errors(method: F) -> F:
-    """Turn SQLite errors escaping a public method into a one-line DatabaseError."""
+    """Turn driver errors escaping a public method into a one-line DatabaseError."""
 
     @functools.wraps(method)
     def wrapper(self: Memory, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except apsw.Error as exc:
-            raise DatabaseError(store.describe_sqlite_error(exc, self.path)) from None
+        except self._store.errors as exc:
+            raise DatabaseError(self._store.describe_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -91,39 +91,50 @@ class Memory:
         create: bool = True,
         weights: Weights = DEFAULT_WEIGHTS,
     ) -> None:
-        self.path: Path = resolve_db_path(path)
+        location = resolve_location(path)
         self.weights = weights
         self._embedder = embedder
         self._lock = threading.RLock()
         self._vectors_checked = False
-        self.conn: apsw.Connection = store.connect(self.path, create=create)
+        self._store: Store = open_store(location, create=create)
+        #: The database file (or the URL of the server) this memory lives in.
+        self.path: Path | str = location
         try:
             self._upgrade()
-        except apsw.Error as exc:
-            self.conn.close()
-            raise DatabaseError(store.describe_sqlite_error(exc, self.path)) from None
+        except self._store.errors as exc:
+            message = self._store.describe_error(exc)
+            self._store.close()
+            raise DatabaseError(message) from None
         except BaseException:
-            self.conn.close()
+            self._store.close()
             raise
 
     # ---- lifecycle ----------------------------------------------------------------
 
     def _upgrade(self) -> None:
-        version = migrations.current_version(self.conn)
-        migrations.check_not_newer(version)
-        if version == migrations.LATEST:
+        if not self._store.needs_upgrade():
             return
         if self.readonly:
             raise DatabaseError(
-                f"{self.path} has schema version {version} and needs an upgrade, but it is "
-                "read-only: make it writable and run `memento init`"
+                f"{self.path} has schema version {self._store.schema_version()} and needs an "
+                "upgrade, but it is read-only: make it writable and run `memento init`"
             )
-        dimension = store.vector_dimension(self.conn) if version else None
-        migrations.migrate(self.conn, dimension or self.embedder.dimension)
+        known = self._store.vector_dimension() if self._store.schema_version() else None
+        self._store.upgrade(known or self.embedder.dimension)
+
+    @property
+    def backend(self) -> Store:
+        """The storage backend (``memento.store``)."""
+        return self._store
+
+    @property
+    def conn(self) -> Any:
+        """The SQLite backend's APSW connection: an escape hatch for scripts and tests."""
+        return self._store.conn  # type: ignore[attr-defined]
 
     @property
     def readonly(self) -> bool:
-        return bool(self.conn.readonly("main"))
+        return self._store.readonly
 
     @property
     def embedder(self) -> Embedder:
@@ -134,7 +145,7 @@ class Memory:
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            self._store.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -153,10 +164,25 @@ class Memory:
         return [row.astype("<f4").tobytes() for row in vectors]
 
     def _check_vectors(self) -> None:
+        """Refuse to mix vectors of two models (or dimensions) in one store."""
         if self._vectors_checked:
             return
+        model, dimension = self.embedder.name, self.embedder.dimension
         with self._lock:
-            store.check_vectors(self.conn, self.embedder.name, self.embedder.dimension)
+            stored_dim = self._store.vector_dimension()
+            if stored_dim is not None and stored_dim != dimension:
+                raise ModelMismatchError(
+                    f"the vectors in this database have {stored_dim} dimensions but the model "
+                    f"{model} makes {dimension}: run `memento reembed`"
+                )
+            stored_model = self._store.get_setting("embedding_model")
+            if stored_model is not None and stored_model != model:
+                stale = self._store.count_stale_vectors(model)
+                if stale:
+                    raise ModelMismatchError(
+                        f"{stale} memories have vectors from model {stored_model}, not "
+                        f"{model}: run `memento reembed`"
+                    )
         self._vectors_checked = True
 
     def _write(self) -> Any:
@@ -164,11 +190,11 @@ class Memory:
             raise DatabaseError(
                 f"{self.path} is read-only: fix its permissions to store or forget memories"
             )
-        return store.transaction(self.conn, write=True)
+        return self._store.transaction(write=True)
 
-    def _resolve(self, memory_id: object) -> tuple[Any, ...]:
+    def _resolve(self, memory_id: object) -> Row:
         prefix = normalize_id_prefix(memory_id)
-        rows = store.find_by_id(self.conn, prefix)
+        rows = self._store.find_by_id(prefix)
         if not rows:
             raise NotFoundError(
                 f"no memory with id {prefix}: find ids with recall or recent (`memento list`)"
@@ -209,8 +235,7 @@ class Memory:
             raise InvalidInputError(f"{where}{exc}") from None
 
     def _record(self, seq: int, **changes: Any) -> MemoryRecord:
-        row = store.fetch_seqs(self.conn, [seq])[seq]
-        return replace(store.row_to_record(row), **changes)
+        return replace(self._store.fetch([seq])[seq].record(), **changes)
 
     # ---- writing ------------------------------------------------------------------
 
@@ -251,19 +276,16 @@ class Memory:
     def _store_items(self, items: list[_Item]) -> list[MemoryRecord]:
         vectors = self._embed([item.content for item in items])
         with self._lock:
-            # the near-duplicate checks below run inside the write transaction, where the
-            # large-store index only overlays changes: bring it up to date first
-            store.sync_index(self.conn)
+            self._store.prepare_writes()
         with self._lock, self._write():
-            if store.get_setting(self.conn, "embedding_model") is None:
-                store.set_setting(self.conn, "embedding_model", self.embedder.name)
+            if self._store.get_setting("embedding_model") is None:
+                self._store.set_setting("embedding_model", self.embedder.name)
             return [self._write_one(item, vector) for item, vector in zip(items, vectors)]
 
     def _write_one(self, item: _Item, vector: bytes) -> MemoryRecord:
-        moment = utcnow()
-        now = to_iso(moment)
+        now = utcnow()
         if item.subject_key is not None:
-            existing = store.find_live_subject(self.conn, item.subject_key)
+            existing = self._store.find_live_subject(item.subject_key)
             if existing is not None:
                 values: dict[str, Any] = {
                     "content": item.content,
@@ -274,39 +296,42 @@ class Memory:
                     "embedding_model": self.embedder.name,
                 }
                 if item.metadata is not None:
-                    values["metadata"] = json.dumps(item.metadata, ensure_ascii=False)
-                created_us = to_micros(from_iso(existing[8]))
-                store.update(self.conn, existing[0], values, vector, created_us)
-                return self._record(existing[0], action="updated", redactions=item.redactions)
+                    values["metadata"] = item.metadata
+                self._store.update(existing.seq, values, vector)
+                return self._record(existing.seq, action="updated", redactions=item.redactions)
         elif item.kind in ("fact", "lesson"):
-            hits = store.knn(self.conn, vector, 1, store.Filters(kinds=(item.kind,)))
+            hits = self._store.knn(vector, 1, Filters(kinds=(item.kind,)))
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
                 seq = hits[0][0]
-                row = store.fetch_seqs(self.conn, [seq])[seq]
-                if item.importance > row[5]:
-                    store.update(
-                        self.conn,
-                        seq,
-                        {"importance": item.importance, "updated_at": now},
-                        None,
-                        to_micros(from_iso(row[8])),
-                    )
+                row = self._store.fetch([seq])[seq]
+                if item.importance > row.importance:
+                    self._store.update(seq, {"importance": item.importance, "updated_at": now})
                 return self._record(seq, action="deduplicated", redactions=item.redactions)
-        values = {
-            "id": new_id(),
-            "content": item.content,
-            "kind": item.kind,
-            "subject_key": item.subject_key,
-            "importance": item.importance,
-            "metadata": json.dumps(item.metadata or {}, ensure_ascii=False),
-            "source": item.source,
-            "created_at": to_iso(item.created_at or moment),
-            "updated_at": now,
-            "archived_at": None,
-            "embedding_model": self.embedder.name,
-        }
-        seq = store.insert(self.conn, values, vector, to_micros(item.created_at or moment))
+        seq = self._store.insert(self._new_memory(item, now), vector)
         return self._record(seq, action="created", redactions=item.redactions)
+
+    def _new_memory(
+        self,
+        item: _Item,
+        now: datetime,
+        memory_id: str | None = None,
+        updated_at: datetime | None = None,
+        archived_at: datetime | None = None,
+    ) -> NewMemory:
+        """The row of a new memory, for a store and for an import alike."""
+        return NewMemory(
+            id=memory_id or new_id(),
+            content=item.content,
+            kind=item.kind,
+            subject_key=item.subject_key,
+            importance=item.importance,
+            metadata=item.metadata or {},
+            source=item.source,
+            created_at=item.created_at or now,
+            updated_at=updated_at or now,
+            archived_at=archived_at,
+            embedding_model=self.embedder.name,
+        )
 
     @_database_errors
     def update(
@@ -331,7 +356,7 @@ class Memory:
         if importance is not None:
             values["importance"] = validate.importance(importance)
         if checked is not None:
-            values["metadata"] = json.dumps(checked, ensure_ascii=False)
+            values["metadata"] = checked
         if kind is not None:
             values["kind"] = validate.kind(kind)
         if subject_key is not None:
@@ -347,17 +372,17 @@ class Memory:
             values["embedding_model"] = self.embedder.name
         with self._lock, self._write():
             row = self._resolve(id)
-            key = values.get("subject_key", row[4])
-            if key is not None and row[10] is None:
-                holder = store.find_live_subject(self.conn, key)
-                if holder is not None and holder[0] != row[0]:
+            key = values.get("subject_key", row.subject_key)
+            if key is not None and row.archived_at is None:
+                holder = self._store.find_live_subject(key)
+                if holder is not None and holder.seq != row.seq:
                     raise InvalidInputError(
-                        f"subject_key {key!r} already belongs to memory {holder[1][:12]}: "
+                        f"subject_key {key!r} already belongs to memory {holder.id[:12]}: "
                         "update or forget that one instead"
                     )
-            values["updated_at"] = to_iso(utcnow())
-            store.update(self.conn, row[0], values, vector, to_micros(from_iso(row[8])))
-            return self._record(row[0], action="updated", redactions=redactions)
+            values["updated_at"] = utcnow()
+            self._store.update(row.seq, values, vector)
+            return self._record(row.seq, action="updated", redactions=redactions)
 
     @_database_errors
     def forget(self, id: str, hard: bool = False) -> MemoryRecord:
@@ -366,22 +391,15 @@ class Memory:
         with self._lock:
             with self._write():
                 row = self._resolve(id)
-                record = store.row_to_record(row)
+                record = row.record()
                 if hard:
-                    store.delete(self.conn, [row[0]])
-                    store.purge_deleted_text(self.conn)
-                elif row[10] is None:
-                    now = to_iso(utcnow())
-                    store.update(
-                        self.conn,
-                        row[0],
-                        {"archived_at": now, "updated_at": now},
-                        None,
-                        to_micros(from_iso(row[8])),
-                    )
-                    record = self._record(row[0])
+                    self._store.delete([row.seq])
+                elif row.archived_at is None:
+                    now = utcnow()
+                    self._store.update(row.seq, {"archived_at": now, "updated_at": now})
+                    record = self._record(row.seq)
             if hard:
-                store.checkpoint(self.conn)
+                self._store.after_delete()
             return record
 
     @_database_errors
@@ -389,20 +407,15 @@ class Memory:
         """Bring an archived memory back into recall."""
         with self._lock, self._write():
             row = self._resolve(id)
-            if row[10] is None:
-                return store.row_to_record(row)
-            if row[4] is not None and store.find_live_subject(self.conn, row[4]) is not None:
+            if row.archived_at is None:
+                return row.record()
+            key = row.subject_key
+            if key is not None and self._store.find_live_subject(key) is not None:
                 raise InvalidInputError(
-                    f"subject_key {row[4]!r} is used by a live memory: forget that one first"
+                    f"subject_key {key!r} is used by a live memory: forget that one first"
                 )
-            store.update(
-                self.conn,
-                row[0],
-                {"archived_at": None, "updated_at": to_iso(utcnow())},
-                None,
-                to_micros(from_iso(row[8])),
-            )
-            return self._record(row[0])
+            self._store.update(row.seq, {"archived_at": None, "updated_at": utcnow()})
+            return self._record(row.seq)
 
     @_database_errors
     def forget_prefix(self, prefix: str, hard: bool = False) -> int:
@@ -413,29 +426,18 @@ class Memory:
             raise InvalidInputError(
                 "prefix is empty: give the start of the subject keys to forget, e.g. project.old"
             )
-        filters = store.Filters(prefix=text, include_archived=hard)
-        where, params = store.memories_where(filters)
+        filters = Filters(prefix=text, include_archived=hard)
         with self._lock:
             with self._write():
-                rows = self.conn.execute(
-                    f"SELECT seq, created_at FROM memories m WHERE {where}", params
-                ).fetchall()
+                rows = self._store.rows(filters, order="seq")
                 if hard:
-                    store.delete(self.conn, [r[0] for r in rows])
-                    if rows:
-                        store.purge_deleted_text(self.conn)
+                    self._store.delete([r.seq for r in rows])
                 else:
-                    now = to_iso(utcnow())
-                    for seq, created in rows:
-                        store.update(
-                            self.conn,
-                            seq,
-                            {"archived_at": now, "updated_at": now},
-                            None,
-                            to_micros(from_iso(created)),
-                        )
+                    now = utcnow()
+                    for row in rows:
+                        self._store.update(row.seq, {"archived_at": now, "updated_at": now})
             if hard and rows:
-                store.checkpoint(self.conn)
+                self._store.after_delete()
         return len(rows)
 
     # ---- reading ------------------------------------------------------------------
@@ -444,7 +446,7 @@ class Memory:
     def get(self, id: str) -> MemoryRecord:
         """One memory by id or unique id prefix (8+ characters)."""
         with self._lock:
-            return store.row_to_record(self._resolve(id))
+            return self._resolve(id).record()
 
     @_database_errors
     def recent(
@@ -452,31 +454,19 @@ class Memory:
     ) -> list[MemoryRecord]:
         """The newest memories first."""
         limit = validate.limit(limit)
-        filters = store.Filters(
-            kinds=_kinds(kind), include_archived=include_archived
-        )
-        where, params = store.memories_where(filters)
+        filters = Filters(kinds=_kinds(kind), include_archived=include_archived)
         with self._lock:
-            rows = self.conn.execute(
-                f"SELECT {store.COLUMNS} FROM memories m WHERE {where} "
-                "ORDER BY created_at DESC, seq DESC LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-        return [store.row_to_record(r) for r in rows]
+            rows = self._store.rows(filters, order="newest", limit=limit)
+        return [r.record() for r in rows]
 
     @_database_errors
     def browse(self, subject_key_prefix: str = "", limit: int = 100) -> list[MemoryRecord]:
         """Live memories that have a subject_key starting with the prefix, sorted by key."""
         limit = validate.limit(limit)
-        filters = store.Filters(prefix=validate.prefix(subject_key_prefix))
-        where, params = store.memories_where(filters)
+        filters = Filters(prefix=validate.prefix(subject_key_prefix), only_keyed=True)
         with self._lock:
-            rows = self.conn.execute(
-                f"SELECT {store.COLUMNS} FROM memories m WHERE {where} "
-                "AND m.subject_key IS NOT NULL ORDER BY subject_key LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-        return [store.row_to_record(r) for r in rows]
+            rows = self._store.rows(filters, order="key", limit=limit)
+        return [r.record() for r in rows]
 
     def _filters(
         self,
@@ -485,18 +475,16 @@ class Memory:
         since: object,
         until: object,
         include_archived: bool,
-    ) -> store.Filters:
+    ) -> Filters:
         since_dt = None if since in (None, "") else parse_when(since, "since")
         until_dt = None if until in (None, "") else parse_when(until, "until")
         if since_dt and until_dt and since_dt > until_dt:
             raise InvalidInputError("since is after until: swap them")
-        return store.Filters(
+        return Filters(
             kinds=_kinds(kind),
             prefix=validate.prefix(subject_key_prefix),
-            since=to_iso(since_dt) if since_dt else None,
-            until=to_iso(until_dt) if until_dt else None,
-            since_us=to_micros(since_dt) if since_dt else None,
-            until_us=to_micros(until_dt) if until_dt else None,
+            since=since_dt,
+            until=until_dt,
             include_archived=bool(include_archived),
         )
 
@@ -548,21 +536,18 @@ class Memory:
         text: str,
         vector: bytes,
         limit: int,
-        filters: store.Filters,
+        filters: Filters,
         min_score: float | None,
         mode: str = "hybrid",
     ) -> list[MemoryRecord]:
         pool = max(MIN_POOL, 2 * limit)
-        match = keyword_query(text)
-        with self._lock, store.transaction(self.conn, write=False):
-            vector_hits = store.knn(self.conn, vector, pool, filters) if mode != "keyword" else []
+        with self._lock, self._store.transaction(write=False):
+            vector_hits = self._store.knn(vector, pool, filters) if mode != "keyword" else []
             keyword_hits = (
-                store.keyword(self.conn, match, pool, filters)
-                if match and mode != "dense"
-                else []
+                self._store.keyword(text, pool, filters) if mode != "dense" else []
             )
             fused = fuse(vector_hits, keyword_hits, self.weights)
-            rows = store.fetch_seqs(self.conn, list(fused))
+            rows = self._store.fetch(list(fused))
         if len(rows) != len(fused):  # one read snapshot: only a damaged index gets here
             raise DatabaseError(
                 f"the search index of {self.path} points at memories that do not exist: "
@@ -572,10 +557,10 @@ class Memory:
         scored = []
         for seq, base in fused.items():
             row = rows[seq]
-            age_days = (now - from_iso(row[8])).total_seconds() / 86400
-            scored.append((adjust(base, float(row[5]), age_days, self.weights), seq))
+            age_days = (now - row.created_at).total_seconds() / 86400
+            scored.append((adjust(base, row.importance, age_days, self.weights), seq))
         scored.sort(key=lambda pair: (-pair[0], -pair[1]))
-        results = [store.row_to_record(rows[seq], round(score, 6)) for score, seq in scored]
+        results = [rows[seq].record(round(score, 6)) for score, seq in scored]
         if min_score is not None:
             results = [r for r in results if (r.score or 0.0) >= min_score]
         return results[:limit]
@@ -586,11 +571,9 @@ class Memory:
     def export(self) -> Iterator[dict[str, Any]]:
         """Every memory, archived included, oldest first, as JSON-ready dicts."""
         with self._lock:
-            rows = self.conn.execute(
-                f"SELECT {store.COLUMNS} FROM memories ORDER BY seq"
-            ).fetchall()
+            rows = list(self._store.iter_rows())
         for row in rows:
-            data = store.row_to_record(row).to_dict()
+            data = row.record().to_dict()
             for key in ("score", "action", "redactions"):
                 data.pop(key)
             yield data
@@ -606,7 +589,7 @@ class Memory:
         """Restore exported memories losslessly (same ids, timestamps, archived state).
         Ids already present are skipped, so importing twice adds nothing. Every record is
         checked before anything is written; then each batch is one transaction."""
-        prepared: list[tuple[dict[str, Any], datetime]] = []
+        prepared: list[NewMemory] = []
         for n, record in enumerate(records):
             where = f"{labels[n]}: " if labels else f"record {n + 1}: "
             prepared.append(self._prepare_import(record, where))
@@ -614,37 +597,30 @@ class Memory:
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start : start + batch_size]
             with self._lock:
-                known = {
-                    values["id"]
-                    for values, _ in batch
-                    if store.find_by_id(self.conn, values["id"])
-                }
-            fresh = [(values, created) for values, created in batch if values["id"] not in known]
+                known = {new.id for new in batch if self._store.find_by_id(new.id)}
+            fresh = [new for new in batch if new.id not in known]
             skipped += len(batch) - len(fresh)
             if fresh:
-                vectors = self._embed([values["content"] for values, _ in fresh])
+                vectors = self._embed([new.content for new in fresh])
                 with self._lock, self._write():
-                    for (values, created), vector in zip(fresh, vectors):
-                        if store.find_by_id(self.conn, values["id"]):
+                    for new, vector in zip(fresh, vectors):
+                        if self._store.find_by_id(new.id):
                             skipped += 1
                             continue
-                        key = values["subject_key"]
+                        key = new.subject_key
                         if (
                             key is not None
-                            and values["archived_at"] is None
-                            and store.find_live_subject(self.conn, key) is not None
+                            and new.archived_at is None
+                            and self._store.find_live_subject(key) is not None
                         ):  # the live memory already holding the key wins; keep this archived
-                            values = {**values, "archived_at": to_iso(utcnow())}
-                        values = {**values, "embedding_model": self.embedder.name}
-                        store.insert(self.conn, values, vector, to_micros(created))
+                            new = replace(new, archived_at=utcnow())
+                        self._store.insert(new, vector)
                         added += 1
             if progress:
                 progress(min(start + batch_size, len(prepared)), len(prepared))
         return {"added": added, "skipped": skipped}
 
-    def _prepare_import(
-        self, record: Mapping[str, Any], where: str
-    ) -> tuple[dict[str, Any], datetime]:
+    def _prepare_import(self, record: Mapping[str, Any], where: str) -> NewMemory:
         if not isinstance(record, Mapping):
             raise InvalidInputError(f"{where}expected a JSON object")
         try:
@@ -652,29 +628,19 @@ class Memory:
             memory_id = normalize_id_prefix(raw_id) if raw_id is not None else new_id()
             if len(memory_id) != 26:
                 raise InvalidInputError(f"id {raw_id!r} is not a full 26-character id")
-            item = self._prepare(
-                {k: record[k] for k in STORE_KEYS if k in record}, ""
-            )
+            item = self._prepare({k: record[k] for k in STORE_KEYS if k in record}, "")
             updated = record.get("updated_at")
             archived = record.get("archived_at")
-            created_dt = item.created_at or utcnow()
-            updated_dt = parse_when(updated, "updated_at") if updated else created_dt
-            archived_dt = parse_when(archived, "archived_at") if archived else None
+            created = item.created_at or utcnow()
+            return self._new_memory(
+                replace(item, created_at=created),
+                created,
+                memory_id=memory_id,
+                updated_at=parse_when(updated, "updated_at") if updated else created,
+                archived_at=parse_when(archived, "archived_at") if archived else None,
+            )
         except InvalidInputError as exc:
             raise InvalidInputError(f"{where}{exc}") from None
-        values = {
-            "id": memory_id,
-            "content": item.content,
-            "kind": item.kind,
-            "subject_key": item.subject_key,
-            "importance": item.importance,
-            "metadata": json.dumps(item.metadata or {}, ensure_ascii=False),
-            "source": item.source,
-            "created_at": to_iso(created_dt),
-            "updated_at": to_iso(updated_dt),
-            "archived_at": to_iso(archived_dt) if archived_dt else None,
-        }
-        return values, created_dt
 
     @_database_errors
     def reembed(
@@ -688,41 +654,28 @@ class Memory:
         vector table of another dimension is recreated first. Returns how many were done."""
         model = self.embedder
         with self._lock, self._write():
-            if store.vector_dimension(self.conn) != model.dimension:
-                self.conn.execute("DROP TABLE IF EXISTS memory_vec")
-                migrations.create_vector_table(self.conn, model.dimension)
-                index.reset(self.conn)
-                self.conn.execute("UPDATE memories SET embedding_model = NULL")
+            if self._store.vector_dimension() != model.dimension:
+                self._store.recreate_vectors(model.dimension)
             if all:
-                self.conn.execute("UPDATE memories SET embedding_model = NULL")
-            pending = [
-                int(r[0])
-                for r in self.conn.execute(
-                    "SELECT seq FROM memories WHERE embedding_model IS NOT ? ORDER BY seq",
-                    (model.name,),
-                )
-            ]
+                self._store.mark_all_stale()
+            pending = self._store.stale_seqs(model.name)
         self._vectors_checked = True
         done = 0
         for start in range(0, len(pending), batch_size):
             seqs = pending[start : start + batch_size]
             with self._lock:
-                rows = store.fetch_seqs(self.conn, seqs)
-            vectors = self.embedder.embed([rows[s][2] for s in seqs])
+                rows = self._store.fetch(seqs)
+            vectors = self.embedder.embed([rows[s].content for s in seqs])
             with self._lock, self._write():
                 for seq, vector in zip(seqs, vectors):
-                    store.update(
-                        self.conn,
-                        seq,
-                        {"embedding_model": model.name},
-                        vector.astype("<f4").tobytes(),
-                        to_micros(from_iso(rows[seq][8])),
+                    self._store.update(
+                        seq, {"embedding_model": model.name}, vector.astype("<f4").tobytes()
                     )
             done += len(seqs)
             if progress:
                 progress(done, len(pending))
         with self._lock, self._write():
-            store.set_setting(self.conn, "embedding_model", model.name)
+            self._store.set_setting("embedding_model", model.name)
         return done
 
     # ---- facts --------------------------------------------------------------------
@@ -731,28 +684,18 @@ class Memory:
     def stats(self) -> dict[str, Any]:
         """Counts by kind, archived, schema version, model, dimension and file size."""
         with self._lock:
-            by_kind = dict.fromkeys(KINDS, 0)
-            for kind_name, count in self.conn.execute(
-                "SELECT kind, count(*) FROM memories WHERE archived_at IS NULL GROUP BY kind"
-            ):
-                by_kind[kind_name] = count
-            archived = self.conn.execute(
-                "SELECT count(*) FROM memories WHERE archived_at IS NOT NULL"
-            ).fetchone()[0]
-            version = migrations.current_version(self.conn)
-            model = store.get_setting(self.conn, "embedding_model")
-            dimension = store.vector_dimension(self.conn)
-        size = sum(
-            p.stat().st_size
-            for p in (self.path, Path(f"{self.path}-wal"))
-            if p.exists()
-        )
+            counts = self._store.counts()
+            by_kind = {kind: counts["live_by_kind"].get(kind, 0) for kind in KINDS}
+            version = self._store.schema_version()
+            model = self._store.get_setting("embedding_model")
+            dimension = self._store.vector_dimension()
+            size = self._store.size_bytes()
         return {
             "path": str(self.path),
-            "total": sum(by_kind.values()) + archived,
+            "total": sum(by_kind.values()) + counts["archived"],
             "live": sum(by_kind.values()),
             "by_kind": by_kind,
-            "archived": archived,
+            "archived": counts["archived"],
             "schema_version": version,
             "model": model,
             "dimension": dimension,

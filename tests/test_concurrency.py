@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from memento import store
+from memento.store import sqlite as store
 
 CHILD = Path(__file__).parent / "fixtures" / "storage_child.py"
 _spec = importlib.util.spec_from_file_location("storage_child", CHILD)

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memento import Memory, health, store
+from memento import Memory, health
+from memento.store import sqlite as store
 
 CHILD = Path(__file__).parent / "fixtures" / "storage_child.py"
 _spec = importlib.util.spec_from_file_location("storage_child", CHILD)

@@ -19,9 +19,9 @@ from memento import (
     ModelMismatchError,
     SchemaError,
     cli,
-    migrations,
 )
 from memento.config import bundled_model_dir
+from memento.store import sqlite_migrations as migrations
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,11 @@ import apsw
 import pytest
 from click.testing import CliRunner, Result
 
-from memento import Memory, cli, config, migrations, store
+from memento import Memory, cli, config
 from memento.embedder import Embedder
 from memento.health import NAMES, run_checks
+from memento.store import sqlite as store
+from memento.store import sqlite_migrations as migrations
 
 
 @pytest.fixture(autouse=True)

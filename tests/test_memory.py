@@ -81,7 +81,7 @@ def test_store_many_is_atomic_and_reports_the_bad_item(memory: Memory) -> None:
 
 
 def test_store_many_rolls_back_when_a_write_fails(memory: Memory, monkeypatch) -> None:
-    from memento import store as store_module
+    from memento.store import sqlite as store_module
 
     calls = {"n": 0}
     real_insert = store_module.insert

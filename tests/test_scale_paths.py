@@ -10,8 +10,11 @@ from pathlib import Path
 import apsw
 import pytest
 
-from memento import Memory, index, migrations, store
+from memento import Memory
 from memento.dates import utcnow
+from memento.store import sqlite as store
+from memento.store import sqlite_index as index
+from memento.store import sqlite_migrations as migrations
 
 TEXTS = [f"note {n} about topic {n % 7} and module {n % 5}" for n in range(120)]
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import apsw
 import pytest
 
-from memento import DatabaseError, Memory, ModelMismatchError, SchemaError, migrations, store
+from memento import DatabaseError, Memory, ModelMismatchError, SchemaError
+from memento.store import sqlite as store
+from memento.store import sqlite_migrations as migrations
 
 
 def _make_v1_file(path: Path, embedder) -> None:

@@ -1,4 +1,4 @@
-"""Schema migrations: small numbered functions, each applied in its own transaction and
+"""SQLite schema migrations: small numbered functions, each applied in its own transaction and
 recorded in ``schema_version``. Opening an older file upgrades it in place; a file from a
 newer memento is refused rather than touched."""
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import apsw
 
-from .dates import to_iso, utcnow
-from .errors import SchemaError
+from ..dates import to_iso, utcnow
+from ..errors import SchemaError
 
 
 def _v1_initial(conn: apsw.Connection, dimension: int) -> None:
@@ -117,9 +117,9 @@ def _v3_scale_index(conn: apsw.Connection, dimension: int) -> None:
     if conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_vec'"
     ).fetchone():
-        from . import index
+        from . import sqlite_index
 
-        index.fill(conn)
+        sqlite_index.fill(conn)
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [

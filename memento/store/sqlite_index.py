@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
+from ..dates import to_micros
+
 if TYPE_CHECKING:
     import numpy as np
 
-    from .store import Filters
+    from .base import Filters
 
 # Memories (max seq) from which recall uses this index instead of the exact vec0 scan.
 MIN_ROWS = 50_000
@@ -259,10 +261,10 @@ class BitIndex:
         if filters.kinds:
             codes = [KIND_CODES[k] for k in filters.kinds]
             mask &= np.isin(parts["kind"], codes)
-        if filters.since_us is not None:
-            mask &= parts["created"] >= filters.since_us
-        if filters.until_us is not None:
-            mask &= parts["created"] <= filters.until_us
+        if filters.since is not None:
+            mask &= parts["created"] >= to_micros(filters.since)
+        if filters.until is not None:
+            mask &= parts["created"] <= to_micros(filters.until)
         if prefix_seqs is not None:
             mask &= np.isin(parts["seqs"], prefix_seqs, assume_unique=True)
         return mask

@@ -1,5 +1,5 @@
-"""SQLite storage: the one function that opens a connection, transactions, and the queries
-over ``memories``, ``memory_fts`` and ``memory_vec``.
+"""The SQLite backend: the one function that opens a connection, transactions, and every
+query over ``memories``, ``memory_fts`` and ``memory_vec`` (:class:`SQLiteStore`).
 
 Rows of ``memories`` are keyed by an integer ``seq`` that is also the rowid of their FTS5
 and vec0 rows. FTS5 follows ``memories`` through triggers; the vector row is written by the
@@ -16,16 +16,18 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import apsw
 
-from . import index
-from .dates import from_iso
-from .errors import DatabaseError, InvalidInputError, ModelMismatchError
-from .records import MemoryRecord
+from ..dates import from_iso, to_iso, to_micros
+from ..errors import DatabaseError, InvalidInputError
+from ..recall import keyword_query
+from . import sqlite_index as index
+from . import sqlite_migrations as migrations
+from .base import COLUMNS as WRITABLE
+from .base import Filters, NewMemory, Row, Store
 
 BUSY_TIMEOUT_MS = 30_000
 VEC_MAX_K = 4096
@@ -33,6 +35,7 @@ COLUMNS = (
     "seq, id, content, kind, subject_key, importance, metadata, source, "
     "created_at, updated_at, archived_at, embedding_model"
 )
+_TIMES = ("created_at", "updated_at", "archived_at")
 
 
 def sqlite_vec_path() -> str:
@@ -134,19 +137,6 @@ def transaction(conn: apsw.Connection, write: bool = True) -> Iterator[None]:
         conn.execute("COMMIT")
 
 
-@dataclass(frozen=True)
-class Filters:
-    """What recall restricts itself to. Applied inside both the KNN and the FTS queries."""
-
-    kinds: tuple[str, ...] | None = None
-    prefix: str = ""
-    since: str | None = None  # ISO, compared as text in memories
-    until: str | None = None
-    since_us: int | None = None  # microseconds, compared in memory_vec
-    until_us: int | None = None
-    include_archived: bool = False
-
-
 def prefix_upper_bound(prefix: str) -> str | None:
     """The smallest string greater than every string starting with ``prefix``."""
     if not prefix:
@@ -180,10 +170,12 @@ def memories_where(filters: Filters, alias: str = "m") -> tuple[str, list[Any]]:
             params.append(upper)
     if filters.since is not None:
         clauses.append(f"{alias}.created_at >= ?")
-        params.append(filters.since)
+        params.append(to_iso(filters.since))
     if filters.until is not None:
         clauses.append(f"{alias}.created_at <= ?")
-        params.append(filters.until)
+        params.append(to_iso(filters.until))
+    if filters.only_keyed:
+        clauses.append(f"{alias}.subject_key IS NOT NULL")
     return (" AND ".join(clauses) or "1"), params
 
 
@@ -202,12 +194,12 @@ def _vec_where(filters: Filters) -> tuple[str, list[Any]]:
             f"rowid IN (SELECT m.seq FROM memories m WHERE {where})"
         )
         params.extend(where_params)
-    if filters.since_us is not None:
+    if filters.since is not None:
         clauses.append("created >= ?")
-        params.append(filters.since_us)
-    if filters.until_us is not None:
+        params.append(to_micros(filters.since))
+    if filters.until is not None:
         clauses.append("created <= ?")
-        params.append(filters.until_us)
+        params.append(to_micros(filters.until))
     return "".join(f" AND {c}" for c in clauses), params
 
 
@@ -239,56 +231,57 @@ def set_setting(conn: apsw.Connection, key: str, value: str) -> None:
     )
 
 
-def check_vectors(conn: apsw.Connection, model_name: str, dimension: int) -> None:
-    """Raise ModelMismatchError when stored vectors cannot be compared with this model's."""
-    stored_dim = vector_dimension(conn)
-    if stored_dim is not None and stored_dim != dimension:
-        raise ModelMismatchError(
-            f"the vectors in this database have {stored_dim} dimensions but the model "
-            f"{model_name} makes {dimension}: run `memento reembed`"
-        )
-    stored_model = get_setting(conn, "embedding_model")
-    if stored_model is not None and stored_model != model_name:
-        stale = conn.execute(
+def count_stale(conn: apsw.Connection, model_name: str) -> int:
+    return int(
+        conn.execute(
             "SELECT count(*) FROM memories WHERE embedding_model IS NOT ?", (model_name,)
         ).fetchone()[0]
-        if stale:
-            raise ModelMismatchError(
-                f"{stale} memories have vectors from model {stored_model}, not {model_name}: "
-                "run `memento reembed`"
-            )
+    )
 
 
 # ---- rows -----------------------------------------------------------------------------
 
 
-def row_to_record(row: Sequence[Any], score: float | None = None) -> MemoryRecord:
-    return MemoryRecord(
-        id=row[1],
-        content=row[2],
-        kind=row[3],
-        subject_key=row[4],
-        importance=float(row[5]),
-        metadata=json.loads(row[6]) if row[6] else {},
-        source=row[7],
-        created_at=from_iso(row[8]),
-        updated_at=from_iso(row[9]),
-        archived_at=from_iso(row[10]) if row[10] else None,
-        score=score,
+def to_row(raw: Sequence[Any]) -> Row:
+    """A :class:`Row` from the columns of :data:`COLUMNS`, in that order."""
+    return Row(
+        seq=int(raw[0]),
+        id=raw[1],
+        content=raw[2],
+        kind=raw[3],
+        subject_key=raw[4],
+        importance=float(raw[5]),
+        metadata=json.loads(raw[6]) if raw[6] else {},
+        source=raw[7],
+        created_at=from_iso(raw[8]),
+        updated_at=from_iso(raw[9]),
+        archived_at=from_iso(raw[10]) if raw[10] else None,
+        embedding_model=raw[11],
     )
 
 
-def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, tuple[Any, ...]]:
-    out: dict[int, tuple[Any, ...]] = {}
-    for start in range(0, len(seqs), 500):
-        part = list(seqs[start : start + 500])
-        marks = ",".join("?" * len(part))
-        for row in conn.execute(f"SELECT {COLUMNS} FROM memories WHERE seq IN ({marks})", part):
-            out[row[0]] = tuple(row)
+def encode(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values as SQLite stores them: timestamps as ISO text, metadata as JSON."""
+    out = dict(values)
+    for name in _TIMES:
+        if out.get(name) is not None:
+            out[name] = to_iso(out[name])
+    if "metadata" in out:
+        out["metadata"] = json.dumps(out["metadata"] or {}, ensure_ascii=False)
     return out
 
 
-def find_by_id(conn: apsw.Connection, prefix: str) -> list[tuple[Any, ...]]:
+def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, Row]:
+    out: dict[int, Row] = {}
+    for start in range(0, len(seqs), 500):
+        part = list(seqs[start : start + 500])
+        marks = ",".join("?" * len(part))
+        for raw in conn.execute(f"SELECT {COLUMNS} FROM memories WHERE seq IN ({marks})", part):
+            out[raw[0]] = to_row(raw)
+    return out
+
+
+def find_by_id(conn: apsw.Connection, prefix: str) -> list[Row]:
     """Rows whose id starts with ``prefix`` (already normalised); at most two."""
     if len(prefix) == 26:
         rows = conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id = ?", (prefix,))
@@ -297,21 +290,22 @@ def find_by_id(conn: apsw.Connection, prefix: str) -> list[tuple[Any, ...]]:
             f"SELECT {COLUMNS} FROM memories WHERE id >= ? AND id < ? LIMIT 2",
             (prefix, prefix + "~"),
         )
-    return [tuple(r) for r in rows]
+    return [to_row(r) for r in rows]
 
 
-def find_live_subject(conn: apsw.Connection, subject_key: str) -> tuple[Any, ...] | None:
-    row = conn.execute(
+def find_live_subject(conn: apsw.Connection, subject_key: str) -> Row | None:
+    raw = conn.execute(
         f"SELECT {COLUMNS} FROM memories WHERE subject_key = ? AND archived_at IS NULL",
         (subject_key,),
     ).fetchone()
-    return None if row is None else tuple(row)
+    return None if raw is None else to_row(raw)
 
 
 # ---- writes ---------------------------------------------------------------------------
 
 
-def insert(conn: apsw.Connection, values: dict[str, Any], vector: bytes, created_us: int) -> int:
+def insert(conn: apsw.Connection, memory: NewMemory, vector: bytes) -> int:
+    values = encode(memory.values())
     conn.execute(
         "INSERT INTO memories(id, content, kind, subject_key, importance, metadata, source, "
         "created_at, updated_at, archived_at, embedding_model) VALUES "
@@ -320,42 +314,46 @@ def insert(conn: apsw.Connection, values: dict[str, Any], vector: bytes, created
         values,
     )
     seq = conn.last_insert_rowid()
+    created_us = to_micros(memory.created_at)
+    archived = memory.archived_at is not None
     conn.execute(
         "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) VALUES (?, ?, ?, ?, ?)",
-        (seq, vector, values["kind"], int(values["archived_at"] is not None), created_us),
+        (seq, vector, memory.kind, int(archived), created_us),
     )
-    index.write_row(
-        conn, seq, vector, values["kind"], values["archived_at"] is not None, created_us
-    )
+    index.write_row(conn, seq, vector, memory.kind, archived, created_us)
     return seq
 
 
 def update(
-    conn: apsw.Connection,
-    seq: int,
-    values: dict[str, Any],
-    vector: bytes | None,
-    created_us: int,
+    conn: apsw.Connection, seq: int, values: dict[str, Any], vector: bytes | None = None
 ) -> None:
-    """Replace the given columns of one memory and keep its vector row in step."""
+    """Replace the given columns of one memory and keep its vector rows in step."""
+    unknown = set(values) - set(WRITABLE)
+    if unknown:
+        raise ValueError(f"not a writable column: {sorted(unknown)}")
     if values:
         assignments = ", ".join(f"{name} = :{name}" for name in values)
-        conn.execute(f"UPDATE memories SET {assignments} WHERE seq = :seq", {**values, "seq": seq})
-    row = conn.execute("SELECT kind, archived_at FROM memories WHERE seq = ?", (seq,)).fetchone()
-    meta = (row[0], int(row[1] is not None), created_us)
+        conn.execute(
+            f"UPDATE memories SET {assignments} WHERE seq = :seq", {**encode(values), "seq": seq}
+        )
+    row = conn.execute(
+        "SELECT kind, archived_at, created_at FROM memories WHERE seq = ?", (seq,)
+    ).fetchone()
+    archived = row[1] is not None
+    created_us = to_micros(from_iso(row[2]))
     if vector is not None:
         conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
         conn.execute(
             "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) "
             "VALUES (?, ?, ?, ?, ?)",
-            (seq, vector, *meta),
+            (seq, vector, row[0], int(archived), created_us),
         )
     else:
         conn.execute(
             "UPDATE memory_vec SET kind = ?, archived = ?, created = ? WHERE rowid = ?",
-            (*meta, seq),
+            (row[0], int(archived), created_us, seq),
         )
-    index.write_row(conn, seq, vector, row[0], row[1] is not None, created_us)
+    index.write_row(conn, seq, vector, row[0], archived, created_us)
 
 
 def delete(conn: apsw.Connection, seqs: Sequence[int]) -> None:
@@ -380,9 +378,7 @@ def checkpoint(conn: apsw.Connection) -> None:
 # ---- search ---------------------------------------------------------------------------
 
 
-def knn(
-    conn: apsw.Connection, vector: bytes, k: int, filters: Filters
-) -> list[tuple[int, float]]:
+def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[tuple[int, float]]:
     """The k nearest live vectors by cosine distance, filters exact.
 
     Small stores are scanned exactly by vec0 (``knn_exact``). From ``index.MIN_ROWS``
@@ -541,3 +537,167 @@ def count_matching(conn: apsw.Connection, filters: Filters) -> int:
     return int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0])
 
 
+
+def select_rows(
+    conn: apsw.Connection, filters: Filters, order: str = "newest", limit: int | None = None
+) -> list[Row]:
+    where, params = memories_where(filters)
+    orders = {
+        "newest": "created_at DESC, seq DESC",
+        "key": "subject_key, seq",
+        "seq": "seq",
+    }
+    sql = f"SELECT {COLUMNS} FROM memories m WHERE {where} ORDER BY {orders[order]}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params = [*params, int(limit)]
+    return [to_row(r) for r in conn.execute(sql, params)]
+
+
+class SQLiteStore(Store):
+    """One SQLite file through one APSW connection (``conn``: the escape hatch for tests,
+    benchmarks and ``memento verify``)."""
+
+    errors = (apsw.Error,)
+
+    def __init__(self, path: Path, create: bool = True) -> None:
+        self.path = path
+        self.location = str(path)
+        self.conn: apsw.Connection = connect(path, create=create)
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self.conn.readonly("main"))
+
+    def schema_version(self) -> int:
+        return migrations.current_version(self.conn)
+
+    def needs_upgrade(self) -> bool:
+        version = self.schema_version()
+        migrations.check_not_newer(version)
+        return version != migrations.LATEST
+
+    def upgrade(self, dimension: int | None) -> list[int]:
+        if self.schema_version() and vector_dimension(self.conn):
+            dimension = vector_dimension(self.conn)
+        if dimension is None:
+            raise ValueError("a new store needs the vector dimension")
+        return migrations.migrate(self.conn, dimension)
+
+    def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[None]:
+        return transaction(self.conn, write=write)
+
+    def describe_error(self, exc: BaseException) -> str:
+        return describe_sqlite_error(exc, self.path)
+
+    # ---- settings and vectors ------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        return get_setting(self.conn, key)
+
+    def set_setting(self, key: str, value: str) -> None:
+        set_setting(self.conn, key, value)
+
+    def vector_dimension(self) -> int | None:
+        return vector_dimension(self.conn)
+
+    def count_stale_vectors(self, model_name: str) -> int:
+        return count_stale(self.conn, model_name)
+
+    def stale_seqs(self, model_name: str) -> list[int]:
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT seq FROM memories WHERE embedding_model IS NOT ? ORDER BY seq",
+                (model_name,),
+            )
+        ]
+
+    def mark_all_stale(self) -> None:
+        self.conn.execute("UPDATE memories SET embedding_model = NULL")
+
+    def recreate_vectors(self, dimension: int) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS memory_vec")
+        migrations.create_vector_table(self.conn, dimension)
+        index.reset(self.conn)
+        self.mark_all_stale()
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def fetch(self, seqs: Sequence[int]) -> dict[int, Row]:
+        return fetch_seqs(self.conn, seqs)
+
+    def find_by_id(self, prefix: str) -> list[Row]:
+        return find_by_id(self.conn, prefix)
+
+    def find_live_subject(self, subject_key: str) -> Row | None:
+        return find_live_subject(self.conn, subject_key)
+
+    def rows(
+        self, filters: Filters, order: str = "newest", limit: int | None = None
+    ) -> list[Row]:
+        return select_rows(self.conn, filters, order, limit)
+
+    def iter_rows(self) -> Iterator[Row]:
+        last = 0
+        while True:
+            chunk = self.conn.execute(
+                f"SELECT {COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT 1000", (last,)
+            ).fetchall()
+            if not chunk:
+                return
+            for raw in chunk:
+                yield to_row(raw)
+            last = chunk[-1][0]
+
+    def counts(self) -> dict[str, Any]:
+        live = {
+            kind: int(count)
+            for kind, count in self.conn.execute(
+                "SELECT kind, count(*) FROM memories WHERE archived_at IS NULL GROUP BY kind"
+            )
+        }
+        archived = self.conn.execute(
+            "SELECT count(*) FROM memories WHERE archived_at IS NOT NULL"
+        ).fetchone()[0]
+        return {"live_by_kind": live, "archived": int(archived)}
+
+    def size_bytes(self) -> int | None:
+        return sum(
+            p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
+        )
+
+    # ---- search ---------------------------------------------------------------------
+
+    def knn(self, vector: bytes, k: int, filters: Filters) -> list[tuple[int, float]]:
+        return knn(self.conn, vector, k, filters)
+
+    def keyword(self, text: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        match = keyword_query(text)
+        return keyword(self.conn, match, k, filters) if match else []
+
+    def prepare_writes(self) -> None:
+        # the near-duplicate checks run inside the write transaction, where the large-store
+        # index only overlays changes: bring it up to date first
+        sync_index(self.conn)
+
+    # ---- writes ---------------------------------------------------------------------
+
+    def insert(self, memory: NewMemory, vector: bytes) -> int:
+        return insert(self.conn, memory, vector)
+
+    def update(self, seq: int, values: dict[str, Any], vector: bytes | None = None) -> None:
+        update(self.conn, seq, values, vector)
+
+    def delete(self, seqs: Sequence[int]) -> None:
+        delete(self.conn, seqs)
+        if seqs:
+            purge_deleted_text(self.conn)
+
+    def after_delete(self) -> None:
+        checkpoint(self.conn)

@@ -1,0 +1,5 @@
+"""``python -m memento.server``: serve memento over stdio."""
+
+from . import run
+
+run()

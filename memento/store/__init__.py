@@ -1,0 +1,34 @@
+"""Storage backends behind one interface (:class:`Store`): SQLite files (the default) and,
+later, database servers named by URL. ``open_store`` picks the backend from the location."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import DatabaseError
+from .base import COLUMNS, Filters, NewMemory, Row, Store
+
+# scheme://... : a URL, never a relative file path (postgresql://user:pw@host/db would
+# otherwise create ./postgresql:/user:pw@host/db, the password in a directory name)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(location: str | Path) -> bool:
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def open_store(location: str | Path, create: bool = True) -> Store:
+    """The store at ``location``: a SQLite file path (absolute, already resolved)."""
+    if is_url(location):
+        scheme = str(location).split("://", 1)[0]
+        raise DatabaseError(
+            f"{scheme}:// URLs are not supported as a database: give the path of a SQLite file "
+            "with --db or MEMENTO_PATH"
+        )
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(Path(location), create=create)
+
+
+__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store", "is_url", "open_store"]

@@ -1,0 +1,233 @@
+"""The storage seam: the row shape, the filters, and the interface every backend implements.
+
+``Memory`` holds the rules (validation, deduplication, redaction, fusion) and talks to storage
+only through :class:`Store`. A backend owns every statement, how values are encoded, how
+vectors are indexed and searched, and how its errors read. Timestamps cross the seam as aware
+UTC datetimes, metadata as a dict, vectors as little-endian float32 bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..records import MemoryRecord
+
+# What a write may change on a memory (``Store.update``); ``id`` and ``created_at`` never change.
+COLUMNS = (
+    "content",
+    "kind",
+    "subject_key",
+    "importance",
+    "metadata",
+    "source",
+    "updated_at",
+    "archived_at",
+    "embedding_model",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored memory, as a backend reads it. ``seq`` is the backend's own key (also the
+    key of the memory's vector and keyword rows); callers outside the store use ``id``."""
+
+    seq: int
+    id: str
+    content: str
+    kind: str
+    subject_key: str | None
+    importance: float
+    metadata: dict[str, Any]
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    embedding_model: str | None
+
+    def record(self, score: float | None = None, **extra: Any) -> MemoryRecord:
+        return MemoryRecord(
+            id=self.id,
+            content=self.content,
+            kind=self.kind,
+            importance=self.importance,
+            subject_key=self.subject_key,
+            metadata=self.metadata,
+            source=self.source,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            archived_at=self.archived_at,
+            score=score,
+            **extra,
+        )
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """Everything a new row holds: built once by ``Memory`` for a store and for an import."""
+
+    id: str
+    content: str
+    kind: str
+    subject_key: str | None
+    importance: float
+    metadata: dict[str, Any]
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = None
+    embedding_model: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search or listing restricts itself to, applied exactly inside the query (never
+    after a too-small top-k). ``prefix`` is the start of ``subject_key``."""
+
+    kinds: tuple[str, ...] | None = None
+    prefix: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    include_archived: bool = False
+    only_keyed: bool = field(default=False)  # only memories that have a subject_key
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether anything beyond "live memories" is asked for."""
+        return bool(self.kinds or self.prefix or self.since or self.until)
+
+
+class Store(ABC):
+    """One open database. Methods are called under ``Memory``'s lock; writes only inside
+    ``transaction(write=True)``, and a search's several reads inside one
+    ``transaction(write=False)`` so they see one snapshot."""
+
+    #: Where the data lives, as shown to the user (a file path or a URL without password).
+    location: str
+    #: The exceptions of the driver that ``describe_error`` turns into one line.
+    errors: tuple[type[BaseException], ...] = ()
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def readonly(self) -> bool: ...
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def upgrade(self, dimension: int | None) -> list[int]:
+        """Apply pending migrations; ``dimension`` is the vector size for a new store."""
+
+    @abstractmethod
+    def needs_upgrade(self) -> bool: ...
+
+    @abstractmethod
+    def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def describe_error(self, exc: BaseException) -> str:
+        """One line for a driver error: what went wrong and what to do."""
+
+    # ---- settings and vectors ------------------------------------------------------
+
+    @abstractmethod
+    def get_setting(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_setting(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def vector_dimension(self) -> int | None: ...
+
+    @abstractmethod
+    def count_stale_vectors(self, model_name: str) -> int:
+        """Memories whose vector was not made by ``model_name``."""
+
+    @abstractmethod
+    def stale_seqs(self, model_name: str) -> list[int]:
+        """The seqs of those memories, oldest first (what ``reembed`` re-encodes)."""
+
+    @abstractmethod
+    def mark_all_stale(self) -> None:
+        """Forget which model made every vector, so ``reembed`` re-encodes them all."""
+
+    @abstractmethod
+    def recreate_vectors(self, dimension: int) -> None:
+        """Replace the vector storage with an empty one of ``dimension`` (every memory stale)."""
+
+    # ---- reads ----------------------------------------------------------------------
+
+    @abstractmethod
+    def fetch(self, seqs: Sequence[int]) -> dict[int, Row]: ...
+
+    @abstractmethod
+    def find_by_id(self, prefix: str) -> list[Row]:
+        """Rows whose id starts with ``prefix`` (normalised, 8+ characters); at most two."""
+
+    @abstractmethod
+    def find_live_subject(self, subject_key: str) -> Row | None: ...
+
+    @abstractmethod
+    def rows(
+        self, filters: Filters, order: str = "newest", limit: int | None = None
+    ) -> list[Row]:
+        """Rows matching ``filters``: ``order`` is ``newest`` (created_at, newest first),
+        ``key`` (subject_key) or ``seq`` (insertion order)."""
+
+    @abstractmethod
+    def iter_rows(self) -> Iterator[Row]:
+        """Every row, archived included, in insertion order, read in chunks."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, Any]:
+        """``live_by_kind`` (kind -> count) and ``archived``."""
+
+    @abstractmethod
+    def size_bytes(self) -> int | None: ...
+
+    # ---- search ---------------------------------------------------------------------
+
+    @abstractmethod
+    def knn(self, vector: bytes, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """The ``k`` nearest memories by cosine distance, best first, filters exact."""
+
+    @abstractmethod
+    def keyword(self, text: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """Keyword hits for free ``text`` as (seq, raw score), best first; lower raw scores
+        are better (BM25 as SQLite returns it), filters exact."""
+
+    def prepare_writes(self) -> None:  # noqa: B027 - optional hook
+        """Called before a write transaction whose searches must see other processes'
+        writes (the near-duplicate check)."""
+
+    # ---- writes ---------------------------------------------------------------------
+
+    @abstractmethod
+    def insert(self, memory: NewMemory, vector: bytes) -> int:
+        """Insert a memory with its vector; returns its seq."""
+
+    @abstractmethod
+    def update(self, seq: int, values: dict[str, Any], vector: bytes | None = None) -> None:
+        """Set the given columns (names from :data:`COLUMNS`) and, if given, the vector."""
+
+    @abstractmethod
+    def delete(self, seqs: Sequence[int]) -> None:
+        """Delete memories and every trace of their text the store can reach."""
+
+    def after_delete(self) -> None:  # noqa: B027 - optional hook
+        """Called after the transaction of a hard delete commits (e.g. to checkpoint)."""
+
+
+__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store"]
