@@ -29,6 +29,7 @@ from .errors import (
     NotFoundError,
 )
 from .ids import new_id, normalize_id_prefix
+from .projects import GLOBAL, Project, find_project
 from .recall import DEFAULT_WEIGHTS, Weights, adjust, fuse
 from .records import KINDS, MemoryRecord
 from .redact import redact, redact_json
@@ -43,8 +44,10 @@ from .store import Filters, NewMemory, Row, Store, open_store
 DEDUP_SIMILARITY = 0.97
 MIN_POOL = 50
 STORE_KEYS = frozenset(
-    {"content", "kind", "importance", "subject_key", "metadata", "source", "created_at"}
+    {"content", "kind", "importance", "subject_key", "metadata", "source", "created_at", "scope"}
 )
+# Facts about the user travel with them: keys under this prefix default to the global scope.
+USER_PREFIX = "user."
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,10 +75,17 @@ class _Item:
     source: str
     created_at: datetime | None  # None: the moment it is written
     redactions: tuple[str, ...]
+    project: Project | None  # the scope: None is global
 
 
 class Memory:
-    """Persistent memory in one SQLite file.
+    """Persistent memory in one SQLite file, scoped by project.
+
+    ``project`` (a directory, or a :class:`memento.projects.Project`) is the current
+    project: new memories belong to it (facts under ``user.`` keys excepted: they are
+    global), and reads cover it plus the global memories. Without a project, new memories are
+    global and reads cover every project. Any call can say otherwise: ``scope="global"``,
+    ``scope="project"`` or ``scope=<directory>`` on writes, ``all_projects=True`` on reads.
 
     >>> m = Memory(path="/tmp/demo.db")
     >>> m.store("I prefer dark mode in editors", kind="fact", subject_key="user.theme")
@@ -90,8 +100,15 @@ class Memory:
         embedder: Embedder | None = None,
         create: bool = True,
         weights: Weights = DEFAULT_WEIGHTS,
+        project: str | os.PathLike[str] | Project | None = None,
     ) -> None:
         location = resolve_location(path)
+        #: The current project (memento.projects): where new memories go by default, and
+        #: with the global memories what reads cover. None: reads cover every scope and new
+        #: memories are global unless told otherwise.
+        self.project: Project | None = (
+            project if isinstance(project, Project) or project is None else find_project(project)
+        )
         self.weights = weights
         self._embedder = embedder
         self._lock = threading.RLock()
@@ -221,7 +238,7 @@ class Memory:
                 None if metadata is None else validate.metadata(metadata),
             )
             created = item.get("created_at")
-            return _Item(
+            prepared = _Item(
                 content=content,
                 kind=validate.kind(item.get("kind", "fact")),
                 importance=validate.importance(item.get("importance", 0.5)),
@@ -230,9 +247,47 @@ class Memory:
                 source=validate.source(item.get("source", "api")),
                 created_at=None if created is None else parse_when(created, "created_at"),
                 redactions=redactions,
+                project=None,
             )
+            return replace(prepared, project=self._scope_project(item.get("scope"), prepared))
         except InvalidInputError as exc:
             raise InvalidInputError(f"{where}{exc}") from None
+
+    def _scope_project(self, scope: object, item: _Item | None = None) -> Project | None:
+        """The project a write goes to (None: global). ``scope`` is ``"global"``,
+        ``"project"`` (the current one), a directory, a known project id, or None for the
+        default: the current project, except for ``user.*`` facts."""
+        if scope is None or scope == "":
+            key = item.subject_key if item else None
+            if key is not None and key.startswith(USER_PREFIX):
+                return None
+            return self.project
+        if isinstance(scope, os.PathLike):
+            return find_project(scope)
+        if not isinstance(scope, str):
+            raise InvalidInputError(
+                f"scope must be text (global, project or a directory), got {type(scope).__name__}"
+            )
+        if scope == GLOBAL:
+            return None
+        if scope == "project":
+            if self.project is None:
+                raise InvalidInputError(
+                    "scope 'project' needs a current project: open Memory(project=DIR), run "
+                    "the command inside the project, or pass --project DIR"
+                )
+            return self.project
+        with self._lock:
+            known = {p["id"]: p for p in self._store.projects()}
+        if scope in known:
+            return Project(id=scope, name=known[scope]["name"], root=known[scope]["root"] or "")
+        return find_project(scope)
+
+    def _scopes(self, all_projects: bool) -> tuple[str, ...] | None:
+        """What reads cover: the current project and global, or every scope."""
+        if all_projects or self.project is None:
+            return None
+        return (GLOBAL, self.project.id)
 
     def _record(self, seq: int, **changes: Any) -> MemoryRecord:
         return replace(self._store.fetch([seq])[seq].record(), **changes)
@@ -248,11 +303,13 @@ class Memory:
         metadata: dict[str, Any] | None = None,
         source: str = "api",
         created_at: datetime | str | None = None,
+        scope: str | os.PathLike[str] | None = None,
     ) -> MemoryRecord:
-        """Remember one thing. With a ``subject_key`` that a live memory already has, that
-        memory is updated in place (same id). A fact or lesson that is a near duplicate of a
-        live one of the same kind returns the existing memory. ``record.action`` says which
-        of ``created``, ``updated`` or ``deduplicated`` happened."""
+        """Remember one thing. With a ``subject_key`` that a live memory of the same scope
+        already has, that memory is updated in place (same id). A fact or lesson that is a
+        near duplicate of a live one of the same kind and scope returns the existing memory.
+        ``record.action`` says which of ``created``, ``updated`` or ``deduplicated``
+        happened. ``scope``: see the class docstring."""
         item = {
             "content": content,
             "kind": kind,
@@ -261,6 +318,7 @@ class Memory:
             "metadata": metadata,
             "source": source,
             "created_at": created_at,
+            "scope": scope,
         }
         return self._store_items([self._prepare(item)])[0]
 
@@ -280,12 +338,15 @@ class Memory:
         with self._lock, self._write():
             if self._store.get_setting("embedding_model") is None:
                 self._store.set_setting("embedding_model", self.embedder.name)
+            for project in {item.project for item in items if item.project is not None}:
+                self._store.register_project(project)
             return [self._write_one(item, vector) for item, vector in zip(items, vectors)]
 
     def _write_one(self, item: _Item, vector: bytes) -> MemoryRecord:
         now = utcnow()
+        scope = item.project.id if item.project else GLOBAL
         if item.subject_key is not None:
-            existing = self._store.find_live_subject(item.subject_key)
+            existing = self._store.find_live_subject(item.subject_key, scope)
             if existing is not None:
                 values: dict[str, Any] = {
                     "content": item.content,
@@ -300,7 +361,7 @@ class Memory:
                 self._store.update(existing.seq, values, vector)
                 return self._record(existing.seq, action="updated", redactions=item.redactions)
         elif item.kind in ("fact", "lesson"):
-            hits = self._store.knn(vector, 1, Filters(kinds=(item.kind,)))
+            hits = self._store.knn(vector, 1, Filters(kinds=(item.kind,), scopes=(scope,)))
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
                 seq = hits[0][0]
                 row = self._store.fetch([seq])[seq]
@@ -331,6 +392,7 @@ class Memory:
             updated_at=updated_at or now,
             archived_at=archived_at,
             embedding_model=self.embedder.name,
+            scope=item.project.id if item.project else GLOBAL,
         )
 
     @_database_errors
@@ -342,10 +404,13 @@ class Memory:
         metadata: dict[str, Any] | None = None,
         kind: str | None = None,
         subject_key: str | None = None,
+        scope: str | os.PathLike[str] | None = None,
     ) -> MemoryRecord:
         """Change fields of one memory (id or a unique prefix of 8+ characters). New content
-        is re-embedded. ``subject_key=""`` removes the key."""
+        is re-embedded. ``subject_key=""`` removes the key. ``scope`` moves the memory:
+        ``"global"``, ``"project"`` (the current one) or a project directory."""
         values: dict[str, Any] = {}
+        project: Project | None = None
         vector: bytes | None = None
         text, checked, redactions = _redacted(
             None if content is None else validate.content(content),
@@ -361,9 +426,13 @@ class Memory:
             values["kind"] = validate.kind(kind)
         if subject_key is not None:
             values["subject_key"] = validate.subject_key(subject_key)
+        if scope is not None and scope != "":
+            project = self._scope_project(scope)
+            values["scope"] = project.id if project else GLOBAL
         if not values:
             raise InvalidInputError(
-                "nothing to update: give content, importance, metadata, kind or subject_key"
+                "nothing to update: give content, importance, metadata, kind, subject_key or "
+                "scope"
             )
         with self._lock:
             self._resolve(id)  # fail fast on a bad id before embedding
@@ -373,12 +442,15 @@ class Memory:
         with self._lock, self._write():
             row = self._resolve(id)
             key = values.get("subject_key", row.subject_key)
+            target = values.get("scope", row.scope)
+            if project is not None:
+                self._store.register_project(project)
             if key is not None and row.archived_at is None:
-                holder = self._store.find_live_subject(key)
+                holder = self._store.find_live_subject(key, target)
                 if holder is not None and holder.seq != row.seq:
                     raise InvalidInputError(
-                        f"subject_key {key!r} already belongs to memory {holder.id[:12]}: "
-                        "update or forget that one instead"
+                        f"subject_key {key!r} already belongs to memory {holder.id[:12]} in "
+                        f"{holder.project or GLOBAL}: update or forget that one instead"
                     )
             values["updated_at"] = utcnow()
             self._store.update(row.seq, values, vector)
@@ -410,7 +482,7 @@ class Memory:
             if row.archived_at is None:
                 return row.record()
             key = row.subject_key
-            if key is not None and self._store.find_live_subject(key) is not None:
+            if key is not None and self._store.find_live_subject(key, row.scope) is not None:
                 raise InvalidInputError(
                     f"subject_key {key!r} is used by a live memory: forget that one first"
                 )
@@ -418,15 +490,16 @@ class Memory:
             return self._record(row.seq)
 
     @_database_errors
-    def forget_prefix(self, prefix: str, hard: bool = False) -> int:
-        """Archive (or delete) every memory whose subject_key starts with ``prefix``; ``%``
-        and ``_`` are ordinary characters. Returns how many memories were affected."""
+    def forget_prefix(self, prefix: str, hard: bool = False, all_projects: bool = False) -> int:
+        """Archive (or delete) every memory whose subject_key starts with ``prefix``, in the
+        current project and global (``all_projects``: everywhere); ``%`` and ``_`` are
+        ordinary characters. Returns how many memories were affected."""
         text = validate.prefix(prefix, "prefix")
         if not text:
             raise InvalidInputError(
                 "prefix is empty: give the start of the subject keys to forget, e.g. project.old"
             )
-        filters = Filters(prefix=text, include_archived=hard)
+        filters = Filters(prefix=text, include_archived=hard, scopes=self._scopes(all_projects))
         with self._lock:
             with self._write():
                 rows = self._store.rows(filters, order="seq")
@@ -450,20 +523,34 @@ class Memory:
 
     @_database_errors
     def recent(
-        self, limit: int = 10, kind: str | None = None, include_archived: bool = False
+        self,
+        limit: int = 10,
+        kind: str | Sequence[str] | None = None,
+        include_archived: bool = False,
+        all_projects: bool = False,
     ) -> list[MemoryRecord]:
-        """The newest memories first."""
+        """The newest memories first (the current project and global, or all projects)."""
         limit = validate.limit(limit)
-        filters = Filters(kinds=_kinds(kind), include_archived=include_archived)
+        filters = Filters(
+            kinds=_kinds(kind),
+            include_archived=include_archived,
+            scopes=self._scopes(all_projects),
+        )
         with self._lock:
             rows = self._store.rows(filters, order="newest", limit=limit)
         return [r.record() for r in rows]
 
     @_database_errors
-    def browse(self, subject_key_prefix: str = "", limit: int = 100) -> list[MemoryRecord]:
+    def browse(
+        self, subject_key_prefix: str = "", limit: int = 100, all_projects: bool = False
+    ) -> list[MemoryRecord]:
         """Live memories that have a subject_key starting with the prefix, sorted by key."""
         limit = validate.limit(limit)
-        filters = Filters(prefix=validate.prefix(subject_key_prefix), only_keyed=True)
+        filters = Filters(
+            prefix=validate.prefix(subject_key_prefix),
+            only_keyed=True,
+            scopes=self._scopes(all_projects),
+        )
         with self._lock:
             rows = self._store.rows(filters, order="key", limit=limit)
         return [r.record() for r in rows]
@@ -475,6 +562,7 @@ class Memory:
         since: object,
         until: object,
         include_archived: bool,
+        all_projects: bool = False,
     ) -> Filters:
         since_dt = None if since in (None, "") else parse_when(since, "since")
         until_dt = None if until in (None, "") else parse_when(until, "until")
@@ -486,6 +574,7 @@ class Memory:
             since=since_dt,
             until=until_dt,
             include_archived=bool(include_archived),
+            scopes=self._scopes(all_projects),
         )
 
     def recall(
@@ -498,12 +587,22 @@ class Memory:
         until: datetime | str | None = None,
         include_archived: bool = False,
         min_score: float | None = None,
+        all_projects: bool = False,
     ) -> list[MemoryRecord]:
         """Memories that match ``query`` by meaning and by keyword, best first, each with a
-        ``score``. Filters are exact. Without ``min_score``, returns min(limit, number of
-        matching memories) records."""
+        ``score``. Filters are exact; the current project and global are searched unless
+        ``all_projects``. Without ``min_score``, returns min(limit, number of matching
+        memories) records."""
         return self.recall_many(
-            [query], limit, kind, subject_key_prefix, since, until, include_archived, min_score
+            [query],
+            limit,
+            kind,
+            subject_key_prefix,
+            since,
+            until,
+            include_archived,
+            min_score,
+            all_projects,
         )[0]
 
     @_database_errors
@@ -517,6 +616,7 @@ class Memory:
         until: datetime | str | None = None,
         include_archived: bool = False,
         min_score: float | None = None,
+        all_projects: bool = False,
     ) -> list[list[MemoryRecord]]:
         """:meth:`recall` for several queries in one call (one result list per query)."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
@@ -524,7 +624,9 @@ class Memory:
         texts = [validate.query(q) for q in queries]
         limit = validate.limit(limit)
         threshold = validate.min_score(min_score)
-        filters = self._filters(kind, subject_key_prefix, since, until, include_archived)
+        filters = self._filters(
+            kind, subject_key_prefix, since, until, include_archived, all_projects
+        )
         vectors = self._embed(texts) if texts else []
         return [
             self._search(text, vector, limit, filters, threshold)
@@ -585,25 +687,31 @@ class Memory:
         batch_size: int = 64,
         progress: Callable[[int, int], None] | None = None,
         labels: Sequence[str] | None = None,
+        scope: str | os.PathLike[str] | None = None,
     ) -> dict[str, int]:
-        """Restore exported memories losslessly (same ids, timestamps, archived state).
-        Ids already present are skipped, so importing twice adds nothing. Every record is
-        checked before anything is written; then each batch is one transaction."""
-        prepared: list[NewMemory] = []
+        """Restore exported memories losslessly (same ids, timestamps, archived state,
+        scope). Ids already present are skipped, so importing twice adds nothing. Records
+        without a scope of their own (other tools' memories) go to ``scope``: global unless
+        told (``"project"``, a directory). Every record is checked before anything is
+        written; then each batch is one transaction."""
+        fallback = None if scope in (None, "", GLOBAL) else self._scope_project(scope)
+        prepared: list[tuple[NewMemory, Project | None]] = []
         for n, record in enumerate(records):
             where = f"{labels[n]}: " if labels else f"record {n + 1}: "
-            prepared.append(self._prepare_import(record, where))
+            prepared.append(self._prepare_import(record, where, fallback))
         added = skipped = 0
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start : start + batch_size]
             with self._lock:
-                known = {new.id for new in batch if self._store.find_by_id(new.id)}
-            fresh = [new for new in batch if new.id not in known]
+                known = {new.id for new, _ in batch if self._store.find_by_id(new.id)}
+            fresh = [(new, project) for new, project in batch if new.id not in known]
             skipped += len(batch) - len(fresh)
             if fresh:
-                vectors = self._embed([new.content for new in fresh])
+                vectors = self._embed([new.content for new, _ in fresh])
                 with self._lock, self._write():
-                    for new, vector in zip(fresh, vectors):
+                    for project in {p for _, p in fresh if p is not None}:
+                        self._store.register_project(project)
+                    for (new, _), vector in zip(fresh, vectors):
                         if self._store.find_by_id(new.id):
                             skipped += 1
                             continue
@@ -611,7 +719,7 @@ class Memory:
                         if (
                             key is not None
                             and new.archived_at is None
-                            and self._store.find_live_subject(key) is not None
+                            and self._store.find_live_subject(key, new.scope) is not None
                         ):  # the live memory already holding the key wins; keep this archived
                             new = replace(new, archived_at=utcnow())
                         self._store.insert(new, vector)
@@ -620,7 +728,9 @@ class Memory:
                 progress(min(start + batch_size, len(prepared)), len(prepared))
         return {"added": added, "skipped": skipped}
 
-    def _prepare_import(self, record: Mapping[str, Any], where: str) -> NewMemory:
+    def _prepare_import(
+        self, record: Mapping[str, Any], where: str, fallback: Project | None
+    ) -> tuple[NewMemory, Project | None]:
         if not isinstance(record, Mapping):
             raise InvalidInputError(f"{where}expected a JSON object")
         try:
@@ -628,17 +738,20 @@ class Memory:
             memory_id = normalize_id_prefix(raw_id) if raw_id is not None else new_id()
             if len(memory_id) != 26:
                 raise InvalidInputError(f"id {raw_id!r} is not a full 26-character id")
-            item = self._prepare({k: record[k] for k in STORE_KEYS if k in record}, "")
+            fields = {k: record[k] for k in STORE_KEYS if k in record and k != "scope"}
+            item = self._prepare({**fields, "scope": GLOBAL}, "")
+            project = _exported_project(record) if "scope" in record else fallback
             updated = record.get("updated_at")
             archived = record.get("archived_at")
             created = item.created_at or utcnow()
-            return self._new_memory(
-                replace(item, created_at=created),
+            new = self._new_memory(
+                replace(item, created_at=created, project=project),
                 created,
                 memory_id=memory_id,
                 updated_at=parse_when(updated, "updated_at") if updated else created,
                 archived_at=parse_when(archived, "archived_at") if archived else None,
             )
+            return new, project
         except InvalidInputError as exc:
             raise InvalidInputError(f"{where}{exc}") from None
 
@@ -681,10 +794,15 @@ class Memory:
     # ---- facts --------------------------------------------------------------------
 
     @_database_errors
-    def stats(self) -> dict[str, Any]:
-        """Counts by kind, archived, schema version, model, dimension and file size."""
+    def stats(self, all_projects: bool = False) -> dict[str, Any]:
+        """Counts by kind and archived (the current project and global, or all projects),
+        the projects, schema version, model, dimension and file size."""
+        scopes = self._scopes(all_projects)
         with self._lock:
-            counts = self._store.counts()
+            counts = self._store.counts(Filters(scopes=scopes))
+            projects = [
+                p for p in self._store.projects() if scopes is None or p["id"] in scopes
+            ]
             by_kind = {kind: counts["live_by_kind"].get(kind, 0) for kind in KINDS}
             version = self._store.schema_version()
             model = self._store.get_setting("embedding_model")
@@ -700,14 +818,18 @@ class Memory:
             "model": model,
             "dimension": dimension,
             "file_size_bytes": size,
+            "project": self.project.id if self.project else None,
+            "projects": projects,
         }
 
     @_database_errors
-    def about(self, events: int = 10) -> dict[str, list[MemoryRecord]]:
+    def about(
+        self, events: int = 10, all_projects: bool = False
+    ) -> dict[str, list[MemoryRecord]]:
         """What memento knows about the user: ``user.*`` memories, then recent events."""
         return {
-            "user": self.browse("user.", limit=validate.MAX_LIMIT),
-            "events": self.recent(limit=events, kind="event"),
+            "user": self.browse("user.", limit=validate.MAX_LIMIT, all_projects=all_projects),
+            "events": self.recent(limit=events, kind="event", all_projects=all_projects),
         }
 
 
@@ -726,6 +848,19 @@ def _redacted(
         metadata, kinds = redact_json(metadata)
         found.update(kinds)
     return content, metadata, tuple(sorted(found))
+
+
+def _exported_project(record: Mapping[str, Any]) -> Project | None:
+    """The project of an exported memory (``scope``: its id, ``project``: its name)."""
+    scope = record.get("scope")
+    if scope in (None, "", GLOBAL):
+        return None
+    if not isinstance(scope, str) or len(scope) > 1000:
+        raise InvalidInputError("scope must be 'global' or a project id (text)")
+    name = record.get("project")
+    if not isinstance(name, str) or not name.strip():
+        name = scope.rstrip("/").rsplit("/", 1)[-1] or scope
+    return Project(id=scope, name=name, root="")
 
 
 def _kinds(kind: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -16,7 +16,9 @@ ACTIONS: tuple[str, ...] = ("created", "updated", "deduplicated")
 class MemoryRecord:
     """One memory as stored.
 
-    ``score`` is set by recall (higher is better) and None elsewhere. ``action`` is set by
+    ``scope`` is ``global`` or the id of the project the memory belongs to, ``project`` that
+    project's readable name (None when global). ``score`` is set by recall (higher is
+    better) and None elsewhere. ``action`` is set by
     ``store``/``store_many``: ``created``, ``updated`` (a live memory with the same
     subject_key was replaced in place) or ``deduplicated`` (a near-identical memory of the
     same kind already existed and is returned instead). ``redactions`` names the kinds of
@@ -33,6 +35,8 @@ class MemoryRecord:
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None = None
+    scope: str = "global"
+    project: str | None = None
     score: float | None = None
     action: str | None = None
     redactions: tuple[str, ...] = field(default=())

@@ -174,12 +174,31 @@ def test_v2_file_is_upgraded_with_its_vectors(
 ) -> None:
     conn = store.connect(db_path)
     migrations.migrate(conn, 384, target=2)
+    # fill the v2 file as memento 0.1 wrote it: memories, FTS (triggers) and vec0 rows
+    now = utcnow()
+    with store.transaction(conn):
+        for n, text in enumerate(TEXTS):
+            created = now - timedelta(days=n)
+            iso = created.isoformat().replace("+00:00", "Z")
+            conn.execute(
+                "INSERT INTO memories(id, content, kind, subject_key, importance, metadata, "
+                "source, created_at, updated_at, embedding_model) "
+                "VALUES (?, ?, ?, ?, 0.5, '{}', 'api', ?, ?, ?)",
+                (f"01JAAAAAAAAAAAAAAAAAA{n:05d}", text, ("fact", "event", "lesson")[n % 3],
+                 f"proj.{'ab'[n % 2]}.{n:04d}" if n % 4 == 0 else None, iso, iso,
+                 hash_embedder.name),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) "
+                "VALUES (?, ?, ?, 0, ?)",
+                (conn.last_insert_rowid(), hash_embedder.embed([text])[0].tobytes(),
+                 ("fact", "event", "lesson")[n % 3], int(created.timestamp() * 1e6)),
+            )  # fmt: skip
+        conn.execute(
+            "INSERT INTO settings(key, value) VALUES ('embedding_model', ?)",
+            (hash_embedder.name,),
+        )
     conn.close()
-    # fill the v2 file through today's store functions, minus the index table
-    with Memory(db_path, embedder=hash_embedder) as m:
-        _fill(m)
-        m.conn.execute("DROP TABLE memory_bits; DROP TABLE memory_fts_vocab")
-        m.conn.execute("DELETE FROM schema_version WHERE version = 3")
     with Memory(db_path, embedder=hash_embedder) as m:
         assert m.stats()["schema_version"] == migrations.LATEST
         assert m.conn.execute("SELECT count(*) FROM memory_bits").fetchone()[0] == len(TEXTS)

@@ -38,8 +38,10 @@ def test_older_schema_is_upgraded_in_place(db_path: Path, embedder) -> None:
     with Memory(path=db_path, embedder=embedder) as m:
         assert m.stats()["schema_version"] == migrations.LATEST
         versions = [r[0] for r in m.conn.execute("SELECT version FROM schema_version")]
-        assert versions == [1, 2, 3]
-        assert m.get("01JAAAAAAAAAAAAAAAAAAAAAAA").content == "Old note about the release train"
+        assert versions == list(range(1, migrations.LATEST + 1))
+        old = m.get("01JAAAAAAAAAAAAAAAAAAAAAAA")
+        assert old.content == "Old note about the release train"
+        assert old.scope == "global" and old.project is None  # v4: every old memory is global
         assert m.stats()["model"] == "sentence-transformers/all-MiniLM-L6-v2"
         assert m.recall("when does the release train leave")[0].subject_key == "project.release"
         m.store("New notes work too", subject_key="project.release")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..projects import GLOBAL, Project
 from ..records import MemoryRecord
 
 # What a write may change on a memory (``Store.update``); ``id`` and ``created_at`` never change.
@@ -28,6 +29,7 @@ COLUMNS = (
     "updated_at",
     "archived_at",
     "embedding_model",
+    "scope",
 )
 
 
@@ -48,6 +50,8 @@ class Row:
     updated_at: datetime
     archived_at: datetime | None
     embedding_model: str | None
+    scope: str = GLOBAL  # "global" or a project id (memento.projects)
+    project: str | None = None  # the project's readable name; None when global
 
     def record(self, score: float | None = None, **extra: Any) -> MemoryRecord:
         return MemoryRecord(
@@ -61,6 +65,8 @@ class Row:
             created_at=self.created_at,
             updated_at=self.updated_at,
             archived_at=self.archived_at,
+            scope=self.scope,
+            project=self.project,
             score=score,
             **extra,
         )
@@ -81,6 +87,7 @@ class NewMemory:
     updated_at: datetime
     archived_at: datetime | None = None
     embedding_model: str | None = None
+    scope: str = GLOBAL  # a project registered with ``Store.register_project``, or global
 
     def values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -96,12 +103,15 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     include_archived: bool = False
-    only_keyed: bool = field(default=False)  # only memories that have a subject_key
+    only_keyed: bool = False  # only memories that have a subject_key
+    scopes: tuple[str, ...] | None = None  # "global" and/or project ids; None: every scope
 
     @property
     def narrowed(self) -> bool:
         """Whether anything beyond "live memories" is asked for."""
-        return bool(self.kinds or self.prefix or self.since or self.until)
+        return bool(
+            self.kinds or self.prefix or self.since or self.until or self.scopes is not None
+        )
 
 
 class Store(ABC):
@@ -177,7 +187,16 @@ class Store(ABC):
         """Rows whose id starts with ``prefix`` (normalised, 8+ characters); at most two."""
 
     @abstractmethod
-    def find_live_subject(self, subject_key: str) -> Row | None: ...
+    def find_live_subject(self, subject_key: str, scope: str) -> Row | None:
+        """The live memory holding ``subject_key`` in ``scope`` (one at most)."""
+
+    @abstractmethod
+    def register_project(self, project: Project) -> None:
+        """Record a project (id, readable name, root) before memories are scoped to it."""
+
+    @abstractmethod
+    def projects(self) -> list[dict[str, Any]]:
+        """Every scope: ``id``, ``name``, ``root``, ``live`` and ``archived`` counts."""
 
     @abstractmethod
     def rows(
@@ -191,8 +210,9 @@ class Store(ABC):
         """Every row, archived included, in insertion order, read in chunks."""
 
     @abstractmethod
-    def counts(self) -> dict[str, Any]:
-        """``live_by_kind`` (kind -> count) and ``archived``."""
+    def counts(self, filters: Filters) -> dict[str, Any]:
+        """``live_by_kind`` (kind -> count) and ``archived`` among the memories that
+        ``filters`` allows (its ``include_archived`` is ignored)."""
 
     @abstractmethod
     def size_bytes(self) -> int | None: ...

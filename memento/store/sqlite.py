@@ -16,25 +16,30 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import apsw
 
-from ..dates import from_iso, to_iso, to_micros
+from ..dates import from_iso, to_iso, to_micros, utcnow
 from ..errors import DatabaseError, InvalidInputError
+from ..projects import GLOBAL, Project
 from ..recall import keyword_query
 from . import sqlite_index as index
 from . import sqlite_migrations as migrations
 from .base import COLUMNS as WRITABLE
 from .base import Filters, NewMemory, Row, Store
+from .sqlite_index import VectorMeta
 
 BUSY_TIMEOUT_MS = 30_000
 VEC_MAX_K = 4096
 COLUMNS = (
-    "seq, id, content, kind, subject_key, importance, metadata, source, "
-    "created_at, updated_at, archived_at, embedding_model"
+    "m.seq, m.id, m.content, m.kind, m.subject_key, m.importance, m.metadata, m.source, "
+    "m.created_at, m.updated_at, m.archived_at, m.embedding_model, p.id, p.name"
 )
+# Every read of whole rows: the memory with its project's id and name.
+SELECT = f"SELECT {COLUMNS} FROM memories m JOIN projects p ON p.code = m.scope"
 _TIMES = ("created_at", "updated_at", "archived_at")
 
 
@@ -176,14 +181,38 @@ def memories_where(filters: Filters, alias: str = "m") -> tuple[str, list[Any]]:
         params.append(to_iso(filters.until))
     if filters.only_keyed:
         clauses.append(f"{alias}.subject_key IS NOT NULL")
+    if filters.scopes is not None:
+        marks = ",".join("?" * len(filters.scopes)) or "NULL"
+        clauses.append(f"{alias}.scope IN (SELECT code FROM projects WHERE id IN ({marks}))")
+        params.extend(filters.scopes)
     return (" AND ".join(clauses) or "1"), params
 
 
-def _vec_where(filters: Filters) -> tuple[str, list[Any]]:
+def scope_codes(conn: apsw.Connection, filters: Filters) -> tuple[int, ...] | None:
+    """The integer codes of ``filters.scopes`` (None: every scope). vec0 and the large-store
+    index filter on these codes: vec0 cannot filter on a subquery, and its text metadata
+    filters fail on values longer than 12 bytes (sqlite-vec 0.1.9), which project ids are."""
+    if filters.scopes is None:
+        return None
+    if not filters.scopes:
+        return ()
+    marks = ",".join("?" * len(filters.scopes))
+    return tuple(
+        int(r[0])
+        for r in conn.execute(f"SELECT code FROM projects WHERE id IN ({marks})", filters.scopes)
+    )
+
+
+def _vec_where(
+    filters: Filters, codes: tuple[int, ...] | None = None
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if not filters.include_archived:
         clauses.append("archived = 0")
+    if codes is not None:
+        clauses.append(f"scope IN ({','.join('?' * len(codes)) or 'NULL'})")
+        params.extend(codes)
     if filters.kinds:
         clauses.append(f"kind IN ({','.join('?' * len(filters.kinds))})")
         params.extend(filters.kinds)
@@ -243,21 +272,28 @@ def count_stale(conn: apsw.Connection, model_name: str) -> int:
 
 
 def to_row(raw: Sequence[Any]) -> Row:
-    """A :class:`Row` from the columns of :data:`COLUMNS`, in that order."""
-    return Row(
-        seq=int(raw[0]),
-        id=raw[1],
-        content=raw[2],
-        kind=raw[3],
-        subject_key=raw[4],
-        importance=float(raw[5]),
-        metadata=json.loads(raw[6]) if raw[6] else {},
-        source=raw[7],
-        created_at=from_iso(raw[8]),
-        updated_at=from_iso(raw[9]),
-        archived_at=from_iso(raw[10]) if raw[10] else None,
-        embedding_model=raw[11],
-    )
+    """A :class:`Row` from the columns of :data:`COLUMNS`, in that order. A row whose values
+    cannot be read back (a damaged page that SQLite's own checks let through) raises
+    ``apsw.CorruptError``, which callers report as a corrupt file."""
+    try:
+        return Row(
+            seq=int(raw[0]),
+            id=raw[1],
+            content=raw[2],
+            kind=raw[3],
+            subject_key=raw[4],
+            importance=float(raw[5]),
+            metadata=json.loads(raw[6]) if raw[6] else {},
+            source=raw[7],
+            created_at=from_iso(raw[8]),
+            updated_at=from_iso(raw[9]),
+            archived_at=from_iso(raw[10]) if raw[10] else None,
+            embedding_model=raw[11],
+            scope=raw[12],
+            project=None if raw[12] == GLOBAL else raw[13],
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise apsw.CorruptError(f"memory row {raw[0]!r} cannot be read ({exc})") from None
 
 
 def encode(values: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +312,7 @@ def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, Row]:
     for start in range(0, len(seqs), 500):
         part = list(seqs[start : start + 500])
         marks = ",".join("?" * len(part))
-        for raw in conn.execute(f"SELECT {COLUMNS} FROM memories WHERE seq IN ({marks})", part):
+        for raw in conn.execute(f"{SELECT} WHERE m.seq IN ({marks})", part):
             out[raw[0]] = to_row(raw)
     return out
 
@@ -284,21 +320,41 @@ def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, Row]:
 def find_by_id(conn: apsw.Connection, prefix: str) -> list[Row]:
     """Rows whose id starts with ``prefix`` (already normalised); at most two."""
     if len(prefix) == 26:
-        rows = conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id = ?", (prefix,))
+        rows = conn.execute(f"{SELECT} WHERE m.id = ?", (prefix,))
     else:
         rows = conn.execute(
-            f"SELECT {COLUMNS} FROM memories WHERE id >= ? AND id < ? LIMIT 2",
+            f"{SELECT} WHERE m.id >= ? AND m.id < ? LIMIT 2",
             (prefix, prefix + "~"),
         )
     return [to_row(r) for r in rows]
 
 
-def find_live_subject(conn: apsw.Connection, subject_key: str) -> Row | None:
+def find_live_subject(conn: apsw.Connection, subject_key: str, scope: str) -> Row | None:
     raw = conn.execute(
-        f"SELECT {COLUMNS} FROM memories WHERE subject_key = ? AND archived_at IS NULL",
-        (subject_key,),
+        f"{SELECT} WHERE m.subject_key = ? AND m.archived_at IS NULL AND p.id = ?",
+        (subject_key, scope),
     ).fetchone()
     return None if raw is None else to_row(raw)
+
+
+def project_code(conn: apsw.Connection, scope: str) -> int:
+    """The integer code of a scope (0: global); the project must have been registered."""
+    if scope == GLOBAL:
+        return 0
+    row = conn.execute("SELECT code FROM projects WHERE id = ?", (scope,)).fetchone()
+    if row is None:
+        raise ValueError(f"project {scope!r} is not registered: call register_project first")
+    return int(row[0])
+
+
+def register_project(conn: apsw.Connection, project: Project) -> None:
+    """Record a project (or its newer name and root)."""
+    conn.execute(
+        "INSERT INTO projects(id, name, root, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+        "root = coalesce(excluded.root, projects.root)",
+        (project.id, project.name, project.root, to_iso(utcnow())),
+    )
 
 
 # ---- writes ---------------------------------------------------------------------------
@@ -306,21 +362,23 @@ def find_live_subject(conn: apsw.Connection, subject_key: str) -> Row | None:
 
 def insert(conn: apsw.Connection, memory: NewMemory, vector: bytes) -> int:
     values = encode(memory.values())
+    values["scope"] = project_code(conn, memory.scope)
     conn.execute(
         "INSERT INTO memories(id, content, kind, subject_key, importance, metadata, source, "
-        "created_at, updated_at, archived_at, embedding_model) VALUES "
+        "created_at, updated_at, archived_at, embedding_model, scope) VALUES "
         "(:id, :content, :kind, :subject_key, :importance, :metadata, :source, "
-        ":created_at, :updated_at, :archived_at, :embedding_model)",
+        ":created_at, :updated_at, :archived_at, :embedding_model, :scope)",
         values,
     )
     seq = conn.last_insert_rowid()
-    created_us = to_micros(memory.created_at)
-    archived = memory.archived_at is not None
+    meta = VectorMeta(memory.kind, memory.archived_at is not None, to_micros(memory.created_at),
+                      values["scope"])  # fmt: skip
     conn.execute(
-        "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) VALUES (?, ?, ?, ?, ?)",
-        (seq, vector, memory.kind, int(archived), created_us),
+        "INSERT INTO memory_vec(rowid, embedding, kind, archived, created, scope) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (seq, vector, *meta.vec_values()),
     )
-    index.write_row(conn, seq, vector, memory.kind, archived, created_us)
+    index.write_row(conn, seq, vector, meta)
     return seq
 
 
@@ -331,29 +389,30 @@ def update(
     unknown = set(values) - set(WRITABLE)
     if unknown:
         raise ValueError(f"not a writable column: {sorted(unknown)}")
-    if values:
-        assignments = ", ".join(f"{name} = :{name}" for name in values)
-        conn.execute(
-            f"UPDATE memories SET {assignments} WHERE seq = :seq", {**encode(values), "seq": seq}
-        )
+    encoded = encode(values)
+    if "scope" in values:
+        encoded["scope"] = project_code(conn, values["scope"])
+    if encoded:
+        assignments = ", ".join(f"{name} = :{name}" for name in encoded)
+        conn.execute(f"UPDATE memories SET {assignments} WHERE seq = :seq", {**encoded, "seq": seq})
     row = conn.execute(
-        "SELECT kind, archived_at, created_at FROM memories WHERE seq = ?", (seq,)
+        "SELECT kind, archived_at, created_at, scope FROM memories WHERE seq = ?", (seq,)
     ).fetchone()
-    archived = row[1] is not None
-    created_us = to_micros(from_iso(row[2]))
+    meta = VectorMeta(row[0], row[1] is not None, to_micros(from_iso(row[2])), int(row[3]))
     if vector is not None:
         conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
         conn.execute(
-            "INSERT INTO memory_vec(rowid, embedding, kind, archived, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (seq, vector, row[0], int(archived), created_us),
+            "INSERT INTO memory_vec(rowid, embedding, kind, archived, created, scope) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, vector, *meta.vec_values()),
         )
     else:
         conn.execute(
-            "UPDATE memory_vec SET kind = ?, archived = ?, created = ? WHERE rowid = ?",
-            (row[0], int(archived), created_us, seq),
+            "UPDATE memory_vec SET kind = ?, archived = ?, created = ?, scope = ? "
+            "WHERE rowid = ?",
+            (*meta.vec_values(), seq),
         )
-    index.write_row(conn, seq, vector, row[0], archived, created_us)
+    index.write_row(conn, seq, vector, meta)
 
 
 def delete(conn: apsw.Connection, seqs: Sequence[int]) -> None:
@@ -386,6 +445,9 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
     re-ranked by exact cosine (``memento/index.py``). A subject-key prefix matching at most
     that many memories is answered exactly from those memories alone, at any size."""
     k = min(int(k), VEC_MAX_K)
+    codes = scope_codes(conn, filters)
+    if codes == ():  # none of the asked-for projects has a memory
+        return []
     large = index.size_hint(conn) >= index.MIN_ROWS
     if filters.prefix and large:
         where, params = memories_where(filters)
@@ -398,7 +460,7 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
         if len(seqs) <= index.POOL:
             return index.rerank(conn, vector, seqs, k)
     if not large or not index.has_table(conn):
-        return knn_exact(conn, vector, k, filters)
+        return knn_exact(conn, vector, k, filters, codes)
     prefix_seqs = None
     if filters.prefix:
         import numpy as np
@@ -409,7 +471,7 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
             dtype=np.int64,
         )
         prefix_seqs.sort()
-    return index.knn(conn, vector, k, filters, prefix_seqs)
+    return index.knn(conn, vector, k, filters, prefix_seqs, codes=codes)
 
 
 def sync_index(conn: apsw.Connection) -> None:
@@ -421,19 +483,25 @@ def sync_index(conn: apsw.Connection) -> None:
 
 
 def knn_exact(
-    conn: apsw.Connection, vector: bytes, k: int, filters: Filters
+    conn: apsw.Connection,
+    vector: bytes,
+    k: int,
+    filters: Filters,
+    codes: tuple[int, ...] | None = None,
 ) -> list[tuple[int, float]]:
     """The k nearest live vectors by cosine distance, filters applied inside the vec0 scan
     (a brute-force float scan: exact, ~2 us per memory)."""
-    where, params = _vec_where(filters)
+    if codes is None:
+        codes = scope_codes(conn, filters)
+    where, params = _vec_where(filters, codes)
     sql = (
         "SELECT rowid, distance FROM memory_vec WHERE embedding MATCH ? AND k = ?"
         f"{where} ORDER BY distance"
     )
-    return [
-        (int(r[0]), float(r[1]))
-        for r in conn.execute(sql, [vector, min(int(k), VEC_MAX_K), *params])
-    ]
+    hits = conn.execute(sql, [vector, min(int(k), VEC_MAX_K), *params]).fetchall()
+    if any(r[1] is None for r in hits):  # a damaged vector chunk that vec0 read as NULL
+        raise apsw.CorruptError("the vector table holds unreadable vectors")
+    return [(int(r[0]), float(r[1])) for r in hits]
 
 
 # In stores of at least KEYWORD_MIN_ROWS memories, a keyword term found in more than this
@@ -512,7 +580,7 @@ def keyword(
             "FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?) f "
             f"CROSS JOIN memories m ON m.seq = f.rowid WHERE {where} ORDER BY f.rank LIMIT ?"
         )
-        narrowed = filters.kinds or filters.prefix or filters.since or filters.until
+        narrowed = filters.narrowed
         fetch = int(k) * (KEYWORD_OVERFETCH_FILTERED if narrowed else KEYWORD_OVERFETCH)
         try:
             rows = conn.execute(sql, [match, fetch, *params, int(k)]).fetchall()
@@ -543,11 +611,11 @@ def select_rows(
 ) -> list[Row]:
     where, params = memories_where(filters)
     orders = {
-        "newest": "created_at DESC, seq DESC",
-        "key": "subject_key, seq",
-        "seq": "seq",
+        "newest": "m.created_at DESC, m.seq DESC",
+        "key": "m.subject_key, m.seq",
+        "seq": "m.seq",
     }
-    sql = f"SELECT {COLUMNS} FROM memories m WHERE {where} ORDER BY {orders[order]}"
+    sql = f"{SELECT} WHERE {where} ORDER BY {orders[order]}"
     if limit is not None:
         sql += " LIMIT ?"
         params = [*params, int(limit)]
@@ -635,8 +703,21 @@ class SQLiteStore(Store):
     def find_by_id(self, prefix: str) -> list[Row]:
         return find_by_id(self.conn, prefix)
 
-    def find_live_subject(self, subject_key: str) -> Row | None:
-        return find_live_subject(self.conn, subject_key)
+    def find_live_subject(self, subject_key: str, scope: str) -> Row | None:
+        return find_live_subject(self.conn, subject_key, scope)
+
+    def register_project(self, project: Project) -> None:
+        register_project(self.conn, project)
+
+    def projects(self) -> list[dict[str, Any]]:
+        return [
+            {"id": r[0], "name": r[1], "root": r[2], "live": int(r[3]), "archived": int(r[4])}
+            for r in self.conn.execute(
+                "SELECT p.id, p.name, p.root, count(m.seq) - count(m.archived_at), "
+                "count(m.archived_at) FROM projects p LEFT JOIN memories m ON m.scope = p.code "
+                "GROUP BY p.code ORDER BY p.code"
+            )
+        ]
 
     def rows(
         self, filters: Filters, order: str = "newest", limit: int | None = None
@@ -647,7 +728,7 @@ class SQLiteStore(Store):
         last = 0
         while True:
             chunk = self.conn.execute(
-                f"SELECT {COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT 1000", (last,)
+                f"{SELECT} WHERE m.seq > ? ORDER BY m.seq LIMIT 1000", (last,)
             ).fetchall()
             if not chunk:
                 return
@@ -655,17 +736,20 @@ class SQLiteStore(Store):
                 yield to_row(raw)
             last = chunk[-1][0]
 
-    def counts(self) -> dict[str, Any]:
-        live = {
-            kind: int(count)
-            for kind, count in self.conn.execute(
-                "SELECT kind, count(*) FROM memories WHERE archived_at IS NULL GROUP BY kind"
-            )
-        }
-        archived = self.conn.execute(
-            "SELECT count(*) FROM memories WHERE archived_at IS NOT NULL"
-        ).fetchone()[0]
-        return {"live_by_kind": live, "archived": int(archived)}
+    def counts(self, filters: Filters) -> dict[str, Any]:
+        where, params = memories_where(replace(filters, include_archived=True))
+        live: dict[str, int] = {}
+        archived = 0
+        for kind, is_archived, count in self.conn.execute(
+            f"SELECT m.kind, m.archived_at IS NOT NULL, count(*) FROM memories m WHERE {where} "
+            "GROUP BY 1, 2",
+            params,
+        ):
+            if is_archived:
+                archived += int(count)
+            else:
+                live[kind] = int(count)
+        return {"live_by_kind": live, "archived": archived}
 
     def size_bytes(self) -> int | None:
         return sum(

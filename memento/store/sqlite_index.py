@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -48,6 +49,22 @@ MIN_ROWS = 50_000
 POOL = 1_000
 KIND_CODES = {"fact": 0, "event": 1, "lesson": 2}
 NO_STAMP = -1
+_FIELDS = ("live", "kind", "archived", "created", "scope")
+
+
+@dataclass(frozen=True)
+class VectorMeta:
+    """The filter columns kept beside every vector (in ``memory_vec`` and ``memory_bits``),
+    so filters apply inside the search. ``scope`` is the project's integer code (0: global)."""
+
+    kind: str
+    archived: bool
+    created_us: int
+    scope: int
+
+    def vec_values(self) -> tuple[str, int, int, int]:
+        """``kind, archived, created, scope`` as ``memory_vec`` stores them."""
+        return (self.kind, int(self.archived), self.created_us, self.scope)
 
 
 def bits_of(vector: bytes) -> bytes:
@@ -63,23 +80,21 @@ def next_stamp(conn: apsw.Connection) -> int:
     return int(row[0] or 0) + 1
 
 
-def write_row(
-    conn: apsw.Connection, seq: int, vector: bytes | None, kind: str, archived: bool,
-    created_us: int,
-) -> None:
+def write_row(conn: apsw.Connection, seq: int, vector: bytes | None, meta: VectorMeta) -> None:
     """Insert or replace one memory's row (``vector`` None keeps the stored vectors)."""
     stamp = next_stamp(conn)
+    filters = (KIND_CODES[meta.kind], int(meta.archived), meta.created_us, meta.scope)
     if vector is None:
         conn.execute(
-            "UPDATE memory_bits SET kind = ?, archived = ?, created = ?, stamp = ? "
+            "UPDATE memory_bits SET kind = ?, archived = ?, created = ?, scope = ?, stamp = ? "
             "WHERE seq = ?",
-            (KIND_CODES[kind], int(archived), created_us, stamp, seq),
+            (*filters, stamp, seq),
         )
     else:
         conn.execute(
             "INSERT OR REPLACE INTO memory_bits(seq, bits, embedding, kind, archived, "
-            "created, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seq, bits_of(vector), vector, KIND_CODES[kind], int(archived), created_us, stamp),
+            "created, scope, stamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, bits_of(vector), vector, *filters, stamp),
         )
 
 
@@ -134,6 +149,7 @@ class BitIndex:
         self.kind = np.zeros(0, dtype=np.uint8)
         self.archived = np.zeros(0, dtype=bool)
         self.created = np.zeros(0, dtype=np.int64)
+        self.scope = np.zeros(0, dtype=np.int64)
         self.lock = threading.Lock()
         global _POPCOUNT8
         if _POPCOUNT8 is None and not hasattr(np, "bitwise_count"):
@@ -157,7 +173,7 @@ class BitIndex:
         ).fetchone()
         width = self.width if row is None else (int(row[0]) + 7) // 8
         cursor = conn.cursor().execute(
-            f"SELECT seq, bits, kind, archived, created, stamp FROM {source} "
+            f"SELECT seq, bits, kind, archived, created, stamp, scope FROM {source} "
             "WHERE stamp > ? ORDER BY seq",
             (after,),
         )
@@ -173,7 +189,7 @@ class BitIndex:
             parts.append(self._arrays([], width))
         out = {
             name: np.concatenate([part[name] for part in parts], axis=-1)
-            for name in ("seqs", "words", "live", "kind", "archived", "created")
+            for name in ("seqs", "words", *_FIELDS)
         }
         out["stamp"] = max(part["stamp"] for part in parts)
         out["width"] = width
@@ -197,6 +213,7 @@ class BitIndex:
             "kind": np.fromiter((r[2] for r in rows), dtype=np.uint8, count=n),
             "archived": np.fromiter((bool(r[3]) for r in rows), dtype=bool, count=n),
             "created": np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
+            "scope": np.fromiter((r[6] for r in rows), dtype=np.int64, count=n),
             "stamp": max((r[5] for r in rows), default=NO_STAMP),
         }
 
@@ -235,27 +252,31 @@ class BitIndex:
             known = np.zeros(len(seqs), dtype=bool)
         k = pos[known]
         self.words[:, k] = delta["words"][:, known]
-        for name in ("live", "kind", "archived", "created"):
+        for name in _FIELDS:
             getattr(self, name)[k] = delta[name][known]
         new = ~known
         if new.any():
             self.seqs = np.concatenate([self.seqs, seqs[new]])
             self.words = np.concatenate([self.words, delta["words"][:, new]], axis=1)
-            for name in ("live", "kind", "archived", "created"):
+            for name in _FIELDS:
                 setattr(self, name, np.concatenate([getattr(self, name), delta[name][new]]))
             if len(self.seqs) > 1 and (np.diff(self.seqs) <= 0).any():
                 order = np.argsort(self.seqs, kind="stable")
                 self.seqs = self.seqs[order]
                 self.words = self.words[:, order]
-                for name in ("live", "kind", "archived", "created"):
+                for name in _FIELDS:
                     setattr(self, name, getattr(self, name)[order])
         self.stamp = max(self.stamp, delta["stamp"])
 
     # ---- searching ------------------------------------------------------------------
 
-    def _allowed(self, parts: dict[str, Any], filters: Filters, prefix_seqs: Any) -> Any:
+    def _allowed(
+        self, parts: dict[str, Any], filters: Filters, prefix_seqs: Any, codes: Any
+    ) -> Any:
         np = self.np
         mask = parts["live"].copy()
+        if codes is not None:
+            mask &= np.isin(parts["scope"], list(codes))
         if not filters.include_archived:
             mask &= ~parts["archived"]
         if filters.kinds:
@@ -284,7 +305,7 @@ class BitIndex:
 
     def candidates(
         self, conn: apsw.Connection, vector: bytes, filters: Filters, pool: int,
-        prefix_seqs: Any,
+        prefix_seqs: Any, codes: Any = None,
     ) -> list[int]:
         """Seqs of (at least) the ``pool`` allowed memories nearest in Hamming distance;
         every allowed memory when there are no more than ``pool``."""
@@ -294,9 +315,9 @@ class BitIndex:
             query = np.frombuffer(bits_of(vector), dtype=np.uint64)
             base = {
                 "seqs": self.seqs, "live": self.live, "kind": self.kind,
-                "archived": self.archived, "created": self.created,
+                "archived": self.archived, "created": self.created, "scope": self.scope,
             }  # fmt: skip
-            mask = self._allowed(base, filters, prefix_seqs)
+            mask = self._allowed(base, filters, prefix_seqs, codes)
             words = self.words
             if delta is not None and len(delta["seqs"]):
                 # rows changed by the open write transaction replace the cached ones
@@ -304,7 +325,7 @@ class BitIndex:
                 pos = pos[pos < len(self.seqs)]
                 pos = pos[np.isin(self.seqs[pos], delta["seqs"], assume_unique=True)]
                 mask[pos] = False
-                dmask = self._allowed(delta, filters, prefix_seqs)
+                dmask = self._allowed(delta, filters, prefix_seqs, codes)
                 dseqs = delta["seqs"][dmask]
                 dwords = delta["words"][:, dmask] if delta["width"] == self.width else None
             else:
@@ -404,8 +425,9 @@ def has_table(conn: apsw.Connection) -> bool:
 def knn(
     conn: apsw.Connection, vector: bytes, k: int, filters: Filters,
     prefix_seqs: np.ndarray | None, pool: int | None = None,
+    codes: tuple[int, ...] | None = None,
 ) -> list[tuple[int, float]]:
-    """The coarse pass then the exact re-rank."""
+    """The coarse pass then the exact re-rank (``codes``: the allowed scopes, None: all)."""
     index = for_connection(conn)
-    chosen = index.candidates(conn, vector, filters, max(pool or POOL, k), prefix_seqs)
+    chosen = index.candidates(conn, vector, filters, max(pool or POOL, k), prefix_seqs, codes)
     return rerank(conn, vector, chosen, k)

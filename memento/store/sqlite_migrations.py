@@ -53,7 +53,11 @@ def _v1_initial(conn: apsw.Connection, dimension: int) -> None:
         END;
         """
     )
-    create_vector_table(conn, dimension)
+    # The vector table as version 1 made it (version 4 adds the scope column).
+    conn.execute(
+        f"CREATE VIRTUAL TABLE memory_vec USING vec0(embedding float[{int(dimension)}] "
+        "distance_metric=cosine, kind text, archived integer, created integer)"
+    )
 
 
 def _v2_settings_and_live_keys(conn: apsw.Connection, dimension: int) -> None:
@@ -77,17 +81,19 @@ def _v2_settings_and_live_keys(conn: apsw.Connection, dimension: int) -> None:
 
 
 def create_vector_table(conn: apsw.Connection, dimension: int) -> None:
-    """The vec0 table. Its metadata columns mirror ``memories`` so the kind, archived and
-    time filters run inside the KNN scan and stay exact. (A subject-key prefix is applied as
-    ``rowid IN (...)``: range filters on vec0 text columns fail in sqlite-vec 0.1.9 once keys
-    are longer than 12 bytes.)"""
+    """The vec0 table as the latest schema has it. Its metadata columns mirror ``memories``
+    so the kind, archived, time and scope filters run inside the KNN scan and stay exact.
+    (A subject-key prefix is applied as ``rowid IN (...)``: range filters on vec0 text
+    columns fail in sqlite-vec 0.1.9 once keys are longer than 12 bytes; the scope is the
+    project's integer code for the same reason.)"""
     conn.execute(
         f"""
         CREATE VIRTUAL TABLE memory_vec USING vec0(
             embedding float[{int(dimension)}] distance_metric=cosine,
             kind text,
             archived integer,
-            created integer
+            created integer,
+            scope integer
         )
         """
     )
@@ -122,10 +128,51 @@ def _v3_scale_index(conn: apsw.Connection, dimension: int) -> None:
         sqlite_index.fill(conn)
 
 
+def _v4_scopes(conn: apsw.Connection, dimension: int) -> None:
+    """Project scopes: ``projects`` (code 0 is ``global``), ``memories.scope``, one live
+    memory per subject_key *per scope*, and the scope beside every vector. Every existing
+    memory becomes global. vec0 tables cannot gain a column, so the vectors are copied into a
+    new ``memory_vec``."""
+    conn.execute(
+        """
+        CREATE TABLE projects (
+            code INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            root TEXT,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE memories ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;
+        DROP INDEX memories_live_subject;
+        CREATE UNIQUE INDEX memories_live_subject ON memories(scope, subject_key)
+            WHERE subject_key IS NOT NULL AND archived_at IS NULL;
+        CREATE INDEX memories_scope ON memories(scope, created_at);
+        ALTER TABLE memory_bits ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;
+        CREATE TEMP TABLE vec_copy AS
+            SELECT rowid AS seq, embedding, kind, archived, created FROM memory_vec;
+        DROP TABLE memory_vec;
+        """
+    )
+    conn.execute(
+        "INSERT INTO projects(code, id, name, root, created_at) "
+        "VALUES (0, 'global', 'global', NULL, ?)",
+        (to_iso(utcnow()),),
+    )
+    create_vector_table(conn, dimension)
+    conn.execute(
+        """
+        INSERT INTO memory_vec(rowid, embedding, kind, archived, created, scope)
+            SELECT seq, embedding, kind, archived, created, 0 FROM vec_copy ORDER BY seq;
+        DROP TABLE temp.vec_copy;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
     (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
     (3, "memory_bits (coarse vector index) and memory_fts_vocab", _v3_scale_index),
+    (4, "project scopes: projects, memories.scope, scope beside every vector", _v4_scopes),
 ]
 LATEST = MIGRATIONS[-1][0]
 
