@@ -38,6 +38,7 @@ class MemoryRecord:
     scope: str = "global"
     project: str | None = None
     score: float | None = None
+    relevance: float | None = None
     action: str | None = None
     redactions: tuple[str, ...] = field(default=())
 

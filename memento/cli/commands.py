@@ -1,199 +1,33 @@
-"""The ``memento`` command line: a thin face over :class:`memento.Memory`.
-
-Every rule lives in ``Memory``; commands parse, call and print. A ``MementoError`` becomes
-one line on stderr (``Error: ...``) and exit status 1; usage errors exit 2. Nothing here
-imports numpy, onnxruntime or the MCP SDK at module level, so ``memento --help``,
-``memento list`` and ``memento stats`` start fast.
-"""
+"""The everyday commands: init, verify, stats, list, show, search, store, start, export,
+import, reembed, about, forget and restore. Each parses, calls :class:`memento.Memory` and
+prints."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__
-from .config import embedding_model_spec, resolve_db_path
-from .embedder import Embedder
-from .errors import InvalidInputError, MementoError, ModelError
-from .memory import Memory
-from .records import KINDS, MemoryRecord
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-# Content shown on one line is cut here when stdout is not a terminal.
-PLAIN_WIDTH = 100
-# Progress bars appear only for jobs this large (about a second of embedding).
-PROGRESS_MIN_ITEMS = 100
-
-_embedders: dict[str | None, Embedder] = {}
-
-
-def shared_embedder() -> Embedder | None:
-    """One embedder per model per process, so a process that opens several databases (the
-    tests, a script driving ``main``) loads the model once. None when the model's manifest
-    cannot be read: ``Memory`` then raises the model error if it ever needs to embed."""
-    spec = embedding_model_spec()
-    if spec not in _embedders:
-        try:
-            _embedders[spec] = Embedder()
-        except ModelError:
-            return None
-    return _embedders[spec]
-
-
-class MementoGroup(click.Group):
-    """Turns a MementoError (and an unreadable file) into one line and exit 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MementoError as exc:
-            raise click.ClickException(_one_line(str(exc))) from None
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError):
-                raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        # `memento import-data` is an alias of `memento import_data`.
-        if args and args[0] == "import-data":
-            args = ["import_data", *args[1:]]
-        return super().resolve_command(ctx, args)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-# ---- opening the database ------------------------------------------------------------
-
-
-def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``--db PATH`` on a subcommand, for ``memento list --db x.db`` as well as
-    ``memento --db x.db list``."""
-    return click.option(
-        "--db",
-        "sub_db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Database file (default: --db of memento, MEMENTO_PATH, or "
-        "~/.local/share/memento/memory.db).",
-    )(function)
-
-
-def db_path(ctx: click.Context, *choices: Path | None) -> Path:
-    """The first path given (positional PATH, then --db), else the group's --db/MEMENTO_PATH,
-    else the default."""
-    for choice in choices:
-        if choice is not None:
-            return resolve_db_path(choice)
-    return resolve_db_path(ctx.find_root().params.get("db"))
-
-
-def open_memory(path: Path, create: bool = False) -> Memory:
-    """Open the database; without ``create`` a missing file says to run `memento init`."""
-    return Memory(path, embedder=shared_embedder(), create=create)
-
-
-# ---- printing -------------------------------------------------------------------------
-
-
-def _width() -> int:
-    if sys.stdout.isatty():
-        return max(60, shutil.get_terminal_size((PLAIN_WIDTH + 40, 24)).columns)
-    return 0
-
-
-def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
-    """``  01KVF2CKW772  fact    imp=0.80  [user.theme] I prefer dark mode in editors``"""
-    head = f"{lead}{record.short_id}  {record.kind:<6}  imp={record.importance:.2f}  "
-    if record.subject_key:
-        head += f"[{record.subject_key}] "
-    text = " ".join(record.content.split())
-    if record.archived:
-        text = f"(archived) {text}"
-    width = _width()
-    room = (width - len(head) - len(suffix)) if width else PLAIN_WIDTH
-    room = max(room, 20)
-    if len(text) > room:
-        text = text[: room - 1].rstrip() + "…"
-    return f"{head}{text}{suffix}"
-
-
-def search_line(n: int, record: MemoryRecord) -> str:
-    """``  1. 01KVF2CKW772  fact    imp=0.80  [user.theme] I prefer dark ...  score=0.83``"""
-    return list_line(record, suffix=f"  score={record.score or 0.0:.3f}", lead=f"  {n}. ")
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-@contextmanager
-def progress(label: str, total: int) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback drawing a bar on stderr, or None when stderr is not a terminal
-    or the job is small."""
-    if total < PROGRESS_MIN_ITEMS or not sys.stderr.isatty():
-        yield None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        state = {"done": 0}
-
-        def update(done: int, _total: int) -> None:
-            bar.update(done - state["done"])
-            state["done"] = done
-
-        yield update
-
-
-def confirm(message: str, yes: bool) -> None:
-    """Ask on a terminal unless --yes; without a terminal, go ahead (scripts pass --yes
-    for clarity, but a pipe cannot answer anyway)."""
-    if yes or not sys.stdin.isatty():
-        return
-    click.confirm(message, abort=True, err=True)
-
-
-# ---- commands -------------------------------------------------------------------------
-
-
-@click.group(cls=MementoGroup, context_settings=CONTEXT_SETTINGS)
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="MEMENTO_PATH",
-    show_envvar=True,
-    help="Database file (default: ~/.local/share/memento/memory.db).",
+from ..config import resolve_db_path
+from ..errors import InvalidInputError
+from ..records import KINDS
+from .base import (
+    _human_size,
+    _one_line,
+    cli,
+    confirm,
+    db_option,
+    db_path,
+    echo_json,
+    list_line,
+    open_memory,
+    progress,
+    search_line,
 )
-@click.version_option(__version__, "--version", prog_name="memento")
-def cli(db: Path | None) -> None:
-    """memento: persistent, local-first memory for AI coding agents, in one SQLite file.
-
-    \b
-    Example, a first day:
-      memento init
-      memento store "I prefer dark mode in editors" --subject-key user.theme
-      memento search "what theme does the user like"
-      memento start      # the MCP server, for your agent
-    """
 
 
 @cli.command()
@@ -236,7 +70,7 @@ def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
       memento verify
       memento verify --json | jq '.checks[] | select(.ok | not)'
     """
-    from .health import run_checks
+    from ..health import run_checks
 
     target = db_path(ctx, sub_db)
     checks = run_checks(target)
@@ -496,7 +330,7 @@ def start(ctx: click.Context, sub_db: Path | None) -> None:
     Example (Claude Code):
       claude mcp add memento -- memento start
     """
-    from .server import run  # the MCP SDK is only paid for here
+    from ..server import run  # the MCP SDK is only paid for here
 
     explicit = sub_db or ctx.find_root().params.get("db")
     run(str(resolve_db_path(explicit)) if explicit else None)
@@ -607,7 +441,7 @@ def import_(
       memento import ~/.local/share/mcp-memory/sqlite_vec.db --dry-run
       memento import memory.json --from mcp-memory-json
     """
-    from .importers import read_source, write
+    from ..importers import read_source, write
 
     target, source = _path_and_file(ctx, args, "SOURCE")
     result = read_source(Path(source), format_)
@@ -757,29 +591,3 @@ def restore(ctx: click.Context, memory_id: str, sub_db: Path | None) -> None:
     with open_memory(db_path(ctx, sub_db)) as memory:
         record = memory.restore(memory_id)
     click.echo(f"Restored {record.short_id}")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """The ``memento`` entry point: never a traceback for an expected error."""
-    try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="memento")
-    except BrokenPipeError:  # `memento export | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except Exception as exc:  # a bug: still one line, with a way to see more
-        if os.environ.get("MEMENTO_DEBUG"):
-            raise
-        click.echo(
-            f"Error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
-            "(set MEMENTO_DEBUG=1 to see the traceback, and please report it)",
-            err=True,
-        )
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
