@@ -13,12 +13,26 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import validate
 from .config import redaction_enabled, resolve_location
+from .context import (
+    LINE_SHARE_PROMPT,
+    LINE_SHARE_SESSION,
+    MAX_BUDGET,
+    MIN_BUDGET,
+    PROMPT_BUDGET,
+    PROMPT_CHARS,
+    RECENT_EVENT_DAYS,
+    SESSION_BUDGET,
+    SESSION_SHARES,
+    ContextBlock,
+    Section,
+    pack,
+)
 from .dates import parse_when, utcnow
 from .embedder import Embedder
 from .errors import (
@@ -30,7 +44,17 @@ from .errors import (
 )
 from .ids import new_id, normalize_id_prefix
 from .projects import GLOBAL, Project, find_project
-from .recall import DEFAULT_WEIGHTS, Weights, adjust, fuse
+from .recall import (
+    DEFAULT_WEIGHTS,
+    RELEVANT,
+    Evidence,
+    Weights,
+    adjust,
+    coverage,
+    fuse,
+    keyword_terms,
+    relevance,
+)
 from .records import KINDS, MemoryRecord
 from .redact import redact, redact_json
 from .store import Filters, NewMemory, Row, Store, open_store
@@ -48,6 +72,13 @@ STORE_KEYS = frozenset(
 )
 # Facts about the user travel with them: keys under this prefix default to the global scope.
 USER_PREFIX = "user."
+# How long the memories given to an agent session are remembered (so a prompt hook does not
+# repeat them): a day covers a working session with room to spare, and keeps the table small.
+INJECTED_TTL = timedelta(days=1)
+# At most this many memories are considered per part of a session-start block, and per
+# prompt: more would not fit any sensible budget.
+CONTEXT_CANDIDATES = 200
+PROMPT_CANDIDATES = 12
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,6 +107,16 @@ class _Item:
     created_at: datetime | None  # None: the moment it is written
     redactions: tuple[str, ...]
     project: Project | None  # the scope: None is global
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One recall hit before the cut: its fused (rank-ordering) score, its relevance."""
+
+    row: Row
+    score: float
+    relevance: float
+    evidence: Evidence
 
 
 class Memory:
@@ -642,7 +683,20 @@ class Memory:
         min_score: float | None,
         mode: str = "hybrid",
     ) -> list[MemoryRecord]:
-        pool = max(MIN_POOL, 2 * limit)
+        """The best ``limit`` candidates by fused score, keeping only those whose relevance
+        is at least ``min_score`` (never padded with weaker ones)."""
+        results = [
+            c.row.record(round(c.score, 6), relevance=round(c.relevance, 6))
+            for c in self._candidates(text, vector, max(MIN_POOL, 2 * limit), filters, mode)
+            if min_score is None or c.relevance >= min_score
+        ]
+        return results[:limit]
+
+    def _candidates(
+        self, text: str, vector: bytes, pool: int, filters: Filters, mode: str = "hybrid"
+    ) -> list[_Candidate]:
+        """Every hit of the ``pool`` nearest and ``pool`` best keyword matches, best fused
+        score first, each with the evidence of its relevance (benches/relevance.py reads it)."""
         with self._lock, self._store.transaction(write=False):
             vector_hits = self._store.knn(vector, pool, filters) if mode != "keyword" else []
             keyword_hits = (
@@ -650,22 +704,39 @@ class Memory:
             )
             fused = fuse(vector_hits, keyword_hits, self.weights)
             rows = self._store.fetch(list(fused))
+            # keyword-only hits have no distance from the nearest-neighbour search
+            similarity = {seq: 1.0 - distance for seq, distance in vector_hits}
+            missing = [seq for seq in fused if seq not in similarity]
+            similarity.update(self._store.similarities(vector, missing))
         if len(rows) != len(fused):  # one read snapshot: only a damaged index gets here
             raise DatabaseError(
                 f"the search index of {self.path} points at memories that do not exist: "
                 "run `memento verify`, then restore from a backup"
             )
+        seqs = list(fused)
+        terms = keyword_terms(text)
+        stems = self._store.stems(
+            [*terms, *(f"{rows[s].content} {rows[s].subject_key or ''}" for s in seqs)]
+        )
+        query_terms, documents = stems[: len(terms)], stems[len(terms) :]
         now = utcnow()
-        scored = []
-        for seq, base in fused.items():
+        found = []
+        for seq, document in zip(seqs, documents):
             row = rows[seq]
             age_days = (now - row.created_at).total_seconds() / 86400
-            scored.append((adjust(base, row.importance, age_days, self.weights), seq))
-        scored.sort(key=lambda pair: (-pair[0], -pair[1]))
-        results = [rows[seq].record(round(score, 6)) for score, seq in scored]
-        if min_score is not None:
-            results = [r for r in results if (r.score or 0.0) >= min_score]
-        return results[:limit]
+            evidence = Evidence(
+                similarity.get(seq, 0.0), coverage(query_terms, document), len(terms)
+            )
+            found.append(
+                _Candidate(
+                    row,
+                    adjust(fused[seq], row.importance, age_days, self.weights),
+                    relevance(evidence),
+                    evidence,
+                )
+            )
+        found.sort(key=lambda c: (-c.score, -c.row.seq))
+        return found
 
     # ---- bulk -----------------------------------------------------------------------
 
@@ -676,7 +747,7 @@ class Memory:
             rows = list(self._store.iter_rows())
         for row in rows:
             data = row.record().to_dict()
-            for key in ("score", "action", "redactions"):
+            for key in ("score", "relevance", "action", "redactions"):
                 data.pop(key)
             yield data
 
@@ -831,6 +902,119 @@ class Memory:
             "user": self.browse("user.", limit=validate.MAX_LIMIT, all_projects=all_projects),
             "events": self.recent(limit=events, kind="event", all_projects=all_projects),
         }
+
+    # ---- context for agents -----------------------------------------------------------
+
+    @_database_errors
+    def context(
+        self,
+        prompt: str | None = None,
+        budget: int | None = None,
+        session_id: str | None = None,
+        all_projects: bool = False,
+    ) -> ContextBlock:
+        """The block of memories to put in front of an agent, at most ``budget`` tokens
+        (:func:`memento.context.count_tokens`).
+
+        Without a ``prompt`` (a session start): global facts and lessons (``user.*`` keys
+        first), then the current project's facts and lessons (most important, then most
+        recently confirmed, first), then its events of the last two weeks; default budget
+        1,200 tokens. With a ``prompt``: only memories relevant to it (relevance at least
+        :data:`memento.recall.RELEVANT`), best first; default budget 400. An empty block
+        (``text == ""``) means nothing is worth saying.
+
+        With a ``session_id`` (the agent session's id), a memory already given to that
+        session is not given again; a session start gives everything afresh (it follows a
+        ``/clear``, a resume or a compaction, after which the agent has lost it)."""
+        if prompt is not None and not isinstance(prompt, str):
+            raise InvalidInputError("prompt must be text")
+        default = SESSION_BUDGET if prompt is None else PROMPT_BUDGET
+        budget = default if budget is None else budget
+        if isinstance(budget, bool) or not isinstance(budget, int):
+            raise InvalidInputError(f"budget must be a whole number of tokens, got {budget!r}")
+        if not 0 <= budget <= MAX_BUDGET:
+            raise InvalidInputError(f"budget must be between 0 and {MAX_BUDGET} tokens")
+        if session_id is not None and (
+            not isinstance(session_id, str) or not 0 < len(session_id) <= 200
+        ):
+            raise InvalidInputError("session_id must be text of 1 to 200 characters")
+        if budget < MIN_BUDGET or (prompt is not None and not prompt.strip()):
+            return ContextBlock(budget=budget)
+        if prompt is None:
+            block = self._session_block(budget, all_projects)
+        else:
+            block = self._prompt_block(prompt, budget, session_id, all_projects)
+        if session_id is not None and not self.readonly:
+            now = utcnow()
+            with self._lock, self._write():
+                if prompt is None:
+                    self._store.clear_injected(session=session_id)
+                self._store.clear_injected(before=now - INJECTED_TTL)
+                self._store.mark_injected(session_id, [r.id for r in block.records], now)
+        return block
+
+    def _session_block(self, budget: int, all_projects: bool) -> ContextBlock:
+        facts = ("fact", "lesson")
+        since = utcnow() - timedelta(days=RECENT_EVENT_DAYS)
+        # the project part: the current project, every project, or none (no project known)
+        scopes: tuple[str, ...] | None = (self.project.id,) if self.project else None
+        with_projects = all_projects or self.project is not None
+        if all_projects:
+            scopes = None
+        with self._lock, self._store.transaction(write=False):
+            mine = self._store.rows(
+                Filters(kinds=facts, scopes=(GLOBAL,)), "important", CONTEXT_CANDIDATES
+            )
+            project: list[Row] = []
+            events: list[Row] = []
+            if with_projects:
+                project = self._store.rows(
+                    Filters(kinds=facts, scopes=scopes), "important", CONTEXT_CANDIDATES
+                )
+                events = self._store.rows(
+                    Filters(kinds=("event",), scopes=scopes, since=since),
+                    "newest",
+                    CONTEXT_CANDIDATES,
+                )
+        # The user's own keys first: they are what the user set out to have remembered.
+        mine.sort(key=lambda r: not (r.subject_key or "").startswith(USER_PREFIX))
+        name = "all projects" if all_projects or not self.project else self.project.name
+        sections = [
+            Section("The user (all projects)", [r.record() for r in mine], SESSION_SHARES[0]),
+            Section(
+                f"Project {name}: facts and lessons",
+                [r.record() for r in project if r.scope != GLOBAL],
+                SESSION_SHARES[1],
+            ),
+            Section(
+                f"Project {name}: recent events",
+                [r.record() for r in events],
+                SESSION_SHARES[2],
+            ),
+        ]
+        header = (
+            "# memento: what you remember from earlier sessions\n"
+            "Ids are for memento_update / memento_forget when something here is stale."
+        )
+        return pack(header, sections, budget, max(MIN_BUDGET, budget // LINE_SHARE_SESSION))
+
+    def _prompt_block(
+        self, prompt: str, budget: int, session_id: str | None, all_projects: bool
+    ) -> ContextBlock:
+        found = self.recall(
+            prompt.strip()[:PROMPT_CHARS],
+            limit=PROMPT_CANDIDATES,
+            min_score=RELEVANT,
+            all_projects=all_projects,
+        )
+        if session_id is not None and found:
+            with self._lock:
+                given = self._store.injected(session_id)
+            found = [r for r in found if r.id not in given]
+        header = "# memento: memories that may bear on this prompt"
+        return pack(
+            header, [Section("", found)], budget, max(MIN_BUDGET, budget // LINE_SHARE_PROMPT)
+        )
 
 
 def _redacted(

@@ -26,18 +26,22 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 32
 
 
-def keyword_query(text: str) -> str | None:
-    """An FTS5 MATCH expression for free text: the OR of its words, each a quoted string, so
-    nothing the user typed is read as FTS5 syntax. None when there is no word at all."""
+def keyword_terms(text: str) -> list[str]:
+    """The words of free text that keyword search looks for: lower case, each once, the
+    stopwords dropped unless nothing else is left, at most ``MAX_TERMS``."""
     words: list[str] = []
     for word in _WORD.findall(text.lower()):
         word = word.strip("_")
         if word and word not in words:
             words.append(word)
-    content = [w for w in words if w not in STOPWORDS] or words
-    if not content:
-        return None
-    return " OR ".join(f'"{w}"' for w in content[:MAX_TERMS])
+    return ([w for w in words if w not in STOPWORDS] or words)[:MAX_TERMS]
+
+
+def keyword_query(text: str) -> str | None:
+    """An FTS5 MATCH expression for free text: the OR of its words, each a quoted string, so
+    nothing the user typed is read as FTS5 syntax. None when there is no word at all."""
+    terms = keyword_terms(text)
+    return " OR ".join(f'"{w}"' for w in terms) if terms else None
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,52 @@ def adjust(score: float, importance: float, age_days: float, weights: Weights) -
     factor = 1.0 + weights.importance * (importance - 0.5)
     recency = math.pow(0.5, max(age_days, 0.0) / weights.recency_half_life_days)
     return score * factor * (1.0 + weights.recency * recency)
+
+
+# The relevance (MemoryRecord.relevance) at or above which a memory is worth putting into an
+# agent's context unasked. Provisional until calibrated on ../shared/eval (benches/).
+RELEVANT = 0.5
+
+
+# ---- relevance ----------------------------------------------------------------------------
+#
+# The fused score ranks the candidates of one query against each other (each list is min-max
+# scaled per query), so it cannot say "nothing here is relevant". Relevance can: it reads only
+# evidence about the query and the one memory, never the other candidates or the store's term
+# statistics, so it means the same in every store and for every query.
+#
+# PLACEHOLDER: fitted by benches/relevance.py
+RELEVANCE_INTERCEPT = -8.0
+RELEVANCE_SIMILARITY = 12.0
+RELEVANCE_COVERAGE = 3.0
+RELEVANT = 0.5
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What says a memory answers a query: the cosine similarity of their vectors, and the
+    share of the query's keyword terms (``keyword_terms``, stemmed as the keyword index
+    stems) found in the memory's text or subject key; ``terms`` is how many the query has."""
+
+    similarity: float
+    coverage: float
+    terms: int
+
+
+def coverage(query_terms: Sequence[frozenset[str]], document: frozenset[str]) -> float:
+    """The share of the query's words (each the set of stems it yields) that ``document``
+    (the stems of a memory) contains."""
+    if not query_terms:
+        return 0.0
+    return sum(1 for word in query_terms if word & document) / len(query_terms)
+
+
+def relevance(evidence: Evidence) -> float:
+    """How likely (0..1) the memory answers the query, from a logistic model of the
+    evidence (coefficients and how they were fitted: see ``RELEVANCE_*`` above)."""
+    z = (
+        RELEVANCE_INTERCEPT
+        + RELEVANCE_SIMILARITY * evidence.similarity
+        + RELEVANCE_COVERAGE * evidence.coverage
+    )
+    return 1.0 / (1.0 + math.exp(-z))

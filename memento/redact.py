@@ -1,70 +1,290 @@
 """Secrets never reach the database file: they are replaced by a typed marker such as
-``[REDACTED:github-token]`` before a memory is stored. ``MEMENTO_REDACT=off`` disables it."""
+``[REDACTED:github-token]`` before a memory is stored. ``MEMENTO_REDACT=off`` disables it.
+
+What is redacted, in content and in every metadata value (``Memory`` calls :func:`redact`
+and :func:`redact_json` on each write: store, store_many, update and both importers):
+
+- tokens recognisable by their shape: private key blocks (PEM of any case, OpenSSH, PGP),
+  AWS key ids (and a 40-character secret next to one), GitHub, GitLab, Slack (tokens and
+  webhook URLs), Discord webhooks, OpenAI/Anthropic, Stripe, Hugging Face, npm, PyPI,
+  SendGrid, Google API keys and JWTs;
+- the password of a URL with credentials, any scheme: ``postgres://admin:[REDACTED:url-
+  password]@db:5432/app`` (scheme, user and host stay, they are what makes the note useful);
+- ``Authorization: Bearer ...`` / ``Basic ...`` headers and a bare ``Bearer <token>``;
+- the value of anything named like a secret: ``password``, ``DB_PASSWORD``, ``CLIENT_SECRET``,
+  ``STRIPE_SECRET_KEY``, ``api_key``, ``token``, Azure's ``AccountKey``..., written as
+  ``key=value``, ``key: value``, ``"key": "value"``, ``--key=value`` or ``?key=value``. A
+  quoted value ends at its closing quote; an unquoted one runs to the end of the line,
+  because passwords contain spaces, commas and semicolons (``password: correct horse
+  battery staple``) and hiding a little too much is the safe way to be wrong. In metadata, a
+  string under such a key is replaced whole (``{"password": "[REDACTED:password]"}``).
+
+What is deliberately left alone: code that *reads* a secret (``password = getpass()``,
+``token = os.environ["TOKEN"]``), type annotations (``password: str``), placeholders
+(``${DB_PASSWORD}``, ``<your-token>``), the word "password" in prose, hashes, ids and base64
+that is not next to a secret's name.
+
+``subject_key`` and ``source`` are identifiers, never rewritten (a rewritten key would no
+longer update the memory it names): :func:`check_identifier` refuses one that holds a secret.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+from .errors import InvalidInputError
+
+# Patterns start with (?<![A-Za-z0-9]) rather than \b: \b fails between "_" and a letter,
+# so "DB_PASSWORD" or "x_AKIA..." would slip through.
+_START = r"(?<![A-Za-z0-9])"
+_END = r"(?![A-Za-z0-9])"
+
+# Whole-match secrets: the match becomes the marker.
+_TOKENS: list[tuple[str, re.Pattern[str]]] = [
     (
-        "private-key",
+        "private-key",  # PEM (any case), OpenSSH and PGP; unterminated blocks run to the end
         re.compile(
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-            re.DOTALL,
+            r"-----\s*BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?\s*-----.*?"
+            r"(?:-----\s*END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?\s*-----|\Z)",
+            re.DOTALL | re.IGNORECASE,
         ),
     ),
-    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
+    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/"
+                                 r"[A-Za-z0-9_/-]+")),
+    ("discord-webhook", re.compile(r"https://(?:\w+\.)?discord(?:app)?\.com/api/webhooks/"
+                                   r"\d+/[A-Za-z0-9_-]+")),
+    ("github-token", re.compile(_START + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|"
+                                r"github_pat_[A-Za-z0-9_]{22,})")),
+    ("gitlab-token", re.compile(_START + r"gl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_-]{20,}")),
+    ("slack-token", re.compile(_START + r"(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}")),
+    ("stripe-key", re.compile(_START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
+    ("stripe-key", re.compile(_START + r"whsec_[A-Za-z0-9]{20,}")),
+    # A digit is required so that words such as "sk-learn-compatible-estimators" survive.
+    ("openai-key", re.compile(_START + r"sk-(?=[A-Za-z0-9_-]*\d)(?:proj-|ant-)?"
+                              r"[A-Za-z0-9_-]{20,}")),
+    ("huggingface-token", re.compile(_START + r"hf_[A-Za-z0-9]{30,}" + _END)),
+    ("npm-token", re.compile(_START + r"npm_[A-Za-z0-9]{36}" + _END)),
+    ("pypi-token", re.compile(_START + r"pypi-[A-Za-z0-9_-]{50,}")),
+    ("sendgrid-key", re.compile(_START + r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}")),
+    ("google-api-key", re.compile(_START + r"AIza[0-9A-Za-z_-]{35}" + _END)),
+    ("jwt", re.compile(_START + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+]
+
+_AWS_KEY_ID = re.compile(_START + r"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}" + _END)
+# An AWS secret is 40 characters of base64; one with neither a key id nor a name nearby is
+# indistinguishable from a hash or a blob in code, so it counts only near a key id.
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_NEAR = 120  # characters between a key id and its secret, as in a CSV row or a config
+
+# Prefix-keeping secrets: group 1 stays, group 2 becomes the marker.
+_PREFIXED: list[tuple[str, re.Pattern[str]]] = [
     (
-        "aws-secret-key",
-        re.compile(r"(?i)(aws_?secret_?access_?key\s*[=:]\s*['\"]?)[A-Za-z0-9/+=]{40}"),
-    ),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
-    ("slack-token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}")),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    (
-        "password",
+        "url-password",  # scheme://user:PASSWORD@host; greedy up to the last "@" of the
+        # authority, so a password containing "@" goes whole
         re.compile(
-            r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)"
-            r"\s*[=:]\s*)(?!\[REDACTED:)(\"[^\"\n]+\"|'[^'\n]+'|[^\s,;]+)"
+            r"(?i)(?<![A-Za-z0-9+.-])([a-z][a-z0-9+.-]*://[^\s:/?#@\[\]\"'<>]*:)"
+            r"(?!\[REDACTED:)([^\s/?#\"'<>]+)(?=@)"
+        ),
+    ),
+    (
+        "authorization",
+        re.compile(
+            r"(?i)" + _START + r"((?:proxy-)?authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?"
+            r"[ \t]*(?:(?:bearer|basic|token|digest|bot|apikey)[ \t]+)?)"
+            r"(?!\[REDACTED:)([^\s\"'`,]+)"
+        ),
+    ),
+    (
+        "bearer-token",  # a bare "Bearer <token>" (curl lines, logs); a digit is required
+        # so that prose such as "Bearer authentication" survives
+        re.compile(
+            r"(?i)" + _START + r"(bearer[ \t]+)(?=[A-Za-z0-9._~+/-]*\d)([A-Za-z0-9._~+/-]{16,}=*)"
         ),
     ),
 ]
 
+# Names of secrets. The key may carry any prefix (DB_PASSWORD, dbPassword, aws_secret_access_key)
+# but must end with one of these words; longer alternatives first.
+_SECRET_WORDS = (
+    r"secret[_.-]?access[_.-]?key|shared[_.-]?access[_.-]?(?:key|signature)"
+    r"|(?:api|secret|private|access|auth|signing|encryption|master|account|client|app)[_.-]?key"
+    r"|apikey|client[_.-]?secret|secret"
+    r"|(?:access|refresh|auth|bearer|session|id|csrf|api)[_.-]?token|token"
+    r"|password|passwd|passphrase|pwd"
+)
+_SECRET_NAME = re.compile(r"(?i)[A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r")")
+_QUERY_KEYS = _SECRET_WORDS + r"|key|sig|signature|x-amz-signature|x-amz-security-token"
+
+_QUERY = re.compile(
+    r"(?i)(?<=[?&;])((?:" + _QUERY_KEYS + r")=)(?!\[REDACTED:)([^&#\s\"'<>]+)"
+)
+_FLAG = re.compile(  # --password=x, --password x, --api-key x
+    r"(?i)(?<![A-Za-z0-9-])(--[A-Za-z0-9-]*?(?:" + _SECRET_WORDS + r")(?:=|[ \t]+))"
+    r"(?!\[REDACTED:)(?!-)([^\s\"'`]+)"
+)
+_KEY_VALUE = re.compile(
+    r"(?i)(?<![A-Za-z0-9-])(?P<key>[A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r"))" + _END +
+    # a closing quote of a quoted key (JSON, also backslash-escaped JSON inside a string)
+    r"(?P<sep>\\?[\"'`]?[ \t]*(?:=>|:=|=(?!=)|:)[ \t]*)"
+    r"(?!\\?[\"'`]?\[REDACTED:)"
+    r"(?P<value>\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`][^\n]*)"
+)
+# Values that name or fetch a secret instead of holding one.
+_NOT_A_SECRET = re.compile(
+    r"""(?x)^(?:
+        [A-Za-z_][\w.]*(?:\([^\n]*\)|\[[^\n]*\])[)\],;]*   # getpass(), os.environ["X"]
+        (?:[ \t]*(?:\#|//).*)?                               # a trailing comment
+      | \$\{?[A-Za-z_]\w*\}?[,;]?                            # $VAR, ${VAR}
+      | %[A-Za-z_]\w*%                                      # %VAR%
+      | \{\{[^{}\n]*\}\}                                    # {{ secrets.X }}
+      | <[^<>\n]{1,40}>                                     # <your-password>
+      | (?:str|bytes|SecretStr|Optional\[\w+\]|\w+[ \t]*\|[ \t]*None|None|null)[,)]?
+    )[ \t]*$"""
+)
+
+
+def _key_kind(key: str) -> str:
+    """The marker kind for a value found under ``key``."""
+    name = re.sub(r"[_.-]", "", key.lower())
+    if name.endswith("secretaccesskey"):
+        return "aws-secret-key"
+    if name.endswith(("accountkey", "sharedaccesskey", "sharedaccesssignature")):
+        return "azure-key"
+    if name.endswith(("password", "passwd", "passphrase", "pwd")):
+        return "password"
+    if name.endswith("token"):
+        return "token"
+    return "secret"
+
+
+def _keep_value(key: str, value: str) -> bool:
+    """True when ``value`` under a secret's name is not itself a secret."""
+    if _NOT_A_SECRET.match(value):
+        return True
+    # $PWD, the shell's working directory, is a path, not a password.
+    return key.lower() in ("pwd", "cwd") and value.startswith(("/", "~"))
+
+
+def _aws_secrets(text: str, found: set[str]) -> str:
+    ids = [m.span() for m in _AWS_KEY_ID.finditer(text)]
+    if not ids:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        value = match.group()
+        start, end = match.span()
+        near = any(s - _AWS_NEAR <= end and start <= e + _AWS_NEAR for s, e in ids)
+        # Real secrets mix cases and digits; a 40-character hex digest or a word does not.
+        mixed = (
+            re.search(r"[a-z]", value)
+            and re.search(r"[A-Z]", value)
+            and re.search(r"[0-9/+]", value)
+            and not re.fullmatch(r"[0-9a-fA-F]+", value)
+        )
+        if near and mixed:
+            found.add("aws-secret-key")
+            return "[REDACTED:aws-secret-key]"
+        return value
+
+    return _AWS_SECRET.sub(replace, text)
+
+
+def _prefixed(
+    pattern: re.Pattern[str], kind: str | Callable[[str], str], text: str, found: set[str]
+) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = kind if isinstance(kind, str) else kind(match.group(1))
+        found.add(name)
+        return f"{match.group(1)}[REDACTED:{name}]"
+
+    return pattern.sub(replace, text)
+
+
+def _key_values(text: str, found: set[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        key, sep, value = match.group("key", "sep", "value")
+        quote = value[0] if value[0] in "\"'`" else ""
+        inner = value[1:-1] if quote else value
+        if _keep_value(key, inner):
+            return match.group()
+        kind = _key_kind(key)
+        found.add(kind)
+        return f"{key}{sep}{quote}[REDACTED:{kind}]{quote}"
+
+    return _KEY_VALUE.sub(replace, text)
+
 
 def redact(text: str) -> tuple[str, tuple[str, ...]]:
-    """The text with secrets replaced, and the sorted kinds of secret that were found."""
+    """The text with secrets replaced, and the sorted kinds of secret that were found.
+
+    Shapes go first (their markers name the service), then the prefix-keeping forms, then
+    named values; each later pass skips a value that is already a marker."""
     found: set[str] = set()
-    for name, pattern in _PATTERNS:
-        marker = f"[REDACTED:{name}]"
-
-        def replace(
-            match: re.Match[str], name: str = name, marker: str = marker, pattern=pattern
-        ) -> str:
+    text = _aws_secrets(text, found)
+    for name, pattern in _TOKENS:
+        if pattern.search(text):
             found.add(name)
-            if pattern.groups:  # keep the "password=" part, replace only the value
-                return match.group(1) + marker
-            return marker
-
-        text = pattern.sub(replace, text)
+            text = pattern.sub(f"[REDACTED:{name}]", text)
+    if _AWS_KEY_ID.search(text):
+        found.add("aws-access-key")
+        text = _AWS_KEY_ID.sub("[REDACTED:aws-access-key]", text)
+    for name, pattern in _PREFIXED:
+        text = _prefixed(pattern, name, text, found)
+    text = _prefixed(_QUERY, lambda key: _key_kind(key.rstrip("=")), text, found)
+    text = _prefixed(_FLAG, lambda key: _key_kind(key.rstrip("= \t")), text, found)
+    text = _key_values(text, found)
     return text, tuple(sorted(found))
+
+
+def is_secret_name(key: str) -> bool:
+    """Whether a metadata key names a secret (``password``, ``DB_PASSWORD``, ``apiKey``)."""
+    return _SECRET_NAME.fullmatch(key.strip()) is not None
 
 
 def redact_json(value: object) -> tuple[object, tuple[str, ...]]:
     """``value`` (JSON-ready metadata) with secrets redacted in every string, keys included,
-    and the sorted kinds of secret that were found."""
+    and the sorted kinds of secret that were found. A string under a key that names a secret
+    (``{"password": "..."}``) is replaced whole unless it is a recognisable secret already
+    (then its marker is the more precise one) or a placeholder such as ``${TOKEN}``."""
     found: set[str] = set()
 
-    def walk(item: object) -> object:
+    def walk(item: object, key: str | None = None) -> object:
         if isinstance(item, str):
             text, kinds = redact(item)
             found.update(kinds)
+            if key is not None and not kinds and text.strip() and is_secret_name(key):
+                if not _keep_value(key, text.strip()):
+                    kind = _key_kind(key)
+                    found.add(kind)
+                    return f"[REDACTED:{kind}]"
             return text
         if isinstance(item, dict):
-            return {walk(k): walk(v) for k, v in item.items()}
+            out = {}
+            for k, v in item.items():
+                name = walk(k)
+                out[name] = walk(v, k if isinstance(k, str) else None)
+            return out
         if isinstance(item, (list, tuple)):
-            return [walk(v) for v in item]
+            return [walk(v, key) for v in item]
         return item
 
     return walk(value), tuple(sorted(found))
+
+
+def check_identifier(value: str | None, name: str) -> str | None:
+    """``value`` unchanged, or :class:`InvalidInputError` when it holds a secret.
+
+    ``subject_key`` and ``source`` are identifiers: rewriting one would silently break the
+    memory it names (a second store would no longer update the first), and storing it
+    verbatim would put the secret in the file, so the write is refused instead."""
+    if value is None:
+        return None
+    _, kinds = redact(value)
+    if kinds:
+        raise InvalidInputError(
+            f"{name} contains what looks like a secret ({', '.join(kinds)}): use a "
+            "descriptive name such as user.github_token and put the value in content, "
+            "where it is redacted"
+        )
+    return value

@@ -24,6 +24,7 @@ from ..config import embedding_model_spec, resolve_db_path
 from ..embedder import Embedder
 from ..errors import MementoError, ModelError
 from ..memory import Memory
+from ..projects import Project, find_project
 from ..records import MemoryRecord
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -99,9 +100,62 @@ def db_path(ctx: click.Context, *choices: Path | None) -> Path:
     return resolve_db_path(ctx.find_root().params.get("db"))
 
 
+# ---- project scopes -------------------------------------------------------------------
+# The CLI's current project is its working directory's (memento.projects); `--project DIR`
+# names another, `--all-projects` lifts the scope on reads. The options store what they were
+# given in the click context, so every command opens its Memory the same way.
+
+_PROJECT = "memento.project"
+_ALL = "memento.all_projects"
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value:
+            ctx.meta[key] = value
+        return value
+
+    return callback
+
+
+def project_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--project DIR``: the project to work in instead of the working directory's."""
+    return click.option(
+        "--project",
+        "project_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember(_PROJECT),
+        help="Work in the project of DIR (default: the working directory's project).",
+    )(function)
+
+
+def all_projects_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--all-projects``: reads span every project, not just the current one and global."""
+    return click.option(
+        "--all-projects",
+        "-A",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember(_ALL),
+        help="Cover every project (default: the current project and global memories).",
+    )(function)
+
+
+def current_project(ctx: click.Context) -> Project | None:
+    """The project the command works in: None with --all-projects (reads cover every
+    project), else --project DIR's or the working directory's."""
+    if ctx.meta.get(_ALL):
+        return None
+    return find_project(ctx.meta.get(_PROJECT) or Path.cwd())
+
+
 def open_memory(path: Path, create: bool = False) -> Memory:
-    """Open the database; without ``create`` a missing file says to run `memento init`."""
-    return Memory(path, embedder=shared_embedder(), create=create)
+    """Open the database in the command's project; without ``create`` a missing file says
+    to run `memento init`."""
+    ctx = click.get_current_context(silent=True)
+    project = current_project(ctx) if ctx is not None else None
+    return Memory(path, embedder=shared_embedder(), create=create, project=project)
 
 
 # ---- printing -------------------------------------------------------------------------
@@ -114,8 +168,11 @@ def _width() -> int:
 
 
 def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
-    """``  01KVF2CKW772  fact    imp=0.80  [user.theme] I prefer dark mode in editors``"""
+    """``  01KVF2CKW772  fact    imp=0.80  @shop [project.shop.db] The shop uses Postgres``
+    (``@name``: the project the memory belongs to; global memories have none)."""
     head = f"{lead}{record.short_id}  {record.kind:<6}  imp={record.importance:.2f}  "
+    if record.project:
+        head += f"@{record.project} "
     if record.subject_key:
         head += f"[{record.subject_key}] "
     text = " ".join(record.content.split())

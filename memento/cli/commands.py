@@ -18,6 +18,7 @@ from ..records import KINDS
 from .base import (
     _human_size,
     _one_line,
+    all_projects_option,
     cli,
     confirm,
     db_option,
@@ -26,6 +27,7 @@ from .base import (
     list_line,
     open_memory,
     progress,
+    project_option,
     search_line,
 )
 
@@ -91,6 +93,8 @@ def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@project_option
+@all_projects_option
 @db_option
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
@@ -108,6 +112,11 @@ def stats(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     kinds = ", ".join(f"{kind} {count}" for kind, count in data["by_kind"].items())
     model = data["model"] or "(none yet)"
     click.echo(f"path:            {data['path']}")
+    if data["project"]:
+        names = [p["name"] for p in data["projects"] if p["id"] == data["project"]]
+        click.echo(f"project:         {names[0] if names else data['project']} (and global)")
+    else:
+        click.echo(f"projects:        all ({len(data['projects'])} scopes)")
     click.echo(f"memories:        {data['live']} live ({kinds}), {data['archived']} archived")
     click.echo(f"schema version:  {data['schema_version']}")
     click.echo(f"model:           {model}, {data['dimension']} dimensions")
@@ -139,6 +148,8 @@ def _limit_option(default: int) -> Callable[..., Any]:
 @_limit_option(20)
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the memories as JSON.")
+@project_option
+@all_projects_option
 @db_option
 @click.pass_context
 def list_(
@@ -212,6 +223,8 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 @click.option("--until", help="Created at or before (same forms as --since).")
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@project_option
+@all_projects_option
 @db_option
 @click.pass_context
 def search(
@@ -279,6 +292,8 @@ def _parse_meta(values: Sequence[str]) -> dict[str, Any] | None:
 @click.option("--meta", "-m", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
 @click.option("--source", default="cli", show_default=True, help="Where the memory came from.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
+@click.option("--global", "global_", is_flag=True, help="Store it for every project.")
+@project_option
 @db_option
 @click.pass_context
 def store(
@@ -289,10 +304,13 @@ def store(
     subject_key: str | None,
     meta: tuple[str, ...],
     source: str,
+    global_: bool,
     as_json: bool,
     sub_db: Path | None,
 ) -> None:
-    """Remember something. CONTENT `-` reads it from stdin.
+    """Remember something. CONTENT `-` reads it from stdin. It belongs to the current
+    project (the working directory's, or --project DIR's) unless --global; facts under
+    `user.*` keys are global by default.
 
     \b
     Example:
@@ -310,12 +328,14 @@ def store(
             subject_key=subject_key,
             metadata=metadata,
             source=source,
+            scope="global" if global_ else None,
         )
     if as_json:
         echo_json(record.to_dict())
         return
     verb = {"created": "Stored", "updated": "Updated", "deduplicated": "Already known:"}
-    click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id}")
+    where = f"project {record.project}" if record.project else "global"
+    click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({where})")
     if record.redactions:
         click.echo(f"Redacted before storing: {', '.join(record.redactions)}", err=True)
 
@@ -412,6 +432,12 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
     )
 
 
+def _import_scope(ctx: click.Context) -> str | None:
+    """Foreign memories go to the project named with --project, else to global."""
+    project = ctx.meta.get("memento.project")
+    return str(project) if project else None
+
+
 @cli.command(name="import")
 @click.argument("args", nargs=-1, required=True, metavar="[PATH] SOURCE")
 @click.option(
@@ -424,6 +450,7 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
     help="The format of SOURCE; auto detects it.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@project_option
 @db_option
 @click.pass_context
 def import_(
@@ -434,7 +461,8 @@ def import_(
     sub_db: Path | None,
 ) -> None:
     """Import another memory store: a foreign SQLite memory database (pmb), the MCP memory
-    server's memory.json (mcp-memory-json) or mcp-memory-service's SQLite file.
+    server's memory.json (mcp-memory-json) or mcp-memory-service's SQLite file. The
+    memories are global unless --project DIR names their project.
 
     \b
     Example:
@@ -458,7 +486,7 @@ def import_(
         with open_memory(target, create=True) as memory, progress(
             "Importing", len(result.records)
         ) as bar:
-            write(memory, result, progress=bar)
+            write(memory, result, progress=bar, scope=_import_scope(ctx))
         click.echo(
             f"Imported {result.added} memories from {source} ({result.format}); "
             f"{result.already_present} already present"
@@ -494,6 +522,8 @@ def reembed(ctx: click.Context, everything: bool, sub_db: Path | None) -> None:
     help="How many recent events.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@project_option
+@all_projects_option
 @db_option
 @click.pass_context
 def about(ctx: click.Context, events: int, as_json: bool, sub_db: Path | None) -> None:
@@ -557,6 +587,8 @@ def forget(
 @click.argument("prefix")
 @_hard
 @_yes
+@project_option
+@all_projects_option
 @db_option
 @click.pass_context
 def forget_prefix(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,11 +69,15 @@ def write(
     result: ImportResult,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    scope: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
-    """Store the records of ``result`` (all checked before any is written) unless dry_run."""
+    """Store the records of ``result`` (all checked before any is written) unless dry_run,
+    in ``scope`` (default global: foreign memories belong to no project until told)."""
     result.dry_run = dry_run
     if not dry_run and result.records:
-        counts = memory.import_records(result.records, progress=progress, labels=result.labels)
+        counts = memory.import_records(
+            result.records, progress=progress, labels=result.labels, scope=scope
+        )
         result.added = counts["added"]
         result.already_present = counts["skipped"]
     return result

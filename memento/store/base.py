@@ -203,7 +203,8 @@ class Store(ABC):
         self, filters: Filters, order: str = "newest", limit: int | None = None
     ) -> list[Row]:
         """Rows matching ``filters``: ``order`` is ``newest`` (created_at, newest first),
-        ``key`` (subject_key) or ``seq`` (insertion order)."""
+        ``important`` (importance, then the most recently updated, first), ``key``
+        (subject_key) or ``seq`` (insertion order)."""
 
     @abstractmethod
     def iter_rows(self) -> Iterator[Row]:
@@ -228,6 +229,17 @@ class Store(ABC):
         """Keyword hits for free ``text`` as (seq, raw score), best first; lower raw scores
         are better (BM25 as SQLite returns it), filters exact."""
 
+    @abstractmethod
+    def similarities(self, vector: bytes, seqs: Sequence[int]) -> dict[int, float]:
+        """The cosine similarity (-1..1) of ``vector`` to the stored vector of each of
+        ``seqs``; a seq without a vector is left out. Recall uses it for the keyword hits
+        that the nearest-neighbour search did not return, to give every hit a relevance."""
+
+    @abstractmethod
+    def stems(self, texts: Sequence[str]) -> list[frozenset[str]]:
+        """The terms the keyword index makes of each text (after its case folding and
+        stemming), so recall can tell which query words a memory contains."""
+
     def prepare_writes(self) -> None:  # noqa: B027 - optional hook
         """Called before a write transaction whose searches must see other processes'
         writes (the near-duplicate check)."""
@@ -248,6 +260,20 @@ class Store(ABC):
 
     def after_delete(self) -> None:  # noqa: B027 - optional hook
         """Called after the transaction of a hard delete commits (e.g. to checkpoint)."""
+
+    # ---- what agent sessions were given (memento.context) ---------------------------
+
+    @abstractmethod
+    def injected(self, session: str) -> set[str]:
+        """The ids of the memories already given to agent session ``session``."""
+
+    @abstractmethod
+    def mark_injected(self, session: str, ids: Sequence[str], at: datetime) -> None:
+        """Record that ``ids`` were given to ``session`` at ``at`` (inside a write)."""
+
+    @abstractmethod
+    def clear_injected(self, session: str | None = None, before: datetime | None = None) -> None:
+        """Forget what ``session`` was given, and/or every record older than ``before``."""
 
 
 __all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store"]

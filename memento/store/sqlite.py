@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +418,10 @@ def update(
 
 def delete(conn: apsw.Connection, seqs: Sequence[int]) -> None:
     for seq in seqs:
+        conn.execute(
+            "DELETE FROM injected WHERE memory_id = (SELECT id FROM memories WHERE seq = ?)",
+            (seq,),
+        )
         conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
         conn.execute("DELETE FROM memories WHERE seq = ?", (seq,))
         index.delete_row(conn, seq)
@@ -600,6 +605,38 @@ def keyword(
         raise InvalidInputError(f"keyword query could not be run: {exc}") from None
 
 
+def similarities(conn: apsw.Connection, vector: bytes, seqs: Sequence[int]) -> dict[int, float]:
+    """The cosine similarity of ``vector`` to each stored vector of ``seqs`` (seqs without
+    a vector are left out). In large stores the float copies in ``memory_bits`` are read
+    (``index.rerank``): vec0's lookup by rowid walks a whole chunk blob per row there."""
+    if not seqs:
+        return {}
+    found: dict[int, float] = {}
+    if index.size_hint(conn) >= index.MIN_ROWS and index.has_table(conn):
+        found = {seq: 1.0 - d for seq, d in index.rerank(conn, vector, seqs, len(seqs))}
+    missing = [int(s) for s in seqs if int(s) not in found]
+    for start in range(0, len(missing), 500):
+        part = missing[start : start + 500]
+        rows = conn.execute(
+            "SELECT rowid, vec_distance_cosine(embedding, ?) FROM memory_vec "
+            f"WHERE rowid IN ({','.join('?' * len(part))})",
+            [vector, *part],
+        )
+        for seq, distance in rows:
+            if distance is not None:
+                found[int(seq)] = 1.0 - float(distance)
+    return found
+
+
+def stems(conn: apsw.Connection, texts: Sequence[str]) -> list[frozenset[str]]:
+    """The terms ``memory_fts`` indexes for each text (lower case, porter stems)."""
+    tokenize = conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"])
+    return [
+        frozenset(t[2] for t in tokenize(text.encode("utf-8"), apsw.FTS5_TOKENIZE_DOCUMENT, None))
+        for text in texts
+    ]
+
+
 def count_matching(conn: apsw.Connection, filters: Filters) -> int:
     where, params = memories_where(filters)
     return int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0])
@@ -612,6 +649,7 @@ def select_rows(
     where, params = memories_where(filters)
     orders = {
         "newest": "m.created_at DESC, m.seq DESC",
+        "important": "m.importance DESC, m.updated_at DESC, m.seq DESC",
         "key": "m.subject_key, m.seq",
         "seq": "m.seq",
     }
@@ -765,6 +803,12 @@ class SQLiteStore(Store):
         match = keyword_query(text)
         return keyword(self.conn, match, k, filters) if match else []
 
+    def similarities(self, vector: bytes, seqs: Sequence[int]) -> dict[int, float]:
+        return similarities(self.conn, vector, seqs)
+
+    def stems(self, texts: Sequence[str]) -> list[frozenset[str]]:
+        return stems(self.conn, texts)
+
     def prepare_writes(self) -> None:
         # the near-duplicate checks run inside the write transaction, where the large-store
         # index only overlays changes: bring it up to date first
@@ -785,3 +829,27 @@ class SQLiteStore(Store):
 
     def after_delete(self) -> None:
         checkpoint(self.conn)
+
+    # ---- what agent sessions were given ----------------------------------------------
+
+    def injected(self, session: str) -> set[str]:
+        return {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT memory_id FROM injected WHERE session = ?", (session,)
+            )
+        }
+
+    def mark_injected(self, session: str, ids: Sequence[str], at: datetime) -> None:
+        when = to_iso(at)
+        for memory_id in ids:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO injected(session, memory_id, at) VALUES (?, ?, ?)",
+                (session, memory_id, when),
+            )
+
+    def clear_injected(self, session: str | None = None, before: datetime | None = None) -> None:
+        if session is not None:
+            self.conn.execute("DELETE FROM injected WHERE session = ?", (session,))
+        if before is not None:
+            self.conn.execute("DELETE FROM injected WHERE at < ?", (to_iso(before),))

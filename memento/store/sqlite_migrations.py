@@ -168,11 +168,29 @@ def _v4_scopes(conn: apsw.Connection, dimension: int) -> None:
     )
 
 
+def _v5_injected(conn: apsw.Connection, dimension: int) -> None:
+    # Which memories a Claude Code session has already been given (memento.context), so a
+    # prompt hook never repeats one. Rows are short-lived: Memory.context drops those older
+    # than a day. No foreign key: a hard forget deletes them itself (Store.delete).
+    conn.execute(
+        """
+        CREATE TABLE injected (
+            session TEXT NOT NULL,
+            memory_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (session, memory_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX injected_at ON injected(at);
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
     (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
     (3, "memory_bits (coarse vector index) and memory_fts_vocab", _v3_scale_index),
     (4, "project scopes: projects, memories.scope, scope beside every vector", _v4_scopes),
+    (5, "injected: memories already given to an agent session", _v5_injected),
 ]
 LATEST = MIGRATIONS[-1][0]
 
