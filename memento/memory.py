@@ -56,7 +56,7 @@ from .recall import (
     relevance,
 )
 from .records import KINDS, MemoryRecord
-from .redact import redact, redact_json
+from .redact import check_identifier, redact, redact_json
 from .store import Filters, NewMemory, Row, Store, open_store
 
 # Two facts (or lessons) whose vectors are at least this similar are the same memory said
@@ -283,9 +283,11 @@ class Memory:
                 content=content,
                 kind=validate.kind(item.get("kind", "fact")),
                 importance=validate.importance(item.get("importance", 0.5)),
-                subject_key=validate.subject_key(item.get("subject_key")),
+                subject_key=_identifier(
+                    validate.subject_key(item.get("subject_key")), "subject_key"
+                ),
                 metadata=metadata,
-                source=validate.source(item.get("source", "api")),
+                source=_identifier(validate.source(item.get("source", "api")), "source"),
                 created_at=None if created is None else parse_when(created, "created_at"),
                 redactions=redactions,
                 project=None,
@@ -466,7 +468,7 @@ class Memory:
         if kind is not None:
             values["kind"] = validate.kind(kind)
         if subject_key is not None:
-            values["subject_key"] = validate.subject_key(subject_key)
+            values["subject_key"] = _identifier(validate.subject_key(subject_key), "subject_key")
         if scope is not None and scope != "":
             project = self._scope_project(scope)
             values["scope"] = project.id if project else GLOBAL
@@ -1015,6 +1017,12 @@ class Memory:
         return pack(
             header, [Section("", found)], budget, max(MIN_BUDGET, budget // LINE_SHARE_PROMPT)
         )
+
+
+def _identifier(value: Any, name: str) -> Any:
+    """``subject_key`` or ``source`` unchanged; one holding a secret is refused (not
+    rewritten: a rewritten key would stop naming its memory), unless MEMENTO_REDACT=off."""
+    return check_identifier(value, name) if redaction_enabled() else value
 
 
 def _redacted(

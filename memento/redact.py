@@ -105,12 +105,14 @@ _PREFIXED: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 # Names of secrets. The key may carry any prefix (DB_PASSWORD, dbPassword, aws_secret_access_key)
-# but must end with one of these words; longer alternatives first.
+# but must end with one of these words; longer alternatives first. A space may join the parts
+# ("API key: ...", "secret key = ...").
 _SECRET_WORDS = (
-    r"secret[_.-]?access[_.-]?key|shared[_.-]?access[_.-]?(?:key|signature)"
-    r"|(?:api|secret|private|access|auth|signing|encryption|master|account|client|app)[_.-]?key"
-    r"|apikey|client[_.-]?secret|secret"
-    r"|(?:access|refresh|auth|bearer|session|id|csrf|api)[_.-]?token|token"
+    r"secret[ _.-]?access[ _.-]?key|shared[ _.-]?access[ _.-]?(?:key|signature)"
+    r"|(?:api|secret|private|access|auth|signing|encryption|master|account|client|app)"
+    r"[ _.-]?key"
+    r"|apikey|client[ _.-]?secret|secret"
+    r"|(?:access|refresh|auth|bearer|session|id|csrf|api)[ _.-]?token|token"
     r"|password|passwd|passphrase|pwd"
 )
 _SECRET_NAME = re.compile(r"(?i)[A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r")")
@@ -123,30 +125,51 @@ _FLAG = re.compile(  # --password=x, --password x, --api-key x
     r"(?i)(?<![A-Za-z0-9-])(--[A-Za-z0-9-]*?(?:" + _SECRET_WORDS + r")(?:=|[ \t]+))"
     r"(?!\[REDACTED:)(?!-)([^\s\"'`]+)"
 )
+# "the password is Qz7hunter2": one word, which must hold a digit or a symbol, so that prose
+# ("the password is stored in the vault") survives.
+_IS = re.compile(
+    r"(?i)(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r")" + _END
+    + r"[ \t]+(?:is|was)[ \t]+)(?!\[REDACTED:)"
+    r"((?=[^\s\"'`]*[0-9!#$%^&*+/=?@~])[^\s\"'`]*[^\s\"'`.,;:!?)])"
+)
 _KEY_VALUE = re.compile(
-    r"(?i)(?<![A-Za-z0-9-])(?P<key>[A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r"))" + _END +
-    # a closing quote of a quoted key (JSON, also backslash-escaped JSON inside a string)
-    r"(?P<sep>\\?[\"'`]?[ \t]*(?:=>|:=|=(?!=)|:)[ \t]*)"
+    r"(?i)(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r"))" + _END +
+    # a closing quote of a quoted key (JSON, also backslash-escaped JSON inside a string),
+    # or markdown emphasis ("**Password**: ...")
+    r"(?P<sep>(?:\\?[\"'`]|[*_]{1,2})?[ \t]*(?:=>|:=|=(?!=)|:)(?:[*_]{1,2})?[ \t]*)"
     r"(?!\\?[\"'`]?\[REDACTED:)"
     r"(?P<value>\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`][^\n]*)"
 )
-# Values that name or fetch a secret instead of holding one.
-_NOT_A_SECRET = re.compile(
-    r"""(?x)^(?:
-        [A-Za-z_][\w.]*(?:\([^\n]*\)|\[[^\n]*\])[)\],;]*   # getpass(), os.environ["X"]
-        (?:[ \t]*(?:\#|//).*)?                               # a trailing comment
-      | \$\{?[A-Za-z_]\w*\}?[,;]?                            # $VAR, ${VAR}
+# Values that name or fetch a secret instead of holding one (matched whole).
+_REFERENCE = re.compile(
+    r"""(?x)(?:
+        [A-Za-z_][\w.]*                                    # getpass(), os.environ["X"]
+        (?:\((?:[^()\n]|\([^()\n]*\))*\)|\[[^\[\]\n]*\])+
+        [)\],;]*(?:[ \t]*(?:\#|//).*)?                    # closing brackets, a comment
+      | \$\{?[A-Za-z_]\w*\}?[,;]?                         # $VAR, ${VAR}
       | %[A-Za-z_]\w*%                                      # %VAR%
-      | \{\{[^{}\n]*\}\}                                    # {{ secrets.X }}
+      | \{\{[^{}\n]*\}\}                                   # {{ secrets.X }}
       | <[^<>\n]{1,40}>                                     # <your-password>
-      | (?:str|bytes|SecretStr|Optional\[\w+\]|\w+[ \t]*\|[ \t]*None|None|null)[,)]?
-    )[ \t]*$"""
+      | None|null|nil|true|false
+    )[ \t]*"""
 )
+# A type annotation ("password: str", "token: Optional[str] = None"): the type is kept and
+# what follows an "=" is judged as a value of its own.
+_TYPE = re.compile(
+    r"(?:str|bytes|SecretStr|SecretBytes|Optional\[\w+\]|\w+[ \t]*\|[ \t]*None)"
+    r"(?=[ \t]*(?:[,)=]|$))"
+)
+
+
+# A variable that names the secret ("password=password", "token=self.token",
+# "api_key=settings.API_KEY"): code passing a secret along, not the secret.
+_NAMED = re.compile(r"[A-Za-z_][\w.]*(?=[ \t]*(?:[,)\]};]|$))")
+_NAMED_WORD = re.compile(r"(?i)password|passwd|secret|token|key|pwd|credential")
 
 
 def _key_kind(key: str) -> str:
     """The marker kind for a value found under ``key``."""
-    name = re.sub(r"[_.-]", "", key.lower())
+    name = re.sub(r"[ _.-]", "", key.lower())
     if name.endswith("secretaccesskey"):
         return "aws-secret-key"
     if name.endswith(("accountkey", "sharedaccesskey", "sharedaccesssignature")):
@@ -158,9 +181,9 @@ def _key_kind(key: str) -> str:
     return "secret"
 
 
-def _keep_value(key: str, value: str) -> bool:
-    """True when ``value`` under a secret's name is not itself a secret."""
-    if _NOT_A_SECRET.match(value):
+def _is_reference(key: str, value: str) -> bool:
+    """True when ``value`` under a secret's name points at a secret rather than holding it."""
+    if _REFERENCE.fullmatch(value):
         return True
     # $PWD, the shell's working directory, is a path, not a password.
     return key.lower() in ("pwd", "cwd") and value.startswith(("/", "~"))
@@ -191,9 +214,15 @@ def _aws_secrets(text: str, found: set[str]) -> str:
 
 
 def _prefixed(
-    pattern: re.Pattern[str], kind: str | Callable[[str], str], text: str, found: set[str]
+    pattern: re.Pattern[str],
+    kind: str | Callable[[str], str],
+    text: str,
+    found: set[str],
+    keep: Callable[[str], bool] = lambda value: False,
 ) -> str:
     def replace(match: re.Match[str]) -> str:
+        if _is_reference("", match.group(2)) or keep(match.group(2)):
+            return match.group()
         name = kind if isinstance(kind, str) else kind(match.group(1))
         found.add(name)
         return f"{match.group(1)}[REDACTED:{name}]"
@@ -201,18 +230,59 @@ def _prefixed(
     return pattern.sub(replace, text)
 
 
-def _key_values(text: str, found: set[str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        key, sep, value = match.group("key", "sep", "value")
-        quote = value[0] if value[0] in "\"'`" else ""
-        inner = value[1:-1] if quote else value
-        if _keep_value(key, inner):
-            return match.group()
-        kind = _key_kind(key)
-        found.add(kind)
-        return f"{key}{sep}{quote}[REDACTED:{kind}]{quote}"
+def _judge(key: str, value: str) -> tuple[str, bool]:
+    """(the value with a secret replaced, whether it was), for an unquoted value under
+    ``key``: a reference or a type annotation stays, and only what follows a type's "="
+    default is judged again."""
+    if _is_reference(key, value.strip()):
+        return value, False
+    named = _NAMED.match(value)
+    if named and _NAMED_WORD.search(named.group()) and (
+        named.group().lower() == key.lower() or re.search(r"[_.]", named.group())
+    ):
+        return value, False
+    typed = _TYPE.match(value)
+    if typed:
+        rest = value[typed.end() :]
+        default = re.match(r"[ \t]*=[ \t]*", rest)
+        if not default:
+            return value, False
+        head = value[: typed.end()] + default.group()
+        tail, changed = _judge(key, rest[default.end() :])
+        return head + tail, changed
+    if not value.strip() or value.lstrip().startswith(("\"[REDACTED:", "'[REDACTED:")):
+        return value, False
+    if value[0] in "\"'`" and len(value) > 1 and value.rstrip().endswith(value[0]):
+        quote = value[0]
+        if _is_reference(key, value.rstrip()[1:-1]):
+            return value, False
+        return f"{quote}[REDACTED:{_key_kind(key)}]{quote}", True
+    return f"[REDACTED:{_key_kind(key)}]", True
 
-    return _KEY_VALUE.sub(replace, text)
+
+def _key_values(text: str, found: set[str]) -> str:
+    out: list[str] = []
+    pos = 0
+    while True:
+        match = _KEY_VALUE.search(text, pos)
+        if match is None:
+            out.append(text[pos:])
+            return "".join(out)
+        key, value = match.group("key", "value")
+        quote = value[0] if value[0] in "\"'`" else ""
+        if quote:
+            inner = value[1:-1]
+            changed = not _is_reference(key, inner)
+            new = f"{quote}[REDACTED:{_key_kind(key)}]{quote}" if changed else value
+        else:
+            new, changed = _judge(key, value)
+        out.append(text[pos : match.start("value")])
+        if changed:
+            found.add(_key_kind(key))
+            out.append(new)
+            pos = match.end()
+        else:  # look for other secrets inside what was kept ("password: str, token: x")
+            pos = match.start("value")
 
 
 def redact(text: str) -> tuple[str, tuple[str, ...]]:
@@ -232,7 +302,16 @@ def redact(text: str) -> tuple[str, tuple[str, ...]]:
     for name, pattern in _PREFIXED:
         text = _prefixed(pattern, name, text, found)
     text = _prefixed(_QUERY, lambda key: _key_kind(key.rstrip("=")), text, found)
-    text = _prefixed(_FLAG, lambda key: _key_kind(key.rstrip("= \t")), text, found)
+    text = _prefixed(
+        _FLAG,
+        lambda key: _key_kind(key.rstrip("= \t")),
+        text,
+        found,
+        # "--password hunter2" but not "use --password to set it": a lowercase word after a
+        # space is prose (lowercase-only passwords are rare, and "=" is always a value)
+        keep=lambda value: value.isalpha() and value.islower(),
+    )
+    text = _prefixed(_IS, lambda key: _key_kind(key.split()[0]), text, found)
     text = _key_values(text, found)
     return text, tuple(sorted(found))
 
@@ -244,27 +323,30 @@ def is_secret_name(key: str) -> bool:
 
 def redact_json(value: object) -> tuple[object, tuple[str, ...]]:
     """``value`` (JSON-ready metadata) with secrets redacted in every string, keys included,
-    and the sorted kinds of secret that were found. A string under a key that names a secret
-    (``{"password": "..."}``) is replaced whole unless it is a recognisable secret already
-    (then its marker is the more precise one) or a placeholder such as ``${TOKEN}``."""
+    and the sorted kinds of secret that were found. A string or number under a key that
+    names a secret (``{"password": "..."}``, ``{"pin_password": 1234}``) becomes the marker,
+    unless it holds a recognisable secret already (whose marker is more precise) or is a
+    reference such as ``${TOKEN}``."""
     found: set[str] = set()
 
     def walk(item: object, key: str | None = None) -> object:
+        secret_key = key is not None and is_secret_name(key)
         if isinstance(item, str):
             text, kinds = redact(item)
             found.update(kinds)
-            if key is not None and not kinds and text.strip() and is_secret_name(key):
-                if not _keep_value(key, text.strip()):
-                    kind = _key_kind(key)
-                    found.add(kind)
-                    return f"[REDACTED:{kind}]"
+            if secret_key and not kinds and text.strip() and not _is_reference(
+                str(key), text.strip()
+            ):
+                kind = _key_kind(str(key))
+                found.add(kind)
+                return f"[REDACTED:{kind}]"
             return text
+        if secret_key and isinstance(item, (int, float)) and not isinstance(item, bool):
+            kind = _key_kind(str(key))  # a PIN or a numeric password
+            found.add(kind)
+            return f"[REDACTED:{kind}]"
         if isinstance(item, dict):
-            out = {}
-            for k, v in item.items():
-                name = walk(k)
-                out[name] = walk(v, k if isinstance(k, str) else None)
-            return out
+            return {walk(k): walk(v, k if isinstance(k, str) else None) for k, v in item.items()}
         if isinstance(item, (list, tuple)):
             return [walk(v, key) for v in item]
         return item

@@ -11,7 +11,7 @@ commands to the group when imported.
 
 from __future__ import annotations
 
-from . import commands  # noqa: F401  (registers the commands)
+from . import commands, context, install  # noqa: F401  (registers the commands)
 from .base import _embedders, cli, main, shared_embedder
 
 __all__ = ["_embedders", "cli", "main", "shared_embedder"]

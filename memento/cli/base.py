@@ -26,6 +26,7 @@ from ..errors import MementoError, ModelError
 from ..memory import Memory
 from ..projects import Project, find_project
 from ..records import MemoryRecord
+from ..textsafe import json_printable, printable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # Content shown on one line is cut here when stdout is not a terminal.
@@ -73,7 +74,8 @@ class MementoGroup(click.Group):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # errors and details can quote stored text: never let it reach the terminal raw
+    return printable(" ".join(text.split()))
 
 
 # ---- opening the database ------------------------------------------------------------
@@ -174,8 +176,8 @@ def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
     if record.project:
         head += f"@{record.project} "
     if record.subject_key:
-        head += f"[{record.subject_key}] "
-    text = " ".join(record.content.split())
+        head += f"[{printable(record.subject_key)}] "
+    text = printable(" ".join(record.content.split()))
     if record.archived:
         text = f"(archived) {text}"
     width = _width()
@@ -192,7 +194,7 @@ def search_line(n: int, record: MemoryRecord) -> str:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(json_printable(json.dumps(data, ensure_ascii=False, indent=2)))
 
 
 def _human_size(size: int) -> str:
@@ -254,10 +256,31 @@ def cli(db: Path | None) -> None:
 
 
 
+def _is_hook(args: Sequence[str]) -> bool:
+    """Whether the command line runs ``memento [--db PATH] hook ...``."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] == "--db" else rest[1:]
+    return bool(rest) and rest[0] == "hook"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``memento`` entry point: never a traceback for an expected error."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if _is_hook(args):
+        # A hook never breaks the user's session: Claude Code treats exit status 2 of a
+        # UserPromptSubmit hook as "block this prompt", so even a usage error (a bad --db,
+        # MEMENTO_PATH naming a directory) must end in status 0. The hook logs its own
+        # failures; what click says goes to stderr, which Claude Code does not inject.
+        try:
+            cli.main(args=args, prog_name="memento", standalone_mode=False)
+        except click.ClickException as exc:
+            exc.show()
+        except BaseException:
+            pass
+        sys.exit(0)
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="memento")
+        cli.main(args=args, prog_name="memento")
     except BrokenPipeError:  # `memento export | head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -15,6 +15,7 @@ import click
 from ..config import resolve_db_path
 from ..errors import InvalidInputError
 from ..records import KINDS
+from ..textsafe import json_printable, printable
 from .base import (
     _human_size,
     _one_line,
@@ -114,7 +115,8 @@ def stats(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     click.echo(f"path:            {data['path']}")
     if data["project"]:
         names = [p["name"] for p in data["projects"] if p["id"] == data["project"]]
-        click.echo(f"project:         {names[0] if names else data['project']} (and global)")
+        name = printable(names[0] if names else data["project"])  # imported names are data
+        click.echo(f"project:         {name} (and global)")
     else:
         click.echo(f"projects:        all ({len(data['projects'])} scopes)")
     click.echo(f"memories:        {data['live']} live ({kinds}), {data['archived']} archived")
@@ -208,10 +210,10 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
         ("metadata", json.dumps(record.metadata, ensure_ascii=False) if record.metadata else "-"),
     ]
     for name, value in rows:
-        click.echo(f"{name + ':':<13}{value}")
+        click.echo(f"{name + ':':<13}{printable(value)}")
     click.echo("")
     for line in record.content.splitlines() or [""]:
-        click.echo(f"    {line}")
+        click.echo(f"    {printable(line)}")
 
 
 @cli.command()
@@ -342,18 +344,29 @@ def store(
 
 @cli.command()
 @db_option
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Pin the current project to DIR's (default: the client's root folder if it "
+    "offers one, else the working directory's).",
+)
 @click.pass_context
-def start(ctx: click.Context, sub_db: Path | None) -> None:
+def start(ctx: click.Context, sub_db: Path | None, project_dir: Path | None) -> None:
     """Run the MCP server on stdio, for an agent to connect to.
 
+    Memories stored through it belong to the current project (user.* facts are global)
+    and reads cover that project plus the global memories.
+
     \b
-    Example (Claude Code):
+    Examples:
       claude mcp add memento -- memento start
+      memento start --project ~/work/shop
     """
     from ..server import run  # the MCP SDK is only paid for here
 
     explicit = sub_db or ctx.find_root().params.get("db")
-    run(str(resolve_db_path(explicit)) if explicit else None)
+    run(str(resolve_db_path(explicit)) if explicit else None, project=project_dir)
 
 
 @cli.command()
@@ -372,7 +385,7 @@ def export(ctx: click.Context, path: Path | None, sub_db: Path | None) -> None:
     out = sys.stdout
     with progress("Exporting", len(rows)) as update:
         for n, row in enumerate(rows, 1):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(json_printable(json.dumps(row, ensure_ascii=False)) + "\n")
             if update and n % 100 == 0:
                 update(n, len(rows))
     out.flush()
@@ -478,8 +491,8 @@ def import_(
             f"Would import {len(result.records)} memories from {source} ({result.format}):"
         )
         for rec in result.records:
-            key = f"[{rec['subject_key']}] " if rec.get("subject_key") else ""
-            text = " ".join(rec["content"].split())
+            key = f"[{printable(rec['subject_key'])}] " if rec.get("subject_key") else ""
+            text = printable(" ".join(rec["content"].split()))
             text = text if len(text) <= 80 else text[:79] + "…"
             click.echo(f"  {rec['kind']:<6}  imp={rec['importance']:.2f}  {key}{text}")
     else:
@@ -492,7 +505,7 @@ def import_(
             f"{result.already_present} already present"
         )
     for reason in result.skipped:
-        click.echo(f"Skipped {reason}", err=True)
+        click.echo(f"Skipped {printable(reason)}", err=True)
 
 
 @cli.command()

@@ -15,26 +15,41 @@ Importing this module pulls in the MCP SDK (~0.7 s); no other memento module imp
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.context import CallNext, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from pydantic import Field
 
 from .. import __version__
 from ..errors import MementoError
 from ..memory import Memory
-from .tools import TOOLS, State, log, tool_errors
+from ..projects import Project, find_project
+from .tools import TOOLS, State, log, tool
 
 INSTRUCTIONS = """\
 memento is your persistent memory: it outlives this conversation and is shared by every \
 agent session on this machine. Use it so the user never has to tell you the same thing twice.
 
-Before asking the user something they may have told you before (preferences, names, paths, \
-decisions, how to run or deploy a project), call memento_recall first; use \
-memento_recall_many for several questions at once. At the start of work on a project, \
-memento_browse with subject_key_prefix "project.<name>." shows what you already know.
+When the Claude Code hooks are installed (`memento install claude-code`), the memories that \
+matter arrive by themselves: a block at the start of the session and the relevant ones with \
+each prompt, so you need not recall on every turn. Without hooks, read the resource \
+memento://context (or the prompt memento_context) at the start of work. Either way, before \
+asking the user something they may have told you before (preferences, names, paths, \
+decisions, how to run or deploy a project) and not in what you were given, call \
+memento_recall; memento_recall_many asks several questions at once. memento_browse with \
+subject_key_prefix "project.<name>." lists what you know about a project.
+
+Scopes: memories belong to the current project (the client's root folder, else the \
+server's directory) or are global. A memory you store belongs to the current project, \
+except facts with a user.* subject_key, which are global; pass scope "global" or "project" \
+to choose. Recall, recent, browse and stats cover the current project plus the global \
+memories; all_projects=true spans every project. Each memory shows its project ("global" \
+for the shared ones).
 
 What to store (memento_store, or memento_store_many for several at once):
 - kind "fact": a durable truth. Give it a subject_key naming what it is about: \
@@ -50,13 +65,19 @@ Write each memory so it stands alone: full names, no "he" or "this", one idea pe
 Set importance (0 to 1) higher for things that matter often or a lot. Never store secrets: \
 tokens and passwords are redacted anyway.
 
-Keep memory true: when something changes, memento_update the memory (or store it with the \
-same subject_key) rather than adding a second, contradicting one. A fact or lesson that \
-nearly repeats an existing one is deduplicated: the result's action says "deduplicated" and \
-gives the existing id. memento_forget archives a memory that is wrong or obsolete \
-(hard=true deletes it for good); memento_forget_prefix does that for a whole subject_key \
-prefix. memento_recent shows the newest memories and memento_stats the counts.
+Keep memory true: when something changes, memento_update the memory (by its id) or store it \
+with the same subject_key, rather than adding a second, contradicting one. A fact or lesson \
+that nearly repeats an existing one is deduplicated: the result's action says \
+"deduplicated" and gives the existing id. memento_forget archives a memory that is wrong or \
+obsolete (hard=true deletes it for good); memento_forget_prefix does that for a whole \
+subject_key prefix. memento_recent shows the newest memories and memento_stats the counts.
+
+Results list one memory a line: [id kind subject_key @project date relevance=...] content; \
+fields left out hold nothing (importance=, updated=, archived= appear when they say \
+something).
 """
+
+CONTEXT_URI = "memento://context"
 
 
 async def _warm_up_after_handshake(
@@ -71,21 +92,44 @@ async def _warm_up_after_handshake(
     return result
 
 
-def create_server(db_path: str | None = None) -> MCPServer[State]:
+async def _current_project(ctx: ServerRequestContext[State, Any], call_next: CallNext) -> Any:
+    """Settle the current project (the client's roots) before the first request that reads
+    or writes memory, and again after the client says its roots changed."""
+    state = ctx.lifespan_context
+    if ctx.method == "notifications/roots/list_changed":
+        state.roots_changed()
+    elif ctx.method in READS_MEMORY:
+        await state.resolve_project(ctx.session)
+    return await call_next(ctx)
+
+
+READS_MEMORY = frozenset({"tools/call", "resources/read", "prompts/get"})
+
+
+def create_server(
+    db_path: str | None = None, project: str | os.PathLike[str] | None = None
+) -> MCPServer[State]:
     """The memento MCP server over the database at ``db_path`` (None: ``MEMENTO_PATH`` or
-    the default path)."""
+    the default path). ``project`` (a directory) pins the current project; without it, the
+    client's roots choose it, else the server's working directory."""
+    state: State | None = None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
+        nonlocal state
         try:
-            memory = Memory(path=db_path)
+            memory = Memory(path=db_path, project=project)
         except MementoError as exc:
             # Keep serving so the agent sees why, rather than a server that will not start.
             log.error("cannot open memory: %s", exc)
-            yield State(memory=None, error=str(exc))
+            state = State(memory=None, error=str(exc))
+            yield state
             return
+        state = State(memory=memory, pinned=project is not None)
+        if project is None:
+            state.fallback = memory.project = _working_directory_project()
         try:
-            yield State(memory=memory)
+            yield state
         finally:
             memory.close()
 
@@ -96,15 +140,63 @@ def create_server(db_path: str | None = None) -> MCPServer[State]:
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[_warm_up_after_handshake],
+        middleware=[_warm_up_after_handshake, _current_project],
         log_level="WARNING",
     )
     for fn, hints in TOOLS:
-        server.add_tool(tool_errors(fn), annotations=hints, structured_output=True)
+        server.add_tool(tool(fn), annotations=hints, structured_output=True)
+
+    def block(topic: str | None) -> str:
+        if state is None or state.memory is None:
+            raise ResourceError(state.error if state and state.error else "memory is not open")
+        memory = state.memory
+        try:
+            text = memory.context(prompt=topic).text
+        except MementoError as exc:
+            raise ResourceError(str(exc)) from exc
+        if text:
+            return text
+        where = f"project {memory.project.name}" if memory.project else "any project"
+        about = f" about {topic!r}" if topic else ""
+        return f"# memento\nNothing remembered yet{about} for {where}.\n"
+
+    @server.resource(
+        CONTEXT_URI,
+        name="context",
+        title="memento: what you remember",
+        description="What memento remembers for the current project: the user's "
+        "preferences, the project's facts and lessons, its recent events (markdown, one "
+        "memory a line with its id). Read it at the start of a session when no hook "
+        "provides it.",
+        mime_type="text/markdown",
+    )
+    def context_resource() -> str:
+        return block(None)
+
+    @server.prompt(
+        name="memento_context",
+        title="memento: recall context",
+        description="Put what memento remembers in front of the agent: the session-start "
+        "block for the current project, or with a topic only the memories relevant to it.",
+    )
+    def context_prompt(
+        topic: Annotated[
+            str | None, Field(description="What the work is about (default: everything)")
+        ] = None,
+    ) -> str:
+        return block(topic or None)
+
     return server
 
 
-def run(db_path: str | None = None) -> None:
-    """Serve memento over stdio until the client closes the connection."""
-    create_server(db_path).run("stdio")
+def _working_directory_project() -> Project | None:
+    try:
+        return find_project(os.getcwd())
+    except (OSError, MementoError):  # a deleted working directory: no current project
+        return None
 
+
+def run(db_path: str | None = None, project: str | os.PathLike[str] | None = None) -> None:
+    """Serve memento over stdio until the client closes the connection (``project`` pins
+    the current project to a directory)."""
+    create_server(db_path, project).run("stdio")

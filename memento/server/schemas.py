@@ -3,33 +3,115 @@ schemas are what the client sees)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..records import KINDS, MemoryRecord
 from ..validate import MAX_LIMIT
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 # ---- structured results -----------------------------------------------------------
+#
+# Every result goes to the client twice: as ``structuredContent`` (what Claude Code and VS
+# Code hand the model, as compact JSON) and as a text block (what clients that read
+# ``content`` hand it), rendered by ``render()`` as one line per memory. Both carry the same
+# data and both are lean: fields that hold nothing or the default are left out, dates are
+# days, scores are rounded (benches/mcp_tokens.py measures it).
+
+_KIND = Literal["fact", "event", "lesson"]
+DEFAULT_IMPORTANCE = 0.5
+DEFAULT_SOURCE = "mcp"
+
+
+def _day(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%d") if value is not None else None
 
 
 class MemoryItem(BaseModel):
-    """One memory as stored."""
+    """One memory. Optional fields are left out when they hold nothing or the default."""
 
-    id: str = Field(description="Full 26-character id; any unique prefix of 8+ works too")
+    id: str = Field(description="Full id, for memento_update and memento_forget")
+    kind: _KIND
+    subject_key: str | None = Field(
+        default=None, description="Dotted key such as user.theme (absent: none)"
+    )
+    project: str = Field(
+        description='Name of the project it belongs to, or "global" (shared by all projects)'
+    )
+    date: str = Field(description="Day stored, or for an event the day it happened (UTC)")
     content: str
-    kind: Literal["fact", "event", "lesson"]
-    importance: float = Field(description="0 to 1")
-    subject_key: str | None = Field(description="Dotted key such as user.theme, if any")
-    metadata: dict[str, Any]
-    source: str
-    created_at: str = Field(description="ISO-8601 UTC")
-    updated_at: str = Field(description="ISO-8601 UTC")
-    archived_at: str | None = Field(description="Set when forgotten (soft); hidden from recall")
+    importance: float | None = Field(default=None, description="0 to 1 (absent: 0.5)")
+    updated: str | None = Field(default=None, description="Day last changed, if later")
+    archived: str | None = Field(
+        default=None, description="Day it was forgotten (archived: hidden from recall)"
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="Absent: none")
+    source: str | None = Field(default=None, description="Where it came from (absent: mcp)")
+
+    @classmethod
+    def of(cls, record: MemoryRecord, **extra: Any) -> Self:
+        created = _day(record.created_at)
+        updated = _day(record.updated_at)
+        return cls(
+            id=record.id,
+            kind=record.kind,  # type: ignore[arg-type]
+            subject_key=record.subject_key,
+            project=record.project or record.scope,
+            date=created or "",
+            content=record.content,
+            importance=None if record.importance == DEFAULT_IMPORTANCE else record.importance,
+            updated=updated if updated and created and updated > created else None,
+            archived=_day(record.archived_at),
+            metadata=record.metadata or None,
+            source=None if record.source == DEFAULT_SOURCE else record.source,
+            **extra,
+        )
+
+    def _head(self) -> list[str]:
+        head = [self.id, self.kind]
+        if self.subject_key:
+            head.append(self.subject_key)
+        head += [f"@{self.project}", self.date, *self._marks()]
+        for name in ("importance", "updated", "archived", "source"):
+            value = getattr(self, name)
+            if value is not None:
+                head.append(f"{name}={value}")
+        if self.metadata:
+            head.append("metadata=" + _json(self.metadata))
+        return head
+
+    def _marks(self) -> list[str]:
+        return []
+
+    def line(self) -> str:
+        """``- [id kind subject_key @project date extra=...] content`` (continuation lines of
+        the content indented)."""
+        content = self.content.replace("\n", "\n  ")
+        return f"- [{' '.join(self._head())}] {content}"
 
 
 class RecalledMemory(MemoryItem):
-    score: float = Field(description="Relevance, higher is better")
+    relevance: float | None = Field(
+        default=None,
+        description="How likely it answers the query, 0 to 1 (comparable across queries)",
+    )
+    score: float = Field(description="Ranking score within this query, higher is better")
+
+    @classmethod
+    def of_recalled(cls, record: MemoryRecord) -> Self:
+        relevance = None if record.relevance is None else round(record.relevance, 2)
+        return cls.of(record, relevance=relevance, score=round(record.score or 0.0, 3))
+
+    def _marks(self) -> list[str]:
+        if self.relevance is not None:
+            return [f"relevance={self.relevance}"]
+        return [f"score={self.score}"]
 
 
 class StoredMemory(MemoryItem):
@@ -38,9 +120,27 @@ class StoredMemory(MemoryItem):
         "(or this id) was changed in place; deduplicated: a near-identical memory of the "
         "same kind already existed and is returned instead"
     )
-    redactions: list[str] = Field(
-        description="Kinds of secret replaced by a marker before storing (empty if none)"
+    redactions: list[str] | None = Field(
+        default=None, description="Kinds of secret replaced by a marker before storing"
     )
+
+    @classmethod
+    def of_stored(cls, record: MemoryRecord) -> Self:
+        return cls.of(
+            record, action=record.action or "updated", redactions=list(record.redactions) or None
+        )
+
+    def line(self) -> str:
+        note = f" (redacted: {', '.join(self.redactions)})" if self.redactions else ""
+        return f"{self.action}{note} {super().line()}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _lines(memories: Sequence[MemoryItem]) -> str:
+    return "\n".join(m.line() for m in memories)
 
 
 class RecallResult(BaseModel):
@@ -48,9 +148,17 @@ class RecallResult(BaseModel):
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
 
+    def render(self) -> str:
+        if not self.memories:
+            return f"No memories for {_json(self.query)}."
+        return f"{self.count} for {_json(self.query)}, best first:\n{_lines(self.memories)}"
+
 
 class RecallManyResult(BaseModel):
     results: list[RecallResult] = Field(description="One per query, in the order given")
+
+    def render(self) -> str:
+        return "\n\n".join(r.render() for r in self.results)
 
 
 class StoreManyResult(BaseModel):
@@ -60,10 +168,19 @@ class StoreManyResult(BaseModel):
     deduplicated: int
     memories: list[StoredMemory] = Field(description="One per item, in the order given")
 
+    def render(self) -> str:
+        counts = f"{self.created} created, {self.updated} updated, {self.deduplicated} deduplicated"
+        return f"{self.count} stored ({counts}):\n{_lines(self.memories)}"
+
 
 class MemoryList(BaseModel):
     count: int
     memories: list[MemoryItem]
+
+    def render(self) -> str:
+        if not self.memories:
+            return "No memories."
+        return f"{self.count} memories:\n{_lines(self.memories)}"
 
 
 class ForgetResult(BaseModel):
@@ -73,11 +190,17 @@ class ForgetResult(BaseModel):
     )
     memory: MemoryItem = Field(description="The memory as it is now (or was, if deleted)")
 
+    def render(self) -> str:
+        return f"{self.status}: {self.memory.line()}"
+
 
 class ForgetPrefixResult(BaseModel):
     prefix: str
     status: Literal["archived", "deleted"]
     count: int = Field(description="How many memories were affected")
+
+    def render(self) -> str:
+        return f"{self.status} {self.count} memories under {_json(self.prefix)}"
 
 
 class KindCounts(BaseModel):
@@ -86,35 +209,34 @@ class KindCounts(BaseModel):
     lesson: int
 
 
+class ProjectCounts(BaseModel):
+    id: str = Field(description="What scopes its memories: the git origin, or a directory")
+    name: str
+    root: str | None = Field(default=None, description="Directory it was last seen in")
+    live: int
+    archived: int
+
+
 class Stats(BaseModel):
     path: str
-    total: int = Field(description="All memories, archived included")
+    project: str | None = Field(
+        default=None,
+        description="Id of the current project (absent: none, reads cover every project)",
+    )
+    total: int = Field(description="All memories counted, archived included")
     live: int
     by_kind: KindCounts = Field(description="Live memories by kind")
     archived: int
+    projects: list[ProjectCounts] = Field(
+        default_factory=list, description="Projects counted (global memories are in none)"
+    )
     schema_version: int
-    model: str | None = Field(description="Embedding model of the stored vectors")
-    dimension: int | None
+    model: str | None = Field(default=None, description="Embedding model of the stored vectors")
+    dimension: int | None = None
     file_size_bytes: int
 
-
-def as_item(record: MemoryRecord) -> dict[str, Any]:
-    data = record.to_dict()
-    for key in ("score", "action", "redactions"):
-        data.pop(key)
-    return data
-
-
-def as_recalled(record: MemoryRecord) -> RecalledMemory:
-    return RecalledMemory(**as_item(record), score=record.score or 0.0)
-
-
-def as_stored(record: MemoryRecord) -> StoredMemory:
-    return StoredMemory(
-        **as_item(record),
-        action=record.action or "updated",
-        redactions=list(record.redactions),
-    )
+    def render(self) -> str:
+        return _json(self.model_dump(mode="json", exclude_none=True))
 
 
 # ---- parameters ---------------------------------------------------------------------
@@ -171,7 +293,20 @@ Until = Annotated[
 ]
 IncludeArchived = Annotated[bool, Field(description="Also search forgotten (archived) memories")]
 MinScore = Annotated[
-    float | None, Field(description="Drop results scoring below this (default: keep all)")
+    float | None,
+    Field(description="Drop results whose relevance (0 to 1) is below this (default: keep all)"),
+]
+Scope = Annotated[
+    str | None,
+    Field(
+        description='Where it belongs: "project" (the current project), "global" (every '
+        "project), or a project's directory. Default: the current project, except facts "
+        "with a user.* subject_key, which are global."
+    ),
+]
+AllProjects = Annotated[
+    bool,
+    Field(description="Span every project, not just the current project and global memories"),
 ]
 
 
@@ -189,3 +324,4 @@ class StoreItem(BaseModel):
     created_at: Annotated[
         str | None, Field(description="When it happened (ISO-8601); default now")
     ] = None
+    scope: Scope = None

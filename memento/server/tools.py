@@ -1,26 +1,38 @@
 """The ``memento_*`` tools: plain typed functions over :class:`Memory`, registered by
 ``create_server``. Every rule lives in ``Memory``; a tool translates arguments in and records
 out, and a :class:`MementoError` becomes a ``ToolError`` (the one exception whose message
-reaches the client)."""
+reaches the client).
+
+A tool returns one of the result models of :mod:`.schemas`; :func:`tool` sends it as lean
+structured content (no empty or default fields) and a compact text rendering of the same
+data, rather than the SDK's default of the full model twice, once as indented JSON.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import threading
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.server.session import ServerSession
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
 
 from ..errors import MementoError
 from ..memory import Memory
+from ..projects import Project, find_project
 from ..records import KINDS
 from .schemas import (
+    AllProjects,
     ForgetPrefixResult,
     ForgetResult,
     Importance,
@@ -34,8 +46,10 @@ from .schemas import (
     Metadata,
     MinScore,
     PrefixFilter,
+    RecalledMemory,
     RecallManyResult,
     RecallResult,
+    Scope,
     Since,
     Stats,
     StoredMemory,
@@ -43,23 +57,41 @@ from .schemas import (
     StoreManyResult,
     SubjectKey,
     Until,
-    as_item,
-    as_recalled,
-    as_stored,
 )
 
 log = logging.getLogger("memento.server")
+
+# How long a client that offers roots gets to list them before the working directory is
+# used instead: a client that advertises the capability and never answers must not hang a
+# tool call.
+ROOTS_TIMEOUT = 5.0
+
+# The 2026-07-28 protocol deprecates roots, but the clients that run memento today (Claude
+# Code, Cursor, VS Code) speak earlier versions and offer them; the warning says nothing to
+# the user of the server.
+warnings.filterwarnings("ignore", message="The roots capability is deprecated")
 
 # ---- the server ---------------------------------------------------------------------
 
 
 @dataclass
 class State:
-    """What the lifespan yields: the open memory, or why it could not be opened."""
+    """What the lifespan yields: the open memory (or why it could not be opened) and how
+    its current project is chosen.
+
+    The current project is, in order: ``--project DIR`` (``pinned``); the client's first
+    ``file://`` root, asked on the first request that reads or writes memory (and again
+    after ``notifications/roots/list_changed``); the server's working directory
+    (``fallback``). One stdio server serves one client, so the project lives on the one
+    ``Memory``."""
 
     memory: Memory | None
     error: str | None = None
     warming: bool = False
+    pinned: bool = False
+    fallback: Project | None = None
+    roots_asked: bool = False
+    _roots_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     def warm_up(self) -> None:
         """Load the embedding model in a background thread, once, so the first recall does
@@ -70,6 +102,53 @@ class State:
         threading.Thread(
             target=_load_model, args=(self.memory,), name="memento-model", daemon=True
         ).start()
+
+    def roots_changed(self) -> None:
+        """The client's roots changed: ask again on the next request."""
+        self.roots_asked = False
+
+    async def resolve_project(self, session: ServerSession) -> None:
+        """Set the memory's current project from the client's roots, if not done yet."""
+        if self.memory is None or self.pinned or self.roots_asked:
+            return
+        async with self._roots_lock:  # concurrent first calls wait for one answer
+            if self.roots_asked:
+                return
+            project = await _project_from_roots(session)
+            self.memory.project = project or self.fallback
+            self.roots_asked = True
+
+
+async def _project_from_roots(session: ServerSession) -> Project | None:
+    """The project of the client's first ``file://`` root that is a directory here; None
+    when the client offers no roots, cannot list them in time, or none is local."""
+    capabilities = session.client_capabilities
+    if capabilities is None or capabilities.roots is None:
+        return None
+    try:
+        with anyio.fail_after(ROOTS_TIMEOUT):
+            answer = await session.list_roots()
+    # Whatever goes wrong (an error answer, no back-channel, a timeout, a malformed
+    # answer), the working directory is a good answer: tools must not fail for it.
+    except Exception as exc:
+        log.warning("cannot list the client's roots (%s): using the working directory", exc)
+        return None
+    for root in answer.roots:
+        directory = _file_path(str(root.uri))
+        if directory is None:
+            continue
+        try:
+            return find_project(directory)
+        except MementoError:
+            continue
+    return None
+
+
+def _file_path(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        return None
+    return url2pathname(parsed.path)
 
 
 def _load_model(memory: Memory) -> None:
@@ -86,17 +165,28 @@ def _memory(ctx: Context) -> Memory:
     return state.memory
 
 
+def lean(result: BaseModel) -> CallToolResult:
+    """``result`` as the client gets it: the structured content without empty or default
+    fields, and its compact text rendering (``render()``) as the one text block."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.render())],  # type: ignore[attr-defined]
+        structured_content=result.model_dump(mode="json", exclude_none=True),
+    )
+
+
 T = TypeVar("T", bound=Callable[..., Any])
 
 
-def tool_errors(fn: T) -> T:
-    """Raise memento's errors as ToolError, the one exception whose message reaches the
-    client; anything else stays a crash the SDK reports without details."""
+def tool(fn: T) -> T:
+    """A tool as the SDK registers it: the result sent :func:`lean`; memento's errors
+    raised as ToolError, the one exception whose message reaches the client (anything else
+    stays a crash the SDK reports without details). The SDK reads the signature, return
+    annotation included (the output schema), through ``__wrapped__``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return lean(fn(*args, **kwargs))
         except MementoError as exc:
             raise ToolError(str(exc)) from exc
 
@@ -115,6 +205,7 @@ def memento_store(
         str | None,
         Field(description="When it happened (ISO-8601, e.g. 2026-11-24); default now"),
     ] = None,
+    scope: Scope = None,
 ) -> StoredMemory:
     """Remember one thing. With a subject_key a live memory already has, that memory is
     updated in place (same id). A fact or lesson that nearly repeats an existing one returns
@@ -127,8 +218,9 @@ def memento_store(
         metadata=metadata,
         source=source,
         created_at=created_at,
+        scope=scope,
     )
-    return as_stored(record)
+    return StoredMemory.of_stored(record)
 
 
 def memento_store_many(
@@ -138,7 +230,7 @@ def memento_store_many(
     """Store several memories at once, atomically: if any item is invalid nothing is stored
     and the error names the item."""
     records = _memory(ctx).store_many(item.model_dump(exclude_none=True) for item in items)
-    stored = [as_stored(r) for r in records]
+    stored = [StoredMemory.of_stored(r) for r in records]
     return StoreManyResult(
         count=len(stored),
         created=sum(s.action == "created" for s in stored),
@@ -158,9 +250,11 @@ def memento_recall(
     until: Until = None,
     include_archived: IncludeArchived = False,
     min_score: MinScore = None,
+    all_projects: AllProjects = False,
 ) -> RecallResult:
-    """Search memory by meaning and by keyword; best matches first, each with a score.
-    Call this before asking the user something they may have told you before."""
+    """Search memory by meaning and by keyword, in the current project and the global
+    memories; best matches first, each with its relevance (0 to 1). Call this before asking
+    the user something they may have told you before."""
     records = _memory(ctx).recall(
         query,
         limit=limit,
@@ -170,8 +264,14 @@ def memento_recall(
         until=until,
         include_archived=include_archived,
         min_score=min_score,
+        all_projects=all_projects,
     )
-    return RecallResult(query=query, count=len(records), memories=[as_recalled(r) for r in records])
+    return _recalled(query, records)
+
+
+def _recalled(query: str, records: list[Any]) -> RecallResult:
+    memories = [RecalledMemory.of_recalled(r) for r in records]
+    return RecallResult(query=query, count=len(memories), memories=memories)
 
 
 def memento_recall_many(
@@ -184,6 +284,7 @@ def memento_recall_many(
     until: Until = None,
     include_archived: IncludeArchived = False,
     min_score: MinScore = None,
+    all_projects: AllProjects = False,
 ) -> RecallManyResult:
     """memento_recall for several queries in one call (the same filters apply to each)."""
     batches = _memory(ctx).recall_many(
@@ -195,13 +296,9 @@ def memento_recall_many(
         until=until,
         include_archived=include_archived,
         min_score=min_score,
+        all_projects=all_projects,
     )
-    return RecallManyResult(
-        results=[
-            RecallResult(query=q, count=len(rs), memories=[as_recalled(r) for r in rs])
-            for q, rs in zip(queries, batches)
-        ]
-    )
+    return RecallManyResult(results=[_recalled(q, rs) for q, rs in zip(queries, batches)])
 
 
 def memento_update(
@@ -222,6 +319,13 @@ def memento_update(
         ),
     ] = None,
     subject_key: Annotated[str | None, Field(description='New subject_key; "" removes it')] = None,
+    scope: Annotated[
+        str | None,
+        Field(
+            description='Move it: "project" (the current project), "global" (every project) '
+            "or a project's directory"
+        ),
+    ] = None,
 ) -> StoredMemory:
     """Change one memory in place (same id). Prefer this to storing a second, contradicting
     memory when something changes."""
@@ -232,8 +336,9 @@ def memento_update(
         metadata=metadata,
         kind=kind,
         subject_key=subject_key,
+        scope=scope,
     )
-    return as_stored(record)
+    return StoredMemory.of_stored(record)
 
 
 def memento_forget(
@@ -247,9 +352,7 @@ def memento_forget(
     delete it from the database for good."""
     record = _memory(ctx).forget(id, hard=hard)
     return ForgetResult(
-        id=record.id,
-        status="deleted" if hard else "archived",
-        memory=MemoryItem(**as_item(record)),
+        id=record.id, status="deleted" if hard else "archived", memory=MemoryItem.of(record)
     )
 
 
@@ -261,10 +364,11 @@ def memento_forget_prefix(
     hard: Annotated[
         bool, Field(description="Delete for good instead of archiving (cannot be undone)")
     ] = False,
+    all_projects: AllProjects = False,
 ) -> ForgetPrefixResult:
-    """Forget every memory whose subject_key starts with prefix (archive, or hard=true to
-    delete)."""
-    count = _memory(ctx).forget_prefix(prefix, hard=hard)
+    """Forget every memory whose subject_key starts with prefix, in the current project and
+    the global memories (archive, or hard=true to delete)."""
+    count = _memory(ctx).forget_prefix(prefix, hard=hard, all_projects=all_projects)
     return ForgetPrefixResult(prefix=prefix, status="deleted" if hard else "archived", count=count)
 
 
@@ -279,10 +383,13 @@ def memento_recent(
         ),
     ] = None,
     include_archived: IncludeArchived = False,
+    all_projects: AllProjects = False,
 ) -> MemoryList:
-    """The newest memories first."""
-    records = _memory(ctx).recent(limit=limit, kind=kind, include_archived=include_archived)
-    return MemoryList(count=len(records), memories=[MemoryItem(**as_item(r)) for r in records])
+    """The newest memories first (the current project and the global memories)."""
+    records = _memory(ctx).recent(
+        limit=limit, kind=kind, include_archived=include_archived, all_projects=all_projects
+    )
+    return MemoryList(count=len(records), memories=[MemoryItem.of(r) for r in records])
 
 
 def memento_browse(
@@ -291,16 +398,19 @@ def memento_browse(
         str, Field(description='Start of the subject keys to list, e.g. "user." ("" for all)')
     ] = "",
     limit: Limit = 100,
+    all_projects: AllProjects = False,
 ) -> MemoryList:
     """Live memories that have a subject_key starting with the prefix, sorted by key: what
-    you know about the user ("user.") or a project ("project.<name>.")."""
-    records = _memory(ctx).browse(subject_key_prefix, limit=limit)
-    return MemoryList(count=len(records), memories=[MemoryItem(**as_item(r)) for r in records])
+    you know about the user ("user.") or a project ("project.<name>."), in the current
+    project and the global memories."""
+    records = _memory(ctx).browse(subject_key_prefix, limit=limit, all_projects=all_projects)
+    return MemoryList(count=len(records), memories=[MemoryItem.of(r) for r in records])
 
 
-def memento_stats(ctx: Context) -> Stats:
-    """How many memories there are by kind, archived ones, the model, and the file size."""
-    return Stats(**_memory(ctx).stats())
+def memento_stats(ctx: Context, all_projects: AllProjects = False) -> Stats:
+    """How many memories there are by kind and by project (the current project and the
+    global memories), archived ones, the model, and the file size."""
+    return Stats(**_memory(ctx).stats(all_projects=all_projects))
 
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)

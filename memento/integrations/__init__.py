@@ -1,0 +1,1 @@
+"""Integrations with agent tools: what each needs to reach memento on its own."""
