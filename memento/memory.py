@@ -154,6 +154,7 @@ class Memory:
         self._embedder = embedder
         self._lock = threading.RLock()
         self._vectors_checked = False
+        self.upgraded_from: int | None = None
         self._store: Store = open_store(location, create=create)
         #: The database file (or the URL of the server) this memory lives in.
         self.path: Path | str = location
@@ -172,6 +173,8 @@ class Memory:
     def _upgrade(self) -> None:
         if not self._store.needs_upgrade():
             return
+        #: The schema version the file had before this open upgraded it (0: it was new).
+        self.upgraded_from = self._store.schema_version()
         if self.readonly:
             raise DatabaseError(
                 f"{self.path} has schema version {self._store.schema_version()} and needs an "
@@ -259,7 +262,7 @@ class Memory:
             )
         if len(rows) > 1:
             raise AmbiguousIdError(
-                f"id prefix {prefix} matches several memories: give more characters"
+                f"id prefix {prefix} matches several memories: give more characters of the id"
             )
         return rows[0]
 
@@ -351,7 +354,8 @@ class Memory:
         """Remember one thing. With a ``subject_key`` that a live memory of the same scope
         already has, that memory is updated in place (same id). A fact or lesson that is a
         near duplicate of a live one of the same kind and scope returns the existing memory.
-        ``record.action`` says which of ``created``, ``updated`` or ``deduplicated``
+        ``record.action`` says which of ``created``, ``updated``, ``unchanged`` (the same
+        key with the same content, kind, importance and metadata) or ``deduplicated``
         happened. ``scope``: see the class docstring."""
         item = {
             "content": content,
@@ -390,6 +394,13 @@ class Memory:
         scope = item.project.id if item.project else GLOBAL
         if item.subject_key is not None:
             existing = self._store.find_live_subject(item.subject_key, scope)
+            if existing is not None and (
+                existing.content == item.content
+                and existing.kind == item.kind
+                and existing.importance == item.importance
+                and (item.metadata is None or existing.metadata == item.metadata)
+            ):  # said again, word for word: nothing to change, and updated_at stays
+                return self._record(existing.seq, action="unchanged", redactions=item.redactions)
             if existing is not None:
                 values: dict[str, Any] = {
                     "content": item.content,
@@ -533,16 +544,27 @@ class Memory:
             return self._record(row.seq)
 
     @_database_errors
-    def forget_prefix(self, prefix: str, hard: bool = False, all_projects: bool = False) -> int:
-        """Archive (or delete) every memory whose subject_key starts with ``prefix``, in the
-        current project and global (``all_projects``: everywhere); ``%`` and ``_`` are
-        ordinary characters. Returns how many memories were affected."""
+    def forget_prefix(
+        self,
+        prefix: str,
+        hard: bool = False,
+        all_projects: bool = False,
+        dry_run: bool = False,
+    ) -> int:
+        """Archive (or delete) every memory whose subject_key is ``prefix`` or lies below it
+        (whole segments: ``project.shop`` covers ``project.shop.*``, not ``project.shopify``),
+        in the current project and global (``all_projects``: everywhere); ``%`` and ``_``
+        are ordinary characters. Returns how many memories were (with ``dry_run``: would
+        be) affected."""
         text = validate.prefix(prefix, "prefix")
         if not text:
             raise InvalidInputError(
                 "prefix is empty: give the start of the subject keys to forget, e.g. project.old"
             )
         filters = Filters(prefix=text, include_archived=hard, scopes=self._scopes(all_projects))
+        if dry_run:
+            with self._lock:
+                return len(self._store.rows(filters, order="seq"))
         with self._lock:
             with self._write():
                 rows = self._store.rows(filters, order="seq")
@@ -587,7 +609,8 @@ class Memory:
     def browse(
         self, subject_key_prefix: str = "", limit: int = 100, all_projects: bool = False
     ) -> list[MemoryRecord]:
-        """Live memories that have a subject_key starting with the prefix, sorted by key."""
+        """Live memories whose subject_key is the prefix or lies below it (whole segments:
+        ``project.shop`` covers ``project.shop.*``, not ``project.shopify``), sorted by key."""
         limit = validate.limit(limit)
         filters = Filters(
             prefix=validate.prefix(subject_key_prefix),

@@ -9,7 +9,7 @@ from typing import Any
 from .dates import to_iso
 
 KINDS: tuple[str, ...] = ("fact", "event", "lesson")
-ACTIONS: tuple[str, ...] = ("created", "updated", "deduplicated")
+ACTIONS: tuple[str, ...] = ("created", "updated", "unchanged", "deduplicated")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class MemoryRecord:
     project's readable name (None when global). ``score`` is set by recall (higher is
     better) and None elsewhere. ``action`` is set by
     ``store``/``store_many``: ``created``, ``updated`` (a live memory with the same
-    subject_key was replaced in place) or ``deduplicated`` (a near-identical memory of the
+    subject_key was replaced in place), ``unchanged`` (it was stored again word for word:
+    nothing changed) or ``deduplicated`` (a near-identical memory of the
     same kind already existed and is returned instead). ``redactions`` names the kinds of
     secret that were replaced by a marker before the text was stored.
     """

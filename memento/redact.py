@@ -153,6 +153,9 @@ _REFERENCE = re.compile(
       | None|null|nil|true|false
     )[ \t]*"""
 )
+# A reference followed by more text ("${DB_PASSWORD} and api_key: ..."): kept, and the rest is
+# scanned on its own.
+_REFERENCE_FIRST = re.compile(_REFERENCE.pattern + r"(?=[\s,;)\]}]|$)")
 # A type annotation ("password: str", "token: Optional[str] = None"): the type is kept and
 # what follows an "=" is judged as a value of its own.
 _TYPE = re.compile(
@@ -235,6 +238,8 @@ def _judge(key: str, value: str) -> tuple[str, bool]:
     ``key``: a reference or a type annotation stays, and only what follows a type's "="
     default is judged again."""
     if _is_reference(key, value.strip()):
+        return value, False
+    if _REFERENCE_FIRST.match(value):
         return value, False
     named = _NAMED.match(value)
     if named and _NAMED_WORD.search(named.group()) and (

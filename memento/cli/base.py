@@ -224,10 +224,15 @@ def progress(label: str, total: int) -> Iterator[Callable[[int, int], None] | No
 
 
 def confirm(message: str, yes: bool) -> None:
-    """Ask on a terminal unless --yes; without a terminal, go ahead (scripts pass --yes
-    for clarity, but a pipe cannot answer anyway)."""
-    if yes or not sys.stdin.isatty():
+    """Ask before a destructive step, unless --yes. Without a terminal nobody can answer
+    (an agent's shell, a pipe): refuse, and say to add --yes, rather than go ahead."""
+    if yes:
         return
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            f"{message.rstrip('?')}: refusing without a terminal to confirm; "
+            "add --yes to go ahead"
+        )
     click.confirm(message, abort=True, err=True)
 
 

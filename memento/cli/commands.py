@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..config import resolve_db_path
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, MementoError
 from ..records import KINDS
 from ..textsafe import json_printable, printable
 from .base import (
@@ -50,13 +50,32 @@ def init(
       memento init ~/work/project-memory.db --force --yes
     """
     target = db_path(ctx, path, sub_db)
-    if force and target.exists():
-        confirm(f"Delete every memory in {target} and start empty?", yes)
+    existed = target.exists()
+    if force and existed:
+        try:
+            with open_memory(target) as memory:
+                count = memory.stats(all_projects=True)["total"]
+            what = f"all {count} memories in {target}" if count else f"the empty {target}"
+        except MementoError as exc:
+            what = f"{target} ({_one_line(str(exc))})"
+        confirm(f"Delete {what} and start empty?", yes)
         for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
             leftover.unlink(missing_ok=True)
-    with open_memory(target, create=True):
-        pass
-    click.echo(f"Initialized memento at {target}")
+        existed = False
+    with open_memory(target, create=True) as memory:
+        stats = memory.stats(all_projects=True)
+        upgraded = memory.upgraded_from
+    version = stats["schema_version"]
+    if not existed:
+        click.echo(f"Initialized memento at {target}")
+    elif upgraded:
+        click.echo(f"Upgraded {target} from schema version {upgraded} to {version}")
+    else:
+        noun = "memory" if stats["total"] == 1 else "memories"
+        click.echo(
+            f"{target} already exists: {stats['total']} {noun}, schema version {version} "
+            "(nothing to do; --force starts empty)"
+        )
 
 
 @cli.command()
@@ -335,7 +354,12 @@ def store(
     if as_json:
         echo_json(record.to_dict())
         return
-    verb = {"created": "Stored", "updated": "Updated", "deduplicated": "Already known:"}
+    verb = {
+        "created": "Stored",
+        "updated": "Updated",
+        "unchanged": "Unchanged:",
+        "deduplicated": "Already known:",
+    }
     where = f"project {record.project}" if record.project else "global"
     click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({where})")
     if record.redactions:
@@ -591,7 +615,7 @@ def forget(
     with open_memory(db_path(ctx, sub_db)) as memory:
         record = memory.get(memory_id)
         if hard:
-            confirm(f"Delete {record.short_id} ({record.content[:50]!r}) for good?", yes)
+            confirm(f"Delete 1 memory, {record.short_id} ({record.content[:50]!r}), for good?", yes)
         memory.forget(record.id, hard=hard)
     click.echo(f"{'Deleted' if hard else 'Archived'} {record.short_id}")
 
@@ -607,8 +631,9 @@ def forget(
 def forget_prefix(
     ctx: click.Context, prefix: str, hard: bool, yes: bool, sub_db: Path | None
 ) -> None:
-    """Archive (or delete with --hard) every memory whose subject_key starts with PREFIX.
-    `%` and `_` are ordinary characters.
+    """Archive (or delete with --hard) every memory whose subject_key is PREFIX or lies
+    below it, by whole segments: `project.shop` covers `project.shop.*` but not
+    `project.shopify`. `%` and `_` are ordinary characters.
 
     \b
     Example:
@@ -616,7 +641,10 @@ def forget_prefix(
     """
     with open_memory(db_path(ctx, sub_db)) as memory:
         if hard:
-            confirm(f"Delete every memory whose subject_key starts with {prefix!r}?", yes)
+            found = memory.forget_prefix(prefix, hard=True, dry_run=True)
+            if found:
+                noun = "memory" if found == 1 else "memories"
+                confirm(f"Delete {found} {noun} under {prefix!r} for good?", yes)
         count = memory.forget_prefix(prefix, hard=hard)
     noun = "memory" if count == 1 else "memories"
     click.echo(f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}")

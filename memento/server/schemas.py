@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # Code hand the model, as compact JSON) and as a text block (what clients that read
 # ``content`` hand it), rendered by ``render()`` as one line per memory. Both carry the same
 # data and both are lean: fields that hold nothing or the default are left out, dates are
-# days, scores are rounded (benches/mcp_tokens.py measures it).
+# days, relevance is rounded (benches/mcp_tokens.py measures it).
 
 _KIND = Literal["fact", "event", "lesson"]
 DEFAULT_IMPORTANCE = 0.5
@@ -44,10 +44,12 @@ class MemoryItem(BaseModel):
     project: str = Field(
         description='Name of the project it belongs to, or "global" (shared by all projects)'
     )
-    date: str = Field(description="Day stored, or for an event the day it happened (UTC)")
+    date: str = Field(
+        description="YYYY-MM-DD (UTC): for an event the day it happened, otherwise the day "
+        "it was last stored or changed"
+    )
     content: str
     importance: float | None = Field(default=None, description="0 to 1 (absent: 0.5)")
-    updated: str | None = Field(default=None, description="Day last changed, if later")
     archived: str | None = Field(
         default=None, description="Day it was forgotten (archived: hidden from recall)"
     )
@@ -56,62 +58,59 @@ class MemoryItem(BaseModel):
 
     @classmethod
     def of(cls, record: MemoryRecord, **extra: Any) -> Self:
-        created = _day(record.created_at)
-        updated = _day(record.updated_at)
+        # The day that says how current a memory is: when an event happened, when a fact or
+        # lesson was last confirmed (the context block dates its lines the same way).
+        when = record.created_at if record.kind == "event" else record.updated_at
         return cls(
             id=record.id,
             kind=record.kind,  # type: ignore[arg-type]
             subject_key=record.subject_key,
             project=record.project or record.scope,
-            date=created or "",
+            date=_day(when) or "",
             content=record.content,
             importance=None if record.importance == DEFAULT_IMPORTANCE else record.importance,
-            updated=updated if updated and created and updated > created else None,
             archived=_day(record.archived_at),
             metadata=record.metadata or None,
             source=None if record.source == DEFAULT_SOURCE else record.source,
             **extra,
         )
 
-    def _head(self) -> list[str]:
+    def line(self) -> str:
+        """``[id kind subject_key @project date extra=...] content``, continuation lines of
+        the content indented."""
         head = [self.id, self.kind]
         if self.subject_key:
             head.append(self.subject_key)
         head += [f"@{self.project}", self.date, *self._marks()]
-        for name in ("importance", "updated", "archived", "source"):
+        for name in ("importance", "archived", "source"):
             value = getattr(self, name)
             if value is not None:
                 head.append(f"{name}={value}")
         if self.metadata:
             head.append("metadata=" + _json(self.metadata))
-        return head
+        content = self.content.replace("\n", "\n  ")
+        return f"[{' '.join(head)}] {content}"
 
     def _marks(self) -> list[str]:
         return []
 
-    def line(self) -> str:
-        """``- [id kind subject_key @project date extra=...] content`` (continuation lines of
-        the content indented)."""
-        content = self.content.replace("\n", "\n  ")
-        return f"- [{' '.join(self._head())}] {content}"
-
 
 class RecalledMemory(MemoryItem):
-    relevance: float | None = Field(
-        default=None,
-        description="How likely it answers the query, 0 to 1 (comparable across queries)",
+    """A memory found by recall. Its importance is left out: the ranking has used it, and
+    browse or recent show it."""
+
+    relevance: float = Field(
+        description="How likely it answers the query, 0 to 1 (comparable across queries)"
     )
-    score: float = Field(description="Ranking score within this query, higher is better")
 
     @classmethod
     def of_recalled(cls, record: MemoryRecord) -> Self:
-        relevance = None if record.relevance is None else round(record.relevance, 2)
-        return cls.of(record, relevance=relevance, score=round(record.score or 0.0, 3))
+        found = cls.of(record, relevance=round(record.relevance or 0.0, 2))
+        found.importance = None
+        return found
 
     def _marks(self) -> list[str]:
-        if self.relevance is not None:
-            return [f"relevance={self.relevance}"]
-        return [f"score={self.score}"]
+        return [f"{self.relevance}"]
 
 
 class StoredMemory(MemoryItem):
@@ -132,7 +131,7 @@ class StoredMemory(MemoryItem):
 
     def line(self) -> str:
         note = f" (redacted: {', '.join(self.redactions)})" if self.redactions else ""
-        return f"{self.action}{note} {super().line()}"
+        return f"{self.action}{note}: {super().line()}"
 
 
 def _json(value: Any) -> str:
@@ -144,18 +143,26 @@ def _lines(memories: Sequence[MemoryItem]) -> str:
 
 
 class RecallResult(BaseModel):
-    query: str
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
 
     def render(self) -> str:
         if not self.memories:
-            return f"No memories for {_json(self.query)}."
-        return f"{self.count} for {_json(self.query)}, best first:\n{_lines(self.memories)}"
+            return "No memories found."
+        return f"{self.count} memories, best first (relevance 0-1 after the date):\n" + _lines(
+            self.memories
+        )
+
+
+class QueryResult(RecallResult):
+    query: str
+
+    def render(self) -> str:
+        return f"{_json(self.query)}: {super().render()}"
 
 
 class RecallManyResult(BaseModel):
-    results: list[RecallResult] = Field(description="One per query, in the order given")
+    results: list[QueryResult] = Field(description="One per query, in the order given")
 
     def render(self) -> str:
         return "\n\n".join(r.render() for r in self.results)

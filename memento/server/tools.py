@@ -46,6 +46,7 @@ from .schemas import (
     Metadata,
     MinScore,
     PrefixFilter,
+    QueryResult,
     RecalledMemory,
     RecallManyResult,
     RecallResult,
@@ -266,12 +267,8 @@ def memento_recall(
         min_score=min_score,
         all_projects=all_projects,
     )
-    return _recalled(query, records)
-
-
-def _recalled(query: str, records: list[Any]) -> RecallResult:
     memories = [RecalledMemory.of_recalled(r) for r in records]
-    return RecallResult(query=query, count=len(memories), memories=memories)
+    return RecallResult(count=len(memories), memories=memories)
 
 
 def memento_recall_many(
@@ -298,7 +295,16 @@ def memento_recall_many(
         min_score=min_score,
         all_projects=all_projects,
     )
-    return RecallManyResult(results=[_recalled(q, rs) for q, rs in zip(queries, batches)])
+    return RecallManyResult(
+        results=[
+            QueryResult(
+                query=query,
+                count=len(records),
+                memories=[RecalledMemory.of_recalled(r) for r in records],
+            )
+            for query, records in zip(queries, batches)
+        ]
+    )
 
 
 def memento_update(

@@ -96,7 +96,9 @@ class NewMemory:
 @dataclass(frozen=True)
 class Filters:
     """What a search or listing restricts itself to, applied exactly inside the query (never
-    after a too-small top-k). ``prefix`` is the start of ``subject_key``."""
+    after a too-small top-k). ``prefix`` selects ``subject_key`` by whole segments:
+    ``project.shop`` is that key and every ``project.shop.*`` key, never
+    ``project.shopify``; ``project.`` is every key below ``project``."""
 
     kinds: tuple[str, ...] | None = None
     prefix: str = ""

@@ -166,14 +166,24 @@ def memories_where(filters: Filters, alias: str = "m") -> tuple[str, list[Any]]:
         clauses.append(f"{alias}.kind IN ({','.join('?' * len(filters.kinds))})")
         params.extend(filters.kinds)
     if filters.prefix:
-        clauses.append(f"substr({alias}.subject_key, 1, ?) = ?")
-        params.extend([len(filters.prefix), filters.prefix])
-        upper = prefix_upper_bound(filters.prefix)
-        clauses.append(f"{alias}.subject_key >= ?")
-        params.append(filters.prefix)
+        # Whole key segments: "project.shop" is the key itself and "project.shop.*", never
+        # "project.shopify"; a prefix ending in "." means the keys below it. A range on the
+        # index of subject_key finds the children.
+        prefix = filters.prefix
+        child = prefix if prefix.endswith(".") else prefix + "."
+        below = f"(substr({alias}.subject_key, 1, ?) = ? AND {alias}.subject_key >= ?"
+        below_params: list[Any] = [len(child), child, child]
+        upper = prefix_upper_bound(child)
         if upper is not None:
-            clauses.append(f"{alias}.subject_key < ?")
-            params.append(upper)
+            below += f" AND {alias}.subject_key < ?"
+            below_params.append(upper)
+        below += ")"
+        if child is prefix:
+            clauses.append(below)
+        else:
+            clauses.append(f"({alias}.subject_key = ? OR {below})")
+            params.append(prefix)
+        params.extend(below_params)
     if filters.since is not None:
         clauses.append(f"{alias}.created_at >= ?")
         params.append(to_iso(filters.since))

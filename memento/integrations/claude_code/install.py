@@ -122,6 +122,8 @@ def commands_for(executable: Path, db: str | Path | None) -> Commands:
     """The server and hook commands; ``db`` (an absolute path or a URL) is baked in so the
     hooks and the server read the database this install was made for."""
     prefix: list[str] = [str(executable)]
+    if isinstance(db, Path):
+        db = db.resolve()  # `--db ../x.db` from a subdirectory: a path that reads plainly
     if db is not None:
         prefix += ["--db", str(db)]
     hooks = {event: shlex.join([*prefix, "hook", sub]) for event, sub in HOOK_EVENTS.items()}
