@@ -119,9 +119,9 @@ RELEVANT = 0.5
 # statistics, so it means the same in every store and for every query.
 #
 # PLACEHOLDER: fitted by benches/relevance.py
-RELEVANCE_INTERCEPT = -8.0
-RELEVANCE_SIMILARITY = 12.0
-RELEVANCE_COVERAGE = 3.0
+RELEVANCE_INTERCEPT = -11.4
+RELEVANCE_SIMILARITY = 16.0
+RELEVANCE_COVERAGE = 10.0
 RELEVANT = 0.5
 
 

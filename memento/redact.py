@@ -30,6 +30,7 @@ longer update the memory it names): :func:`check_identifier` refuses one that ho
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 
@@ -61,14 +62,21 @@ _TOKENS: list[tuple[str, re.Pattern[str]]] = [
     ("stripe-key", re.compile(_START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
     ("stripe-key", re.compile(_START + r"whsec_[A-Za-z0-9]{20,}")),
     # A digit is required so that words such as "sk-learn-compatible-estimators" survive.
-    ("openai-key", re.compile(_START + r"sk-(?=[A-Za-z0-9_-]*\d)(?:proj-|ant-)?"
-                              r"[A-Za-z0-9_-]{20,}")),
+    # (The lookbehind also excludes "_" and "-", and the lookahead is bounded, so that a long
+    # run such as "sk-sk-sk-..." is scanned once, not once per "sk-".)
+    ("openai-key", re.compile(r"(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]{0,300}\d)"
+                              r"(?:proj-|ant-)?[A-Za-z0-9_-]{20,}")),
     ("huggingface-token", re.compile(_START + r"hf_[A-Za-z0-9]{30,}" + _END)),
     ("npm-token", re.compile(_START + r"npm_[A-Za-z0-9]{36}" + _END)),
     ("pypi-token", re.compile(_START + r"pypi-[A-Za-z0-9_-]{50,}")),
     ("sendgrid-key", re.compile(_START + r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}")),
     ("google-api-key", re.compile(_START + r"AIza[0-9A-Za-z_-]{35}" + _END)),
-    ("jwt", re.compile(_START + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    (
+        "jwt",
+        re.compile(
+            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+        ),
+    ),
 ]
 
 _AWS_KEY_ID = re.compile(_START + r"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}" + _END)
@@ -99,7 +107,8 @@ _PREFIXED: list[tuple[str, re.Pattern[str]]] = [
         "bearer-token",  # a bare "Bearer <token>" (curl lines, logs); a digit is required
         # so that prose such as "Bearer authentication" survives
         re.compile(
-            r"(?i)" + _START + r"(bearer[ \t]+)(?=[A-Za-z0-9._~+/-]*\d)([A-Za-z0-9._~+/-]{16,}=*)"
+            r"(?i)" + _START + r"(bearer[ \t]+)(?=[A-Za-z0-9._~+/-]{0,300}\d)"
+            r"([A-Za-z0-9._~+/-]{16,}=*)"
         ),
     ),
 ]
@@ -130,7 +139,7 @@ _FLAG = re.compile(  # --password=x, --password x, --api-key x
 _IS = re.compile(
     r"(?i)(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r")" + _END
     + r"[ \t]+(?:is|was)[ \t]+)(?!\[REDACTED:)"
-    r"((?=[^\s\"'`]*[0-9!#$%^&*+/=?@~])[^\s\"'`]*[^\s\"'`.,;:!?)])"
+    r"((?=[^\s\"'`]{0,300}[0-9!#$%^&*+/=?@~])[^\s\"'`]*[^\s\"'`.,;:!?)])"
 )
 _KEY_VALUE = re.compile(
     r"(?i)(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]*?(?:" + _SECRET_WORDS + r"))" + _END +
@@ -138,7 +147,9 @@ _KEY_VALUE = re.compile(
     # or markdown emphasis ("**Password**: ...")
     r"(?P<sep>(?:\\?[\"'`]|[*_]{1,2})?[ \t]*(?:=>|:=|=(?!=)|:)(?:[*_]{1,2})?[ \t]*)"
     r"(?!\\?[\"'`]?\[REDACTED:)"
-    r"(?P<value>\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|[^\s\"'`][^\n]*)"
+    # an unquoted value runs to the end of the line: found with str.find, not the regex, so
+    # that many keys on one long line are not each scanned to its end
+    r"(?P<value>\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|`[^`\n]+`|(?=\S))"
 )
 # Values that name or fetch a secret instead of holding one (matched whole).
 _REFERENCE = re.compile(
@@ -193,14 +204,16 @@ def _is_reference(key: str, value: str) -> bool:
 
 
 def _aws_secrets(text: str, found: set[str]) -> str:
-    ids = [m.span() for m in _AWS_KEY_ID.finditer(text)]
-    if not ids:
+    starts = [m.start() for m in _AWS_KEY_ID.finditer(text)]  # sorted; ids are 20 long
+    if not starts:
         return text
 
     def replace(match: re.Match[str]) -> str:
         value = match.group()
         start, end = match.span()
-        near = any(s - _AWS_NEAR <= end and start <= e + _AWS_NEAR for s, e in ids)
+        # the first key id starting after start - 20 - _AWS_NEAR is the nearest candidate
+        i = bisect.bisect_left(starts, start - 20 - _AWS_NEAR)
+        near = i < len(starts) and starts[i] <= end + _AWS_NEAR
         # Real secrets mix cases and digits; a 40-character hex digest or a word does not.
         mixed = (
             re.search(r"[a-z]", value)
@@ -274,18 +287,28 @@ def _key_values(text: str, found: set[str]) -> str:
             out.append(text[pos:])
             return "".join(out)
         key, value = match.group("key", "value")
-        quote = value[0] if value[0] in "\"'`" else ""
-        if quote:
-            inner = value[1:-1]
-            changed = not _is_reference(key, inner)
-            new = f"{quote}[REDACTED:{_key_kind(key)}]{quote}" if changed else value
+        end = match.end()
+        quoted = bool(value)  # else the value is unquoted and runs to the end of the line
+        if not quoted:
+            end = text.find("\n", end)
+            end = len(text) if end < 0 else end
+            value = text[match.start("value") : end]
+            start = match.start("key")
+            if value[0] in "\"'`" and start and text[start - 1] == value[0]:
+                # input("Password: ") -- the string ends where a value would begin
+                out.append(text[pos : match.start("value")])
+                pos = match.start("value")
+                continue
+        if quoted:
+            changed = not _is_reference(key, value[1:-1])
+            new = f"{value[0]}[REDACTED:{_key_kind(key)}]{value[0]}" if changed else value
         else:
             new, changed = _judge(key, value)
         out.append(text[pos : match.start("value")])
         if changed:
             found.add(_key_kind(key))
             out.append(new)
-            pos = match.end()
+            pos = end
         else:  # look for other secrets inside what was kept ("password: str, token: x")
             pos = match.start("value")
 

@@ -77,6 +77,11 @@ def hook(ctx: click.Context, event: str, budget: int | None, sub_db: Path | None
     Installed by `memento install claude-code`; by hand, in ~/.claude/settings.json:
       SessionStart      -> memento hook session-start
       UserPromptSubmit  -> memento hook user-prompt
+
+    \b
+    Example (what Claude Code does on each prompt):
+      echo '{"session_id": "s1", "cwd": ".", "prompt": "run the tests"}' \\
+        | memento hook user-prompt
     """
     from ..integrations.claude_code.hooks import run
 

@@ -33,8 +33,9 @@ def _day(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d") if value is not None else None
 
 
-class MemoryItem(BaseModel):
-    """One memory. Optional fields are left out when they hold nothing or the default."""
+class _Memory(BaseModel):
+    """The fields every memory shows. Optional ones are left out when they hold nothing or
+    the default."""
 
     id: str = Field(description="Full id, for memento_update and memento_forget")
     kind: _KIND
@@ -49,7 +50,6 @@ class MemoryItem(BaseModel):
         "it was last stored or changed"
     )
     content: str
-    importance: float | None = Field(default=None, description="0 to 1 (absent: 0.5)")
     archived: str | None = Field(
         default=None, description="Day it was forgotten (archived: hidden from recall)"
     )
@@ -61,6 +61,9 @@ class MemoryItem(BaseModel):
         # The day that says how current a memory is: when an event happened, when a fact or
         # lesson was last confirmed (the context block dates its lines the same way).
         when = record.created_at if record.kind == "event" else record.updated_at
+        if "importance" in cls.model_fields:
+            importance = record.importance
+            extra["importance"] = None if importance == DEFAULT_IMPORTANCE else importance
         return cls(
             id=record.id,
             kind=record.kind,  # type: ignore[arg-type]
@@ -68,7 +71,6 @@ class MemoryItem(BaseModel):
             project=record.project or record.scope,
             date=_day(when) or "",
             content=record.content,
-            importance=None if record.importance == DEFAULT_IMPORTANCE else record.importance,
             archived=_day(record.archived_at),
             metadata=record.metadata or None,
             source=None if record.source == DEFAULT_SOURCE else record.source,
@@ -83,7 +85,7 @@ class MemoryItem(BaseModel):
             head.append(self.subject_key)
         head += [f"@{self.project}", self.date, *self._marks()]
         for name in ("importance", "archived", "source"):
-            value = getattr(self, name)
+            value = getattr(self, name, None)
             if value is not None:
                 head.append(f"{name}={value}")
         if self.metadata:
@@ -95,9 +97,15 @@ class MemoryItem(BaseModel):
         return []
 
 
-class RecalledMemory(MemoryItem):
-    """A memory found by recall. Its importance is left out: the ranking has used it, and
-    browse or recent show it."""
+class MemoryItem(_Memory):
+    """One memory."""
+
+    importance: float | None = Field(default=None, description="0 to 1 (absent: 0.5)")
+
+
+class RecalledMemory(_Memory):
+    """A memory found by recall. Its importance is left out (the ranking has used it;
+    browse and recent show it), so ten results cost half what they did."""
 
     relevance: float = Field(
         description="How likely it answers the query, 0 to 1 (comparable across queries)"
@@ -105,9 +113,7 @@ class RecalledMemory(MemoryItem):
 
     @classmethod
     def of_recalled(cls, record: MemoryRecord) -> Self:
-        found = cls.of(record, relevance=round(record.relevance or 0.0, 2))
-        found.importance = None
-        return found
+        return cls.of(record, relevance=round(record.relevance or 0.0, 2))
 
     def _marks(self) -> list[str]:
         return [f"{self.relevance}"]
@@ -133,12 +139,15 @@ class StoredMemory(MemoryItem):
         note = f" (redacted: {', '.join(self.redactions)})" if self.redactions else ""
         return f"{self.action}{note}: {super().line()}"
 
+    def render(self) -> str:
+        return self.line()
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _lines(memories: Sequence[MemoryItem]) -> str:
+def _lines(memories: Sequence[_Memory]) -> str:
     return "\n".join(m.line() for m in memories)
 
 
