@@ -286,11 +286,11 @@ class Memory:
                 content=content,
                 kind=validate.kind(item.get("kind", "fact")),
                 importance=validate.importance(item.get("importance", 0.5)),
-                subject_key=_identifier(
-                    validate.subject_key(item.get("subject_key")), "subject_key"
+                subject_key=validate.subject_key(
+                    _identifier(item.get("subject_key"), "subject_key")
                 ),
                 metadata=metadata,
-                source=_identifier(validate.source(item.get("source", "api")), "source"),
+                source=validate.source(_identifier(item.get("source", "api"), "source")),
                 created_at=None if created is None else parse_when(created, "created_at"),
                 redactions=redactions,
                 project=None,
@@ -479,7 +479,7 @@ class Memory:
         if kind is not None:
             values["kind"] = validate.kind(kind)
         if subject_key is not None:
-            values["subject_key"] = _identifier(validate.subject_key(subject_key), "subject_key")
+            values["subject_key"] = validate.subject_key(_identifier(subject_key, "subject_key"))
         if scope is not None and scope != "":
             project = self._scope_project(scope)
             values["scope"] = project.id if project else GLOBAL
@@ -544,6 +544,31 @@ class Memory:
             return self._record(row.seq)
 
     @_database_errors
+    def restore_prefix(self, prefix: str, all_projects: bool = False) -> dict[str, int]:
+        """Bring back every archived memory under ``prefix`` (whole segments, as in
+        :meth:`forget_prefix`). One whose subject_key a live memory holds stays archived:
+        ``{"restored": n, "kept": m}``."""
+        text = validate.prefix(prefix, "prefix")
+        if not text:
+            raise InvalidInputError(
+                "prefix is empty: give the start of the subject keys to restore, e.g. project.old"
+            )
+        filters = Filters(prefix=text, include_archived=True, scopes=self._scopes(all_projects))
+        restored = kept = 0
+        with self._lock, self._write():
+            # newest first: of several archived versions of one key, the latest comes back
+            for row in self._store.rows(filters, order="newest"):
+                if row.archived_at is None:
+                    continue
+                key = row.subject_key
+                if key is not None and self._store.find_live_subject(key, row.scope):
+                    kept += 1
+                    continue
+                self._store.update(row.seq, {"archived_at": None, "updated_at": utcnow()})
+                restored += 1
+        return {"restored": restored, "kept": kept}
+
+    @_database_errors
     def forget_prefix(
         self,
         prefix: str,
@@ -593,13 +618,15 @@ class Memory:
         kind: str | Sequence[str] | None = None,
         include_archived: bool = False,
         all_projects: bool = False,
+        subject_key_prefix: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
     ) -> list[MemoryRecord]:
-        """The newest memories first (the current project and global, or all projects)."""
+        """The newest memories first (the current project and global, or all projects),
+        optionally under a subject-key prefix and within a time window."""
         limit = validate.limit(limit)
-        filters = Filters(
-            kinds=_kinds(kind),
-            include_archived=include_archived,
-            scopes=self._scopes(all_projects),
+        filters = self._filters(
+            kind, subject_key_prefix, since, until, include_archived, all_projects
         )
         with self._lock:
             rows = self._store.rows(filters, order="newest", limit=limit)
@@ -656,9 +683,13 @@ class Memory:
         all_projects: bool = False,
     ) -> list[MemoryRecord]:
         """Memories that match ``query`` by meaning and by keyword, best first, each with a
-        ``score``. Filters are exact; the current project and global are searched unless
-        ``all_projects``. Without ``min_score``, returns min(limit, number of matching
-        memories) records."""
+        ``score`` (the fused rank order, comparable only within one result list) and a
+        ``relevance`` (0..1, the same for a memory and a query whatever else is stored:
+        see :func:`memento.recall.relevance`). Filters are exact; the current project and
+        global are searched unless ``all_projects``. ``min_score`` keeps only memories whose
+        relevance is at least that much, so a query nothing answers returns ``[]``;
+        :data:`memento.recall.RELEVANT` (0.5) is the calibrated bar for "relevant". Without
+        ``min_score``, returns min(limit, number of matching memories) records."""
         return self.recall_many(
             [query],
             limit,
@@ -684,7 +715,8 @@ class Memory:
         min_score: float | None = None,
         all_projects: bool = False,
     ) -> list[list[MemoryRecord]]:
-        """:meth:`recall` for several queries in one call (one result list per query)."""
+        """:meth:`recall` for several queries in one call (one result list per query);
+        ``min_score`` is a bar on each result's ``relevance``, as in :meth:`recall`."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise InvalidInputError("recall_many takes a list of query strings")
         texts = [validate.query(q) for q in queries]
@@ -827,13 +859,24 @@ class Memory:
     def _prepare_import(
         self, record: Mapping[str, Any], where: str, fallback: Project | None
     ) -> tuple[NewMemory, Project | None]:
+        hint = (
+            " (is this a `memento export` file? For another tool's memories use "
+            "`memento import`)"
+        )
         if not isinstance(record, Mapping):
-            raise InvalidInputError(f"{where}expected a JSON object")
+            raise InvalidInputError(f"{where}expected a JSON object{hint}")
+        if not isinstance(record.get("content"), str):
+            raise InvalidInputError(f"{where}no content text{hint}")
         try:
             raw_id = record.get("id")
-            memory_id = normalize_id_prefix(raw_id) if raw_id is not None else new_id()
+            try:
+                memory_id = normalize_id_prefix(raw_id) if raw_id is not None else new_id()
+            except InvalidInputError:
+                memory_id = ""
             if len(memory_id) != 26:
-                raise InvalidInputError(f"id {raw_id!r} is not a full 26-character id")
+                raise InvalidInputError(
+                    f"id {str(raw_id)[:40]!r} is not a memento id (26 characters){hint}"
+                )
             fields = {k: record[k] for k in STORE_KEYS if k in record and k != "scope"}
             item = self._prepare({**fields, "scope": GLOBAL}, "")
             project = _exported_project(record) if "scope" in record else fallback
@@ -922,9 +965,14 @@ class Memory:
     def about(
         self, events: int = 10, all_projects: bool = False
     ) -> dict[str, list[MemoryRecord]]:
-        """What memento knows about the user: ``user.*`` memories, then recent events."""
+        """What memento knows about the user: ``user.*`` memories, the lessons learned
+        (most important first), then recent events."""
+        filters = Filters(kinds=("lesson",), scopes=self._scopes(all_projects))
+        with self._lock:
+            lessons = self._store.rows(filters, order="important", limit=validate.MAX_LIMIT)
         return {
             "user": self.browse("user.", limit=validate.MAX_LIMIT, all_projects=all_projects),
+            "lessons": [r.record() for r in lessons],
             "events": self.recent(limit=events, kind="event", all_projects=all_projects),
         }
 
@@ -1043,9 +1091,12 @@ class Memory:
 
 
 def _identifier(value: Any, name: str) -> Any:
-    """``subject_key`` or ``source`` unchanged; one holding a secret is refused (not
-    rewritten: a rewritten key would stop naming its memory), unless MEMENTO_REDACT=off."""
-    return check_identifier(value, name) if redaction_enabled() else value
+    """``subject_key`` or ``source`` as given (checked before validation lower-cases a key,
+    which would hide an AWS key id from its pattern); one holding a secret is refused, not
+    rewritten (a rewritten key would stop naming its memory), unless MEMENTO_REDACT=off."""
+    if isinstance(value, str) and redaction_enabled():
+        check_identifier(value, name)
+    return value
 
 
 def _redacted(

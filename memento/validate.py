@@ -67,6 +67,10 @@ def importance(value: object) -> float:
 
 
 def subject_key(value: object) -> str | None:
+    """A subject key: dotted segments such as ``user.editor.theme``. Keys are compared
+    lower-cased (``User.Theme`` is ``user.theme``, as the importers have always stored
+    them); whitespace inside a key and empty segments (``a..b``, a leading or trailing dot)
+    are refused, so a key is always one word a prefix can match by segments."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -80,16 +84,38 @@ def subject_key(value: object) -> str | None:
             "use a short dotted key such as user.theme"
         )
     _check_text(text, "subject_key")
-    return text
+    _check_key(text, "subject_key", trailing_dot=False)
+    return text.lower()
+
+
+def _check_key(text: str, name: str, trailing_dot: bool) -> None:
+    if any(ch.isspace() for ch in text):
+        raise InvalidInputError(
+            f"{name} {text[:60]!r} contains whitespace: use dotted words such as "
+            "project.shop.test_command"
+        )
+    parts = text.split(".")
+    if trailing_dot and text.endswith("."):
+        parts = parts[:-1]
+    if any(not part for part in parts):
+        raise InvalidInputError(
+            f"{name} {text[:60]!r} has an empty segment: use dotted words such as "
+            "project.shop.test_command"
+        )
 
 
 def prefix(value: object, name: str = "subject_key prefix") -> str:
+    """A subject-key prefix, matched by whole segments (``project.shop`` is that key and
+    ``project.shop.*``); lower-cased like keys; may end with a dot."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InvalidInputError(f"{name} must be text, got {type(value).__name__}")
     _check_text(value, name)
-    return value.strip()
+    text = value.strip()
+    if text:
+        _check_key(text, name, trailing_dot=True)
+    return text.lower()
 
 
 def metadata(value: object) -> dict[str, Any]:

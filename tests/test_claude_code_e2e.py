@@ -23,8 +23,6 @@ from memento import Memory
 from memento.embedder import Embedder
 from memento.integrations.claude_code.install import memento_executable
 
-pytestmark = pytest.mark.slow
-
 CLAUDE_TIMEOUT_S = 120
 
 
@@ -36,6 +34,10 @@ def _missing_client() -> str | None:
                 "`npm install -g @anthropic-ai/claude-code` (.ci/run does)"
             )
     return None
+
+
+MISSING = _missing_client()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
 
 @pytest.fixture
@@ -102,9 +104,6 @@ def _transcript_hook_outputs(home: Path) -> tuple[str, list[str]]:
 def test_claude_session_gets_this_projects_memories_and_the_users_preference(
     tmp_path: Path, claude_env: dict[str, str], embedder: Embedder
 ) -> None:
-    reason = _missing_client()
-    if reason:
-        pytest.skip(reason)
     claude = shutil.which("claude")
     assert claude is not None
     memento = str(memento_executable())
@@ -153,9 +152,6 @@ def test_claude_session_gets_this_projects_memories_and_the_users_preference(
 def test_uninstall_leaves_claude_without_memento(
     tmp_path: Path, claude_env: dict[str, str]
 ) -> None:
-    reason = _missing_client()
-    if reason:
-        pytest.skip(reason)
     claude = shutil.which("claude")
     assert claude is not None
     memento = str(memento_executable())

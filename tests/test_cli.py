@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from memento import Memory, cli
 from memento.embedder import Embedder
 
-LIST_LINE = re.compile(r"^  [0-9A-Z]{12}  (fact  |event |lesson)  imp=\d\.\d\d  ")
+LIST_LINE = re.compile(r"^  [0-9A-Z]{12}  \d{4}-\d\d-\d\d  (fact  |event |lesson)  imp=\d\.\d\d  ")
 
 
 @pytest.fixture(autouse=True)
@@ -68,21 +68,22 @@ def fails(result: Result, code: int = 1) -> str:
 
 def test_first_day_walkthrough(run, db_path: Path, embedder: Embedder) -> None:
     assert ok(run("init")).strip() == f"Initialized memento at {db_path}"
-    assert ok(run("list")).strip() == "No memories yet. Run `memento init` then store something."
+    assert ok(run("list")).strip() == 'No memories yet. Store one: memento store "..."'
     with Memory(db_path, embedder=embedder) as m:
         m.store("I prefer dark mode in editors", kind="fact", importance=0.8,
                 subject_key="user.theme")
     lines = ok(run("list")).splitlines()
     assert len(lines) == 1
     assert re.fullmatch(
-        r"  [0-9A-Z]{12}  fact    imp=0\.80  \[user\.theme\] I prefer dark mode in editors",
+        r"  [0-9A-Z]{12}  \d{4}-\d\d-\d\d  fact    imp=0\.80  \[user\.theme\] I prefer dark mode "
+        r"in editors",
         lines[0],
     )
     short_id = lines[0].split()[0]
     hits = ok(run("search", "what theme does the user like")).splitlines()
     assert re.fullmatch(
-        rf"  1\. {short_id}  fact    imp=0\.80  \[user\.theme\] I prefer dark mode in editors"
-        r"  score=\d+\.\d{3}",
+        rf"   1\. {short_id}  \d{{4}}-\d\d-\d\d  fact    imp=0\.80  \[user\.theme\] I prefer dark "
+        r"mode in editors  \d\.\d\d",
         hits[0],
     )
     shown = ok(run("show", short_id[:8].lower()))
@@ -95,13 +96,14 @@ def test_missing_database_says_to_run_init(run) -> None:
     for command in (["list"], ["stats"], ["search", "x"], ["show", "01ABCDEFGH"], ["about"]):
         line = fails(run(*command))
         assert line.startswith("Error: no memento database at ")
-        assert "run `memento init`" in line
+        assert "`memento init --db " in line
 
 
 def test_list_shows_kinds_limit_and_archived(run, filled: dict[str, str]) -> None:
     lines = ok(run("list")).splitlines()
     assert len(lines) == 3 and all(LIST_LINE.match(line) for line in lines)
-    assert lines[0].startswith(f"  {filled['lesson'][:12]}  lesson  imp=0.50  Run the")
+    assert lines[0].startswith(f"  {filled['lesson'][:12]}  ")
+    assert "  lesson  imp=0.50  Run the" in lines[0]
     assert ok(run("list", "--kind", "event")).count("\n") == 1
     assert ok(run("list", "--limit", "1")).count("\n") == 1
     everything = ok(run("list", "--all"))
@@ -112,12 +114,23 @@ def test_list_shows_kinds_limit_and_archived(run, filled: dict[str, str]) -> Non
                             "source", "created_at", "updated_at", "archived_at"}
 
 
-def test_long_content_is_cut_to_one_line(run, db_path: Path, embedder: Embedder) -> None:
+def test_long_content_is_one_whole_line_in_a_pipe_and_fits_a_terminal(
+    run, db_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Memory(db_path, embedder=embedder) as m:
-        m.store("line one\nline two " + "word " * 100, kind="event")
-    (line,) = ok(run("list")).splitlines()
-    assert "line one line two word" in line
-    assert line.endswith("…") and len(line) < 140
+        for n in range(11):
+            m.store(f"line one\nline two {n} " + "word " * 100 + "the end", kind="event")
+    lines = ok(run("list")).splitlines()
+    assert len(lines) == 11 and all(line.endswith("word the end") for line in lines)
+    from memento.cli import base
+
+    monkeypatch.setattr(base, "_width", lambda: 80)  # an 80-column terminal
+    (line, *_) = ok(run("list")).splitlines()
+    assert "line one line two" in line and line.endswith("…") and len(line) <= 80
+    hits = ok(run("search", "line two word", "--limit", "11")).splitlines()
+    assert len(hits) == 11 and all(len(h) <= 80 for h in hits)
+    assert hits[9].startswith("  10. ") and hits[8].startswith("   9. ")
+    assert len({h.index(" event ") for h in hits}) == 1  # columns line up
 
 
 def test_search_filters_and_json(run, filled: dict[str, str]) -> None:
@@ -364,7 +377,10 @@ def test_installed_entry_point_errors_are_one_line(tmp_path: Path) -> None:
         env=_env(),
     )
     assert done.returncode == 1
-    assert done.stderr == f"Error: no memento database at {missing}: run `memento init` first\n"
+    assert done.stderr == (
+        f"Error: no memento database at {missing}: create it with `memento init --db "
+        f"{missing}`, or check --db and MEMENTO_PATH\n"
+    )
     usage = subprocess.run(["memento", "list", "--limit", "x"], capture_output=True, text=True,
                            timeout=60, env=_env())
     assert usage.returncode == 2 and "Traceback" not in usage.stderr

@@ -289,3 +289,27 @@ def test_with_the_claude_cli_the_server_is_added_by_claude(run, home: Path) -> N
 
     ok(run("uninstall", "claude-code", path=path))
     assert "memento" not in load(home / ".claude.json")["mcpServers"]
+
+
+def test_claude_config_dir_is_where_the_user_files_go(run, home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "claude-config"
+    runner = CliRunner()
+    env = {"HOME": str(home), "PATH": str(tmp_path / "bin"), "CLAUDE_CONFIG_DIR": str(config)}
+    assert runner.invoke(cli, ["install", "claude-code"], env=env).exit_code == 0
+    assert set(load(config / "settings.json")["hooks"]) == {"SessionStart", "UserPromptSubmit"}
+    assert load(config / ".claude.json")["mcpServers"]["memento"]["command"] == MEMENTO
+    assert sorted(p.name for p in home.rglob("*")) == [".claude"]
+
+
+def test_a_settings_file_linked_from_dotfiles_stays_a_link(run, home: Path, tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "claude-settings.json"
+    raw = write_json(dotfiles, USER_SETTINGS)
+    settings = home / ".claude" / "settings.json"
+    settings.symlink_to(dotfiles)
+
+    ok(run("install", "claude-code"))
+    assert settings.is_symlink() and "SessionStart" in load(dotfiles)["hooks"]
+
+    ok(run("uninstall", "claude-code"))
+    assert settings.is_symlink() and load(dotfiles) == USER_SETTINGS
+    assert backups(home / ".claude")[0].read_bytes() == raw  # the one install made

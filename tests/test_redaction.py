@@ -233,6 +233,8 @@ def test_a_secret_in_subject_key_or_source_is_refused(memory: Memory) -> None:
         memory.store("GitHub access", subject_key=f"user.github.{token}")
     with pytest.raises(InvalidInputError, match="source contains"):
         memory.store("GitHub access", source=f"agent token={token}")
+    with pytest.raises(InvalidInputError, match=r"subject_key contains .*\(aws-access-key\)"):
+        memory.store("AWS access", subject_key="infra.AKIA" + "QZ7XEXAMPLEKEY12")
     kept = memory.store("GitHub access", subject_key="user.github_token", source="cli")
     with pytest.raises(InvalidInputError, match="subject_key contains"):
         memory.update(kept.id, subject_key=f"user.{token}")
@@ -247,3 +249,29 @@ def test_cli_store_refuses_a_secret_in_subject_key_with_one_line(db_path: Path) 
     assert result.exit_code == 1
     assert "subject_key contains what looks like a secret (gitlab-token)" in result.output
     assert token not in result.output
+
+
+def test_the_memory_json_importer_redacts_too(db_path: Path, tmp_path: Path) -> None:
+    """`memento import` of the MCP memory server's file: observations and metadata pass
+    through the same redaction as a store."""
+    secret = "s3cretPW" + "Qz7"
+    source = tmp_path / "memory.json"
+    entity = {
+        "type": "entity",
+        "name": "Staging_DB",
+        "entityType": "database",
+        "observations": [f"url postgres://admin:{secret}@db.internal:5432/app",
+                         f"DB_PASSWORD={secret}x"],
+    }
+    source.write_text(json.dumps(entity) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    done = runner.invoke(
+        cli.cli, ["--db", str(db_path), "import", str(source), "--from", "mcp-memory-json"]
+    )
+    assert done.exit_code == 0, done.output
+    exported = runner.invoke(cli.cli, ["--db", str(db_path), "export"]).output
+    assert "postgres://admin:[REDACTED:url-password]@db.internal:5432/app" in exported
+    assert secret not in exported
+    with Memory(db_path) as m:
+        m.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert secret.encode() not in _disk(db_path)

@@ -29,8 +29,6 @@ from ..records import MemoryRecord
 from ..textsafe import json_printable, printable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-# Content shown on one line is cut here when stdout is not a terminal.
-PLAIN_WIDTH = 100
 # Progress bars appear only for jobs this large (about a second of embedding).
 PROGRESS_MIN_ITEMS = 100
 
@@ -87,7 +85,7 @@ def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--db",
         "sub_db",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
         help="Database file (default: --db of memento, MEMENTO_PATH, or "
         "~/.local/share/memento/memory.db).",
     )(function)
@@ -152,45 +150,55 @@ def current_project(ctx: click.Context) -> Project | None:
     return find_project(ctx.meta.get(_PROJECT) or Path.cwd())
 
 
-def open_memory(path: Path, create: bool = False) -> Memory:
-    """Open the database in the command's project; without ``create`` a missing file says
-    to run `memento init`."""
+def open_memory(path: Path, create: bool = False, announce: bool = True) -> Memory:
+    """Open the database in the command's project. Without ``create`` a missing file says
+    to run `memento init`; with it, a new file is made and (``announce``) said on stderr,
+    so a typo in --db or MEMENTO_PATH never quietly starts a second memory."""
     ctx = click.get_current_context(silent=True)
     project = current_project(ctx) if ctx is not None else None
-    return Memory(path, embedder=shared_embedder(), create=create, project=project)
+    memory = Memory(path, embedder=shared_embedder(), create=create, project=project)
+    if announce and memory.upgraded_from == 0:
+        click.echo(f"Created a new memento database at {memory.path}", err=True)
+    return memory
 
 
 # ---- printing -------------------------------------------------------------------------
 
 
 def _width() -> int:
+    """The terminal's width, or 0 when stdout is not a terminal (a pipe, a file): then
+    lines are never cut, so `memento list | grep` sees every word."""
     if sys.stdout.isatty():
-        return max(60, shutil.get_terminal_size((PLAIN_WIDTH + 40, 24)).columns)
+        return max(40, shutil.get_terminal_size((80, 24)).columns)
     return 0
 
 
 def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
-    """``  01KVF2CKW772  fact    imp=0.80  @shop [project.shop.db] The shop uses Postgres``
-    (``@name``: the project the memory belongs to; global memories have none)."""
-    head = f"{lead}{record.short_id}  {record.kind:<6}  imp={record.importance:.2f}  "
+    """``  01KVF2CKW772  2026-11-20  fact    imp=0.80  @shop [project.shop.db] The shop ...``
+    (the creation date; ``@name``: the project the memory belongs to, none when global).
+    On a terminal the content is cut to fit its width; elsewhere it is whole."""
+    day = record.created_at.strftime("%Y-%m-%d")
+    head = f"{lead}{record.short_id}  {day}  {record.kind:<6}  imp={record.importance:.2f}  "
     if record.project:
-        head += f"@{record.project} "
+        head += f"@{printable(record.project)} "
     if record.subject_key:
         head += f"[{printable(record.subject_key)}] "
     text = printable(" ".join(record.content.split()))
     if record.archived:
         text = f"(archived) {text}"
     width = _width()
-    room = (width - len(head) - len(suffix)) if width else PLAIN_WIDTH
-    room = max(room, 20)
-    if len(text) > room:
-        text = text[: room - 1].rstrip() + "…"
+    if width:
+        room = max(width - len(head) - len(suffix) - 1, 10)
+        if len(text) > room:
+            text = text[: room - 1].rstrip() + "…"
     return f"{head}{text}{suffix}"
 
 
 def search_line(n: int, record: MemoryRecord) -> str:
-    """``  1. 01KVF2CKW772  fact    imp=0.80  [user.theme] I prefer dark ...  score=0.83``"""
-    return list_line(record, suffix=f"  score={record.score or 0.0:.3f}", lead=f"  {n}. ")
+    """``   1. 01KVF2CKW772  2026-11-20  fact    imp=0.80  [user.theme] I prefer ...  0.83``
+    (ranks right-aligned, so ranks of 10 and up keep the columns; the relevance last)."""
+    value = record.relevance if record.relevance is not None else record.score
+    return list_line(record, suffix=f"  {value or 0.0:.2f}", lead=f"  {n:>2}. ")
 
 
 def echo_json(data: Any) -> None:
@@ -242,7 +250,7 @@ def confirm(message: str, yes: bool) -> None:
 @click.group(cls=MementoGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     envvar="MEMENTO_PATH",
     show_envvar=True,
     help="Database file (default: ~/.local/share/memento/memory.db).",

@@ -62,7 +62,7 @@ def init(
         for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
             leftover.unlink(missing_ok=True)
         existed = False
-    with open_memory(target, create=True) as memory:
+    with open_memory(target, create=True, announce=False) as memory:
         stats = memory.stats(all_projects=True)
         upgraded = memory.upgraded_from
     version = stats["schema_version"]
@@ -95,6 +95,11 @@ def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     from ..health import run_checks
 
     target = db_path(ctx, sub_db)
+    if not target.exists():  # one line, not eight failed checks
+        raise click.ClickException(
+            f"no memento database at {target}: create it with `memento init --db {target}`, "
+            "or check --db and MEMENTO_PATH"
+        )
     checks = run_checks(target)
     ok = all(c.ok for c in checks)
     if as_json:
@@ -164,9 +169,22 @@ def _limit_option(default: int) -> Callable[..., Any]:
     )
 
 
+_since = click.option(
+    "--since", help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h."
+)
+_until = click.option("--until", help="Created at or before (same forms as --since).")
+_prefix = click.option(
+    "--prefix", "-p",
+    help="Only subject keys under this, by whole segments (project.shop: project.shop.*).",
+)
+
+
 @cli.command(name="list")
 @_kind_option("Only this kind.")
 @_limit_option(20)
+@_prefix
+@_since
+@_until
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the memories as JSON.")
 @project_option
@@ -177,22 +195,37 @@ def list_(
     ctx: click.Context,
     kind: str | None,
     limit: int,
+    prefix: str | None,
+    since: str | None,
+    until: str | None,
     include_archived: bool,
     as_json: bool,
     sub_db: Path | None,
 ) -> None:
-    """The most recent memories, one line each.
+    """The most recent memories, one line each: id, date, kind, importance, project, key.
 
     \b
     Example:
       memento list --kind fact --limit 5
+      memento list --prefix project.shop --since 7d
     """
     with open_memory(db_path(ctx, sub_db)) as memory:
-        records = memory.recent(limit=limit, kind=kind, include_archived=include_archived)
+        records = memory.recent(
+            limit=limit,
+            kind=kind,
+            include_archived=include_archived,
+            subject_key_prefix=prefix,
+            since=since,
+            until=until,
+        )
     if as_json:
         echo_json([r.to_dict() for r in records])
     elif not records:
-        click.echo("No memories yet. Run `memento init` then store something.")
+        filtered = kind or prefix or since or until
+        click.echo(
+            "No matching memories." if filtered
+            else "No memories yet. Store one: memento store \"...\""
+        )
     else:
         for record in records:
             click.echo(list_line(record))
@@ -239,9 +272,9 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 @click.argument("query")
 @_limit_option(10)
 @_kind_option("Only this kind.")
-@click.option("--prefix", "-p", help="Only memories whose subject_key starts with this.")
-@click.option("--since", help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h.")
-@click.option("--until", help="Created at or before (same forms as --since).")
+@_prefix
+@_since
+@_until
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @project_option
@@ -267,6 +300,11 @@ def search(
       memento search "what theme does the user like"
       memento search "deploy" --kind lesson --since 30d --prefix project.api
     """
+    if not query.strip():
+        raise click.ClickException(
+            "the query is empty: give words to search for; `memento list` shows the newest "
+            "memories"
+        )
     with open_memory(db_path(ctx, sub_db)) as memory:
         records = memory.recall(
             query,
@@ -312,6 +350,9 @@ def _parse_meta(values: Sequence[str]) -> dict[str, Any] | None:
 @click.option("--subject-key", "-s", help="A key such as user.theme: storing it again updates.")
 @click.option("--meta", "-m", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable).")
 @click.option("--source", default="cli", show_default=True, help="Where the memory came from.")
+@click.option(
+    "--created-at", help="When it happened, if not now: 2026-11-20, 2026-11-20T16:00Z, 3d."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
 @click.option("--global", "global_", is_flag=True, help="Store it for every project.")
 @project_option
@@ -325,6 +366,7 @@ def store(
     subject_key: str | None,
     meta: tuple[str, ...],
     source: str,
+    created_at: str | None,
     global_: bool,
     as_json: bool,
     sub_db: Path | None,
@@ -349,6 +391,7 @@ def store(
             subject_key=subject_key,
             metadata=metadata,
             source=source,
+            created_at=created_at,
             scope="global" if global_ else None,
         )
     if as_json:
@@ -393,22 +436,65 @@ def start(ctx: click.Context, sub_db: Path | None, project_dir: Path | None) -> 
     run(str(resolve_db_path(explicit)) if explicit else None, project=project_dir)
 
 
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 @cli.command()
-@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
 @db_option
 @click.pass_context
-def export(ctx: click.Context, path: Path | None, sub_db: Path | None) -> None:
-    """Every memory, archived included, as one JSON object a line on stdout.
+def export(
+    ctx: click.Context, path: Path | None, output: Path | None, sub_db: Path | None
+) -> None:
+    """Every memory, archived included, as one JSON object a line, on stdout or to a file.
+
+    A PATH that is an existing database is read (the older form, `memento export DB`);
+    any other PATH is the file to write, like -o.
 
     \b
     Example:
       memento export > backup.jsonl
+      memento export -o backup.jsonl
     """
-    with open_memory(db_path(ctx, path, sub_db)) as memory:
+    database = sub_db
+    if path is not None:
+        if _is_sqlite(path):
+            database = database or path
+        elif output is None:
+            output = path
+        else:
+            raise click.UsageError(
+                f"{path} is not a memento database: give the database with --db and the file "
+                "with -o"
+            )
+    with open_memory(db_path(ctx, database)) as memory:
         rows = list(memory.export())
-    out = sys.stdout
+    if output is not None:
+        # written beside the target, then renamed: an interrupted export never leaves a
+        # half-written backup under the backup's name
+        partial = output.with_name(output.name + ".partial")
+        with partial.open("w", encoding="utf-8") as out:
+            _write_rows(out, rows)
+        partial.replace(output)
+        noun = "memory" if len(rows) == 1 else "memories"
+        click.echo(f"Exported {len(rows)} {noun} to {output}", err=True)
+    else:
+        _write_rows(sys.stdout, rows)
+
+
+def _write_rows(out: Any, rows: list[dict[str, Any]]) -> None:
     with progress("Exporting", len(rows)) as update:
         for n, row in enumerate(rows, 1):
+            # C1 controls as \u escapes: the same JSON, safe when stdout is a terminal
             out.write(json_printable(json.dumps(row, ensure_ascii=False)) + "\n")
             if update and n % 100 == 0:
                 update(n, len(rows))
@@ -420,8 +506,16 @@ def _path_and_file(ctx: click.Context, args: tuple[str, ...], what: str) -> tupl
     if len(args) == 1:
         return db_path(ctx, ctx.params.get("sub_db")), args[0]
     if len(args) == 2:
-        return db_path(ctx, Path(args[0])), args[1]
-    raise click.UsageError(f"give [PATH] {what}: the database (optional) then the {what}")
+        first, second = Path(args[0]), Path(args[1])
+        if first.exists() and not _is_sqlite(first) and _is_sqlite(second):
+            raise click.UsageError(
+                f"the database comes first: memento {ctx.info_name} {args[1]} {args[0]} "
+                f"(or give the database with --db)"
+            )
+        return db_path(ctx, first), args[1]
+    raise click.UsageError(
+        f"give [PATH] {what}: the database (optional; better: --db) then the {what}"
+    )
 
 
 def _read_jsonl(name: str) -> tuple[list[Any], list[str]]:
@@ -460,6 +554,11 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
       memento import-data ~/new.db backup.jsonl
     """
     target, name = _path_and_file(ctx, args, "FILE")
+    if name != "-" and _is_sqlite(Path(name)):
+        raise click.UsageError(
+            f"{name} is a SQLite database, not a `memento export` file: to restore into it "
+            "use --db; to import another tool's store use `memento import`"
+        )
     records, labels = _read_jsonl(name)
     with open_memory(target, create=True) as memory, progress("Importing", len(records)) as bar:
         counts = memory.import_records(records, progress=bar, labels=labels)
@@ -564,7 +663,8 @@ def reembed(ctx: click.Context, everything: bool, sub_db: Path | None) -> None:
 @db_option
 @click.pass_context
 def about(ctx: click.Context, events: int, as_json: bool, sub_db: Path | None) -> None:
-    """What memento knows about the user: `user.*` facts, then the most recent events.
+    """What memento knows about the user: `user.*` facts, the lessons learned, then the
+    most recent events.
 
     \b
     Example:
@@ -575,7 +675,7 @@ def about(ctx: click.Context, events: int, as_json: bool, sub_db: Path | None) -
     if as_json:
         echo_json({name: [r.to_dict() for r in records] for name, records in data.items()})
         return
-    if not data["user"] and not data["events"]:
+    if not any(data.values()):
         click.echo("Nothing about you yet. Store facts under user.* keys, e.g.")
         click.echo('  memento store "I prefer dark mode" --subject-key user.theme')
         return
@@ -584,6 +684,11 @@ def about(ctx: click.Context, events: int, as_json: bool, sub_db: Path | None) -
         click.echo(list_line(record))
     if not data["user"]:
         click.echo("  (no user.* facts)")
+    click.echo("Lessons learned:")
+    for record in data["lessons"]:
+        click.echo(list_line(record))
+    if not data["lessons"]:
+        click.echo("  (no lessons)")
     click.echo("Recent events:")
     for record in data["events"]:
         click.echo(list_line(record))
@@ -648,6 +753,86 @@ def forget_prefix(
         count = memory.forget_prefix(prefix, hard=hard)
     noun = "memory" if count == 1 else "memories"
     click.echo(f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}")
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@click.option("--content", "-c", help="New text (`-` reads it from stdin); it is re-embedded.")
+@click.option("--importance", "-i", type=float, help="How much it matters, 0 to 1.")
+@click.option("--kind", "-k", type=click.Choice(KINDS, case_sensitive=False), help="New kind.")
+@click.option("--subject-key", "-s", help="New key; an empty string removes it.")
+@click.option("--meta", "-m", multiple=True, metavar="KEY=VALUE", help="Replace the metadata.")
+@click.option("--global", "global_", is_flag=True, help="Move it to the global scope.")
+@click.option(
+    "--to-project", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Move it to the project of this directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the memory as JSON.")
+@db_option
+@click.pass_context
+def update(
+    ctx: click.Context,
+    memory_id: str,
+    content: str | None,
+    importance: float | None,
+    kind: str | None,
+    subject_key: str | None,
+    meta: tuple[str, ...],
+    global_: bool,
+    to_project: Path | None,
+    as_json: bool,
+    sub_db: Path | None,
+) -> None:
+    """Change fields of one memory, keeping its id.
+
+    \b
+    Example:
+      memento update 01KVF2CKW772 --content "Tests run with make test-all" -i 0.8
+      memento update 01KVF2CKW772 --global
+    """
+    if global_ and to_project:
+        raise click.UsageError("give --global or --to-project, not both")
+    if content == "-":
+        content = sys.stdin.read()
+    scope = "global" if global_ else (str(to_project) if to_project else None)
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        record = memory.update(
+            memory_id,
+            content=content,
+            importance=importance,
+            metadata=_parse_meta(meta),
+            kind=kind,
+            subject_key=subject_key,
+            scope=scope,
+        )
+    if as_json:
+        echo_json(record.to_dict())
+        return
+    where = f"project {record.project}" if record.project else "global"
+    click.echo(f"Updated {record.short_id} ({where})")
+
+
+@cli.command(name="restore-prefix")
+@click.argument("prefix")
+@project_option
+@all_projects_option
+@db_option
+@click.pass_context
+def restore_prefix(ctx: click.Context, prefix: str, sub_db: Path | None) -> None:
+    """Bring back every archived memory under PREFIX (whole key segments), the undo of
+    `memento forget-prefix`. A memory whose key a live memory now holds stays archived.
+
+    \b
+    Example:
+      memento restore-prefix project.shop
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        counts = memory.restore_prefix(prefix)
+    noun = "memory" if counts["restored"] == 1 else "memories"
+    line = f"Restored {counts['restored']} {noun} under {prefix!r}"
+    if counts["kept"]:
+        line += f"; {counts['kept']} kept archived (a live memory holds their key)"
+    click.echo(line)
 
 
 @cli.command()

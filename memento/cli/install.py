@@ -51,6 +51,8 @@ def _plan_and_apply(
         click.echo(f"Backup: {copy}")
     if action == "install":
         click.echo("Done. Restart Claude Code (or start a new session) to use memento.")
+        if plan.target.scope == "project":
+            click.echo("Claude Code asks once, in this project, to approve the .mcp.json server.")
     else:
         click.echo("Done. memento is no longer set up for Claude Code.")
 

@@ -244,7 +244,7 @@ class Stats(BaseModel):
     by_kind: KindCounts = Field(description="Live memories by kind")
     archived: int
     projects: list[ProjectCounts] = Field(
-        default_factory=list, description="Projects counted (global memories are in none)"
+        default_factory=list, description="Projects counted, global included"
     )
     schema_version: int
     model: str | None = Field(default=None, description="Embedding model of the stored vectors")

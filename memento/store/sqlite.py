@@ -62,7 +62,10 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
     """
     if not path.exists():
         if not create:
-            raise DatabaseError(f"no memento database at {path}: run `memento init` first")
+            raise DatabaseError(
+                f"no memento database at {path}: create it with `memento init --db {path}`, "
+                "or check --db and MEMENTO_PATH"
+            )
         if not path.parent.exists():
             try:
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

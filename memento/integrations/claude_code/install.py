@@ -366,7 +366,7 @@ def _file_change(
     if not summary:
         return None
     after: str | None = _dump(data)
-    if delete_when_empty and not data:
+    if delete_when_empty and not data and not path.is_symlink():
         after = None
     return Change(path, before, after, summary)
 
@@ -444,6 +444,9 @@ def backup(path: Path) -> Path | None:
 
 def _write(path: Path, text: str) -> None:
     """Write through a temporary file and a rename, so a crash leaves the old file whole."""
+    if path.is_symlink():
+        # A settings file linked from a dotfiles repository stays a link: write its target.
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -478,7 +481,9 @@ def apply(plan: Plan) -> list[Path]:
     """Carry out ``plan``: back up each file, then write it (or run ``claude``). Returns
     the backups made."""
     backups: list[Path] = []
-    for change in plan.changes:
+    # The `claude` commands first: they are the ones that can fail, and then nothing is
+    # written at all.
+    for change in sorted(plan.changes, key=lambda change: not change.run):
         copy = backup(change.path)
         if copy is not None:
             backups.append(copy)
