@@ -270,13 +270,15 @@ def test_start_hands_over_to_the_server(
 ) -> None:
     calls = []
     fake = types.ModuleType("memento.server")
-    fake.run = calls.append  # type: ignore[attr-defined]
+    fake.run = lambda db, project=None: calls.append((db, project))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "memento.server", fake)
     ok(run("start"))
-    assert calls == [str(db_path)]
+    assert calls == [(str(db_path), None)]
+    ok(run("start", "--project", str(db_path.parent)))
+    assert calls[-1] == (str(db_path), db_path.parent)
     monkeypatch.delenv("MEMENTO_PATH")
     ok(CliRunner().invoke(cli.cli, ["start"]))
-    assert calls == [str(db_path), None]
+    assert calls[-1] == (None, None)
 
 
 def test_every_command_has_help_with_an_example() -> None:

@@ -106,3 +106,88 @@ def test_restoring_identical_content_is_unchanged(db_path, embedder):
     assert after.updated_at == before.updated_at
     changed = run(db_path, "store", "Use pnpm 9, not npm", "-s", "project.web.pm")
     assert changed.stdout.startswith("Updated ")
+
+
+# 7. a database path that cannot be used is one line and exit 1, not a usage banner
+def test_an_unusable_database_path_is_one_line(tmp_path):
+    for target in (tmp_path, tmp_path / "file.txt" / "x.db"):
+        (tmp_path / "file.txt").write_text("not a directory")
+        out = run(target, "list")
+        assert out.returncode == 1 and "Usage:" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("Error: ")
+
+
+# 8. a new database is never created quietly, and hints carry the path
+def test_a_new_database_is_announced_and_hints_carry_the_path(tmp_path):
+    typo = tmp_path / "memroy.db"
+    listed = run(typo, "list")
+    assert listed.returncode == 1 and f"memento init --db {typo}" in listed.stderr
+    stored = run(typo, "store", "hello")
+    assert stored.returncode == 0 and f"Created a new memento database at {typo}" in stored.stderr
+    again = run(typo, "store", "hello again")
+    assert "Created" not in again.stderr
+    verify = run(tmp_path / "none.db", "verify")
+    assert verify.returncode == 1 and len(verify.stderr.strip().splitlines()) == 1
+    assert "memento init --db" in verify.stderr
+
+
+# 10. import_data explains what it expected
+def test_import_data_errors_point_at_the_right_command(db_path, three, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "abc", "content": "x"}\n')
+    out = run(db_path, "import_data", str(bad))
+    assert out.returncode == 1 and "not a memento id" in out.stderr
+    foreign = tmp_path / "memory.json"
+    foreign.write_text('{"type": "entity", "name": "A", "entityType": "p", "observations": []}\n')
+    out = run(db_path, "import_data", str(foreign))
+    assert out.returncode == 1 and "memento import" in out.stderr
+
+
+# 11. positional paths read the obvious way, or say how
+def test_export_to_a_file_and_positional_hints(db_path, three, tmp_path):
+    backup = tmp_path / "backup.jsonl"
+    out = run(db_path, "export", str(backup))
+    assert out.returncode == 0 and "Exported 3 memories" in out.stderr
+    assert len(backup.read_text().splitlines()) == 3
+    assert run(db_path, "export", "-o", str(tmp_path / "b2.jsonl")).returncode == 0
+    old_form = subprocess.run(  # `memento export DB` still reads DB
+        [*MEMENTO, "export", str(db_path)], capture_output=True, text=True, timeout=120
+    )
+    assert len(old_form.stdout.splitlines()) == 3
+    swapped = run(db_path, "import_data", str(backup), str(db_path))
+    assert swapped.returncode == 2 and "the database comes first" in swapped.stderr
+    sqlite = run(db_path, "import_data", str(db_path))
+    assert sqlite.returncode == 2 and "not a `memento export` file" in sqlite.stderr
+
+
+# frictions: update, restore-prefix, list filters, store --created-at, empty search
+def test_the_commands_users_reached_for(db_path, three, embedder):
+    out = run(db_path, "update", three[0][:12], "--content", "The shop uses Adyen", "-i", "0.9")
+    assert out.returncode == 0 and out.stdout.startswith("Updated ")
+    with Memory(db_path, embedder=embedder) as m:
+        assert m.get(three[0]).content == "The shop uses Adyen"
+        assert m.get(three[0]).importance == 0.9
+    assert "Archived 2" in run(db_path, "forget-prefix", "project.shop").stdout
+    assert "Restored 2 memories" in run(db_path, "restore-prefix", "project.shop").stdout
+    listed = run(db_path, "list", "--prefix", "project.shop").stdout.splitlines()
+    assert len(listed) == 2 and all("shopify" not in line for line in listed)
+    old = run(db_path, "store", "Launched the shop", "-k", "event", "--created-at", "2026-01-05")
+    assert old.returncode == 0
+    recent = run(db_path, "list", "--since", "2026-02-01").stdout
+    assert "Launched the shop" not in recent and "Adyen" in recent
+    january = run(db_path, "list", "--until", "2026-01-31").stdout
+    assert "2026-01-05" in january and "Launched the shop" in january
+    empty = run(db_path, "search", "")
+    assert empty.returncode == 1 and "memento list" in empty.stderr
+
+
+def test_subject_keys_have_one_rule(db_path, embedder):
+    from memento import InvalidInputError
+
+    with Memory(db_path, embedder=embedder) as m:
+        assert m.store("dark", subject_key="User.Theme").subject_key == "user.theme"
+        assert m.store("light", subject_key="user.theme").action == "updated"
+        for bad in ("user theme", "user..theme", ".user", "user."):
+            with pytest.raises(InvalidInputError):
+                m.store("x", subject_key=bad)
+        assert [r.subject_key for r in m.browse("USER")] == ["user.theme"]

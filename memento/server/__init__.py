@@ -6,9 +6,14 @@ this module only translates arguments in and records out. A :class:`MementoError
 a ``ToolError`` so the client sees its message as an error result, and the server keeps
 serving. Only protocol messages go to stdout: logs go to stderr.
 
-The one open ``Memory`` lives in the server's lifespan. The ``initialize`` handshake never
-waits for the embedding model: it is loaded in a background thread once the handshake is
-done (a tool call that embeds before then waits for it).
+Besides the tools, clients without hooks get the context block (:meth:`Memory.context`) as
+the resource ``memento://context`` and the prompt ``memento_context``.
+
+The one open ``Memory`` lives in the server's lifespan. Its current project is pinned by
+``memento start --project DIR``, else taken from the client's roots on the first request
+that needs it (:class:`.tools.State`), else the server's working directory. The
+``initialize`` handshake never waits for the embedding model: it is loaded in a background
+thread once the handshake is done (a tool call that embeds before then waits for it).
 
 Importing this module pulls in the MCP SDK (~0.7 s); no other memento module imports it.
 """

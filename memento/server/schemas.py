@@ -147,6 +147,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _count(n: int) -> str:
+    return f"{n} memory" if n == 1 else f"{n} memories"
+
+
 def _lines(memories: Sequence[_Memory]) -> str:
     return "\n".join(m.line() for m in memories)
 
@@ -158,16 +162,18 @@ class RecallResult(BaseModel):
     def render(self) -> str:
         if not self.memories:
             return "No memories found."
-        return f"{self.count} memories, best first (relevance 0-1 after the date):\n" + _lines(
-            self.memories
-        )
+        legend = f"{_count(self.count)}, best first (relevance 0-1 after the date):"
+        return f"{legend}\n{_lines(self.memories)}"
 
 
-class QueryResult(RecallResult):
+class QueryResult(BaseModel):
     query: str
+    count: int
+    memories: list[RecalledMemory] = Field(description="Best first")
 
     def render(self) -> str:
-        return f"{_json(self.query)}: {super().render()}"
+        found = RecallResult(count=self.count, memories=self.memories).render()
+        return f"{_json(self.query)}: {found}"
 
 
 class RecallManyResult(BaseModel):
@@ -196,7 +202,7 @@ class MemoryList(BaseModel):
     def render(self) -> str:
         if not self.memories:
             return "No memories."
-        return f"{self.count} memories:\n{_lines(self.memories)}"
+        return f"{_count(self.count)}:\n{_lines(self.memories)}"
 
 
 class ForgetResult(BaseModel):
@@ -216,7 +222,7 @@ class ForgetPrefixResult(BaseModel):
     count: int = Field(description="How many memories were affected")
 
     def render(self) -> str:
-        return f"{self.status} {self.count} memories under {_json(self.prefix)}"
+        return f"{self.status} {_count(self.count)} under {_json(self.prefix)}"
 
 
 class KindCounts(BaseModel):
