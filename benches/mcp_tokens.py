@@ -37,37 +37,205 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 QUERY = "how do we deploy and test the shop project"
 LIMIT = 10
 MEMORIES: list[dict[str, Any]] = [
-    {"content": "The user prefers dark mode in every editor and terminal", "subject_key": "user.editor.theme", "importance": 0.8},
-    {"content": "The user's shell is fish, with starship for the prompt", "subject_key": "user.shell"},
-    {"content": "The user writes Python 3.11 with type hints everywhere and ruff for linting", "subject_key": "user.python.style", "importance": 0.7},
-    {"content": "The user's timezone is Europe/Lisbon; schedule nothing before 9:00 local time", "subject_key": "user.timezone"},
-    {"content": "The user likes short commit messages in the imperative mood, under 60 characters", "subject_key": "user.git.commit_style"},
-    {"content": "The shop project deploys with `make deploy ENV=staging` from the main branch only, after CI is green", "subject_key": "project.shop.deploy", "importance": 0.9},
-    {"content": "The shop project's tests run with `pytest -x -n 4`; the database tests need `docker compose up db` first", "subject_key": "project.shop.test_command", "importance": 0.8},
-    {"content": "The shop project uses PostgreSQL 16 on port 5433 in development, 5432 in staging and production", "subject_key": "project.shop.database"},
-    {"content": "The shop project's CI is GitHub Actions; the slow end-to-end suite runs nightly, not on pull requests", "subject_key": "project.shop.ci"},
-    {"content": "The shop project's frontend is a Vite + React app under web/, built with `npm run build`", "subject_key": "project.shop.frontend"},
-    {"content": "Staging for the shop project lives at staging.shop.example.com behind the company VPN", "subject_key": "project.shop.staging_url"},
-    {"content": "Always run `make migrate` before the shop tests after pulling, or the ORM tests fail with a missing column error", "kind": "lesson", "importance": 0.8},
-    {"content": "Never deploy the shop project on a Friday afternoon: the on-call rota is thin and rollbacks need two people", "kind": "lesson", "importance": 0.7},
-    {"content": "When the shop deploy hangs at 'waiting for health check', restart the worker pool before retrying the deploy", "kind": "lesson"},
-    {"content": "Pin the Node version with .nvmrc in the shop frontend; a Node upgrade broke the build silently once", "kind": "lesson"},
-    {"content": "2026-11-20: deployed shop v2.3 to production; the payment webhook needed a manual retry afterwards", "kind": "event", "created_at": "2026-11-20T16:00:00Z"},
-    {"content": "2026-11-18: the shop staging database ran out of disk; grew the volume from 20 to 50 GB", "kind": "event", "created_at": "2026-11-18T10:30:00Z"},
-    {"content": "2026-11-12: moved the shop project from Travis CI to GitHub Actions; build time went from 14 to 6 minutes", "kind": "event", "created_at": "2026-11-12T14:00:00Z"},
-    {"content": "2026-11-05: the shop test suite became flaky on the checkout tests; traced to a shared Redis between workers", "kind": "event", "created_at": "2026-11-05T09:00:00Z"},
-    {"content": "2026-10-28: released shop v2.2 with the new search page; feedback from the team was good", "kind": "event", "created_at": "2026-10-28T17:00:00Z"},
-    {"content": "The billing service is written in Go and deploys through Argo CD from the infra repository", "subject_key": "project.billing.deploy"},
-    {"content": "The billing service's tests need the STRIPE_TEST_KEY variable set; ask the user where it is stored", "subject_key": "project.billing.tests"},
-    {"content": "The design team meets on Thursdays at 14:00 to review the shop's UI changes", "kind": "event", "created_at": "2026-11-19T14:00:00Z"},
-    {"content": "Lunch with the platform team on Friday to talk about the Kubernetes upgrade", "kind": "event", "created_at": "2026-11-21T12:00:00Z"},
-    {"content": "The user's laptop is a ThinkPad X1 Carbon running Fedora 41", "subject_key": "user.machine"},
-    {"content": "The user reviews pull requests in the morning and prefers small, focused changes", "subject_key": "user.review_habits"},
-    {"content": "Use `uv pip install -e .[dev]` rather than plain pip in the shop backend; the lock file assumes uv", "kind": "lesson"},
-    {"content": "The shop project's feature flags live in config/flags.yaml and are reloaded without a restart", "subject_key": "project.shop.feature_flags"},
-    {"content": "The shop project's error tracking is Sentry; the DSN is in the deploy secrets, never in the repository", "subject_key": "project.shop.errors"},
-    {"content": "The shop backend is Django 5.1 with Celery workers for e-mail and payment webhooks", "subject_key": "project.shop.backend"},
-]  # fmt: skip
+    {
+        "content": "The user prefers dark mode in every editor and terminal",
+        "subject_key": "user.editor.theme",
+        "importance": 0.8,
+    },
+    {
+        "content": "The user's shell is fish, with starship for the prompt",
+        "subject_key": "user.shell",
+    },
+    {
+        "content": "The user writes Python 3.11 with type hints everywhere and ruff for linting",
+        "subject_key": "user.python.style",
+        "importance": 0.7,
+    },
+    {
+        "content": "The user's timezone is Europe/Lisbon; schedule nothing before 9:00 local time",
+        "subject_key": "user.timezone",
+    },
+    {
+        "content": (
+            "The user likes short commit messages in the imperative mood, under 60 characters"
+        ),
+        "subject_key": "user.git.commit_style",
+    },
+    {
+        "content": (
+            "The shop project deploys with `make deploy ENV=staging` from the main branch only, "
+            "after CI is green"
+        ),
+        "subject_key": "project.shop.deploy",
+        "importance": 0.9,
+    },
+    {
+        "content": (
+            "The shop project's tests run with `pytest -x -n 4`; the database tests need `docker "
+            "compose up db` first"
+        ),
+        "subject_key": "project.shop.test_command",
+        "importance": 0.8,
+    },
+    {
+        "content": (
+            "The shop project uses PostgreSQL 16 on port 5433 in development, 5432 in staging and "
+            "production"
+        ),
+        "subject_key": "project.shop.database",
+    },
+    {
+        "content": (
+            "The shop project's CI is GitHub Actions; the slow end-to-end suite runs nightly, not "
+            "on pull requests"
+        ),
+        "subject_key": "project.shop.ci",
+    },
+    {
+        "content": (
+            "The shop project's frontend is a Vite + React app under web/, built with `npm run "
+            "build`"
+        ),
+        "subject_key": "project.shop.frontend",
+    },
+    {
+        "content": (
+            "Staging for the shop project lives at staging.shop.example.com behind the company VPN"
+        ),
+        "subject_key": "project.shop.staging_url",
+    },
+    {
+        "content": (
+            "Always run `make migrate` before the shop tests after pulling, or the ORM tests fail "
+            "with a missing column error"
+        ),
+        "kind": "lesson",
+        "importance": 0.8,
+    },
+    {
+        "content": (
+            "Never deploy the shop project on a Friday afternoon: the on-call rota is thin and "
+            "rollbacks need two people"
+        ),
+        "kind": "lesson",
+        "importance": 0.7,
+    },
+    {
+        "content": (
+            "When the shop deploy hangs at 'waiting for health check', restart the worker pool "
+            "before retrying the deploy"
+        ),
+        "kind": "lesson",
+    },
+    {
+        "content": (
+            "Pin the Node version with .nvmrc in the shop frontend; a Node upgrade broke the "
+            "build silently once"
+        ),
+        "kind": "lesson",
+    },
+    {
+        "content": (
+            "2026-11-20: deployed shop v2.3 to production; the payment webhook needed a manual "
+            "retry afterwards"
+        ),
+        "kind": "event",
+        "created_at": "2026-11-20T16:00:00Z",
+    },
+    {
+        "content": (
+            "2026-11-18: the shop staging database ran out of disk; grew the volume from 20 to 50 "
+            "GB"
+        ),
+        "kind": "event",
+        "created_at": "2026-11-18T10:30:00Z",
+    },
+    {
+        "content": (
+            "2026-11-12: moved the shop project from Travis CI to GitHub Actions; build time went "
+            "from 14 to 6 minutes"
+        ),
+        "kind": "event",
+        "created_at": "2026-11-12T14:00:00Z",
+    },
+    {
+        "content": (
+            "2026-11-05: the shop test suite became flaky on the checkout tests; traced to a "
+            "shared Redis between workers"
+        ),
+        "kind": "event",
+        "created_at": "2026-11-05T09:00:00Z",
+    },
+    {
+        "content": (
+            "2026-10-28: released shop v2.2 with the new search page; feedback from the team was "
+            "good"
+        ),
+        "kind": "event",
+        "created_at": "2026-10-28T17:00:00Z",
+    },
+    {
+        "content": (
+            "The billing service is written in Go and deploys through Argo CD from the infra "
+            "repository"
+        ),
+        "subject_key": "project.billing.deploy",
+    },
+    {
+        "content": (
+            "The billing service's tests need the STRIPE_TEST_KEY variable set; ask the user "
+            "where it is stored"
+        ),
+        "subject_key": "project.billing.tests",
+    },
+    {
+        "content": "The design team meets on Thursdays at 14:00 to review the shop's UI changes",
+        "kind": "event",
+        "created_at": "2026-11-19T14:00:00Z",
+    },
+    {
+        "content": "Lunch with the platform team on Friday to talk about the Kubernetes upgrade",
+        "kind": "event",
+        "created_at": "2026-11-21T12:00:00Z",
+    },
+    {
+        "content": "The user's laptop is a ThinkPad X1 Carbon running Fedora 41",
+        "subject_key": "user.machine",
+    },
+    {
+        "content": (
+            "The user reviews pull requests in the morning and prefers small, focused changes"
+        ),
+        "subject_key": "user.review_habits",
+    },
+    {
+        "content": (
+            "Use `uv pip install -e .[dev]` rather than plain pip in the shop backend; the lock "
+            "file assumes uv"
+        ),
+        "kind": "lesson",
+    },
+    {
+        "content": (
+            "The shop project's feature flags live in config/flags.yaml and are reloaded without "
+            "a restart"
+        ),
+        "subject_key": "project.shop.feature_flags",
+    },
+    {
+        "content": (
+            "The shop project's error tracking is Sentry; the DSN is in the deploy secrets, never "
+            "in the repository"
+        ),
+        "subject_key": "project.shop.errors",
+    },
+    {
+        "content": (
+            "The shop backend is Django 5.1 with Celery workers for e-mail and payment webhooks"
+        ),
+        "subject_key": "project.shop.backend",
+    },
+]
 
 
 def _env(db: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,12 @@ def test_claude_session_gets_this_projects_memories_and_the_users_preference(
     blog = _git_repo(tmp_path / "work" / "blog")
     with Memory(db, embedder=embedder, project=shop) as m:
         m.store("The shop deploys with the quintbarrow script, never by hand", importance=0.9)
+        # older than the two weeks of events a session start brings: only the prompt finds it
+        m.store(
+            "The shop deploy failed because the velvetquokka TLS certificate had expired",
+            kind="event",
+            created_at=datetime.now(timezone.utc) - timedelta(days=60),
+        )
     with Memory(db, embedder=embedder, project=blog) as m:
         m.store("The blog deploys with the zephyrmoss script on Fridays", importance=0.9)
     with Memory(db, embedder=embedder) as m:
@@ -132,7 +139,11 @@ def test_claude_session_gets_this_projects_memories_and_the_users_preference(
     assert servers.returncode == 0, servers.stderr
     assert "memento" in servers.stdout and "Connected" in servers.stdout, servers.stdout
 
-    session = _run([claude, "-p", "How do we deploy this project?"], claude_env, shop)
+    session = _run(
+        [claude, "-p", "Why did the deploy fail last time, was it the TLS certificate?"],
+        claude_env,
+        shop,
+    )
     text, printed = _transcript_hook_outputs(home)
     log = db.parent / "hooks.log"
     detail = (
@@ -140,12 +151,12 @@ def test_claude_session_gets_this_projects_memories_and_the_users_preference(
         f"{session.stdout[-500:]} {session.stderr[-500:]}; "
         f"hooks.log: {log.read_text() if log.exists() else '(none)'}"
     )
-    # The prompt hook prints only what the session has not been given yet, and Claude Code
-    # records a hook in the transcript only when it prints: here SessionStart gave it all.
-    assert "SessionStart" in printed, detail
+    # Claude Code records a hook in the transcript only when it prints something.
+    assert "SessionStart" in printed and "UserPromptSubmit" in printed, detail
     assert not log.exists(), detail  # every hook failure writes a line there
     assert "quintbarrow" in text, detail
     assert "plumwhistle" in text, detail
+    assert "velvetquokka" in text, detail  # what the prompt hook found
     assert "zephyrmoss" not in text, detail
 
 

@@ -77,9 +77,10 @@ that nearly repeats an existing one is deduplicated: the result's action says \
 obsolete (hard=true deletes it for good); memento_forget_prefix does that for a whole \
 subject_key prefix. memento_recent shows the newest memories and memento_stats the counts.
 
-Results list one memory a line: [id kind subject_key @project date relevance=...] content; \
-fields left out hold nothing (importance=, updated=, archived= appear when they say \
-something).
+Tool results show one memory a line, [id kind subject_key @project date] content; recall \
+adds each memory's relevance (0 to 1) after the date, and importance=, archived= or \
+metadata= appear only when they say something. Use the full id with memento_update and \
+memento_forget. min_score drops results less relevant than it (0.5 keeps the likely answers).
 """
 
 CONTEXT_URI = "memento://context"
@@ -162,8 +163,9 @@ def create_server(
         if text:
             return text
         where = f"project {memory.project.name}" if memory.project else "any project"
-        about = f" about {topic!r}" if topic else ""
-        return f"# memento\nNothing remembered yet{about} for {where}.\n"
+        if topic:
+            return f"# memento\nNothing remembered about {topic!r} in {where}.\n"
+        return f"# memento\nNothing remembered yet for {where}.\n"
 
     @server.resource(
         CONTEXT_URI,
