@@ -12,12 +12,18 @@ with ``limit=10`` and a fixed query. Measured:
   give the model instead, when it is present);
 - ``total_chars``: the two added, the same data as sent twice;
 - ``wire_bytes``: the whole ``CallToolResult`` as the JSON-RPC result, UTF-8;
-- ``content_chars``: the memory text itself in the 10 results (what cannot be saved).
+- ``content_chars``: the memory text itself in the 10 results (what cannot be saved);
+- ``text_tokens``, ``structured_tokens``: the two forms in tokens as memento's context
+  budget counts them (``memento.context.count_tokens``: WordPiece, at least a quarter of
+  the bytes), a stand-in for the agent's own tokenizer.
 
-Prints JSON (``--show`` also prints both forms as received).
+Prints JSON (``--show`` also prints both forms as received). ``--source DIR`` serves from
+another tree's ``memento`` package, e.g. the last commit's, for a before/after comparison:
 
     python benches/mcp_tokens.py
     python benches/mcp_tokens.py --show
+    mkdir -p /tmp/before && git archive HEAD memento | tar -x -C /tmp/before
+    python benches/mcp_tokens.py --source /tmp/before
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from typing import Any
 import anyio
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from memento.context import count_tokens
 
 QUERY = "how do we deploy and test the shop project"
 LIMIT = 10
@@ -238,8 +246,10 @@ MEMORIES: list[dict[str, Any]] = [
 ]
 
 
-def _env(db: Path) -> dict[str, str]:
+def _env(db: Path, source: str | None = None) -> dict[str, str]:
     env = {"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", "")}
+    if source:
+        env["PYTHONPATH"] = source
     if os.environ.get("MEMENTO_EMBEDDING_MODEL"):
         env["MEMENTO_EMBEDDING_MODEL"] = os.environ["MEMENTO_EMBEDDING_MODEL"]
     return env
@@ -256,6 +266,7 @@ def sizes(result: Any) -> dict[str, int]:
     )
     memories = (structured or {}).get("memories", [])
     wire = result.model_dump_json(by_alias=True, exclude_none=True)
+    compact = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
     return {
         "results": len(memories),
         "content_chars": sum(len(m["content"]) for m in memories),
@@ -263,6 +274,8 @@ def sizes(result: Any) -> dict[str, int]:
         "structured_chars": structured_chars,
         "total_chars": len(text) + structured_chars,
         "wire_bytes": len(wire.encode()),
+        "text_tokens": count_tokens(text),
+        "structured_tokens": count_tokens(compact) if structured is not None else 0,
     }
 
 
@@ -273,14 +286,14 @@ async def seed(session: ClientSession) -> None:
         raise RuntimeError(f"seeding failed: {result.content}")
 
 
-async def _measure(show: bool) -> dict[str, Any]:
+async def _measure(show: bool, source: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="memento-tokens-") as tmp:
         project = Path(tmp) / "shop"
         project.mkdir()
         params = StdioServerParameters(
             command=sys.executable,
             args=["-m", "memento.server"],
-            env=_env(Path(tmp) / "memory.db"),
+            env=_env(Path(tmp) / "memory.db", source),
             cwd=project,
         )
         with (Path(tmp) / "server.log").open("w") as log:
@@ -301,11 +314,13 @@ async def _measure(show: bool) -> dict[str, Any]:
         return {"query": QUERY, "limit": LIMIT, **sizes(result)}
 
 
-def measure(show: bool = False) -> dict[str, Any]:
-    return anyio.run(_measure, show)
+def measure(show: bool = False, source: str | None = None) -> dict[str, Any]:
+    return anyio.run(_measure, show, source)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--show", action="store_true", help="print both forms (to stderr)")
-    print(json.dumps(measure(parser.parse_args().show), indent=2))
+    parser.add_argument("--source", help="a directory holding the memento package to serve")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.show, args.source), indent=2))

@@ -64,12 +64,13 @@ class Candidates:
     query: np.ndarray  # int: which (query, store) recall
     kind: np.ndarray  # int: index in KINDS of that recall
     store: np.ndarray  # int: which conversation's store
+    asked: np.ndarray  # int: for ``other``, the conversation the question belongs to; else -1
     rank: np.ndarray  # int: position by fused score
     features: np.ndarray  # float (n, 2): similarity, coverage
     gold: np.ndarray  # bool
 
 
-def collect(workdir: Path, log=lambda s: print(s, file=sys.stderr)) -> Candidates:
+def collect(workdir: Path, log=lambda s: print(s, file=sys.stderr)) -> tuple[Candidates, list]:
     data = json.loads((EVAL / "locomo" / "locomo_dev.json").read_text())
     claims = [
         json.loads(line)["text"]
@@ -80,8 +81,11 @@ def collect(workdir: Path, log=lambda s: print(s, file=sys.stderr)) -> Candidate
     for sample in data:
         known = {t["metadata"]["dia_id"] for t in locomo_turns(sample)}
         questions[sample["sample_id"]] = locomo_questions(sample, known)
-    columns: dict[str, list] = {k: [] for k in ("query", "kind", "store", "rank", "f", "gold")}
+    columns: dict[str, list] = {
+        k: [] for k in ("query", "kind", "store", "asked", "rank", "f", "gold")
+    }
     vectors: dict[str, list[bytes]] = {}
+    names = list(questions)
     recalls = 0
     started = time.perf_counter()
     for store, sample in enumerate(data):
@@ -107,6 +111,7 @@ def collect(workdir: Path, log=lambda s: print(s, file=sys.stderr)) -> Candidate
                         columns["query"].append(recalls)
                         columns["kind"].append(KINDS.index(kind))
                         columns["store"].append(store)
+                        columns["asked"].append(names.index(source) if kind == "other" else -1)
                         columns["rank"].append(rank)
                         columns["f"].append((c.evidence.similarity, c.evidence.coverage))
                         columns["gold"].append(
@@ -118,10 +123,11 @@ def collect(workdir: Path, log=lambda s: print(s, file=sys.stderr)) -> Candidate
         np.array(columns["query"]),
         np.array(columns["kind"]),
         np.array(columns["store"]),
+        np.array(columns["asked"]),
         np.array(columns["rank"]),
         np.array(columns["f"], dtype=float),
         np.array(columns["gold"], dtype=bool),
-    )
+    ), names
 
 
 def fit_slopes(c: Candidates, mask: np.ndarray) -> np.ndarray:
@@ -170,11 +176,11 @@ def measure(
     shown = ok & (counts - before <= LIMIT)
     kept = np.zeros_like(answered)
     kept[q[shown & c.gold[order]]] = True
-    share = [
-        float(np.mean(~answered[queries[kinds[queries] == k]])) for k in (1, 2)
-    ]
-    own = queries[kinds[queries] == 0]
-    return share[0], share[1], float(np.mean(kept[own]))
+    def mean(values: np.ndarray) -> float:
+        return float(np.mean(values)) if len(values) else math.nan
+
+    share = [mean(~answered[queries[kinds[queries] == k]]) for k in (1, 2)]
+    return share[0], share[1], mean(kept[queries[kinds[queries] == 0]])
 
 
 def choose_bar(c: Candidates, logit: np.ndarray, mask: np.ndarray) -> float:
@@ -199,7 +205,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         where = args.workdir or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        c = collect(where)
+        c, names = collect(where)
     everything = np.ones(len(c.kind), dtype=bool)
 
     beta = fit_slopes(c, everything)
@@ -229,6 +235,18 @@ def main() -> None:
         row = measure(c, logit, math.log(value / (1 - value)), everything)
         mark = " **(RELEVANT)**" if value == RELEVANT else ""
         print(f"| {value:.2f}{mark} | {row[0]:.3f} | {row[1]:.3f} | {row[2]:.3f} |")
+
+    relevant = math.log(RELEVANT / (1 - RELEVANT))
+    print("\n## Silence on `other` at RELEVANT, by conversation asked (row) and store "
+          "(column)\n")
+    print("| asked \\ store | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for a, asked in enumerate(names):
+        cells = []
+        for b in range(len(names)):
+            pair = (c.asked == a) & (c.store == b)
+            cells.append("" if a == b else f"{measure(c, logit, relevant, pair)[0]:.3f}")
+        print(f"| {asked} | " + " | ".join(cells) + " |")
 
     print("\n## Leave one store out (fit and bar on four stores, measured on the fifth)\n")
     print("| held-out store | similarity | coverage | silent: other | silent: SciFact "

@@ -174,7 +174,8 @@ def check_schema(conn: apsw.Connection) -> Check:
         return _fail(
             name,
             f"version {version} is newer than this memento ({migrations.LATEST})",
-            "upgrade memento (pip install -U memento)",
+            "upgrade memento (pip install -U memento-agent-memory, or reinstall from a newer "
+            "checkout)",
         )
     return _fail(
         name,

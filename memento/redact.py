@@ -13,16 +13,21 @@ and :func:`redact_json` on each write: store, store_many, update and both import
 - ``Authorization: Bearer ...`` / ``Basic ...`` headers and a bare ``Bearer <token>``;
 - the value of anything named like a secret: ``password``, ``DB_PASSWORD``, ``CLIENT_SECRET``,
   ``STRIPE_SECRET_KEY``, ``api_key``, ``token``, Azure's ``AccountKey``..., written as
-  ``key=value``, ``key: value``, ``"key": "value"``, ``--key=value`` or ``?key=value``. A
-  quoted value ends at its closing quote; an unquoted one runs to the end of the line,
-  because passwords contain spaces, commas and semicolons (``password: correct horse
-  battery staple``) and hiding a little too much is the safe way to be wrong. In metadata, a
-  string under such a key is replaced whole (``{"password": "[REDACTED:password]"}``).
+  ``key=value``, ``key: value``, ``"key": "value"``, ``**Password**: value``,
+  ``--key=value``, ``--key Value1`` or ``?key=value``. A quoted value ends at its closing
+  quote; an unquoted one runs to the end of the line, because passwords contain spaces,
+  commas and semicolons (``password: correct horse battery staple``) and hiding a little
+  too much is the safe way to be wrong (``DB_PASSWORD=x DB_HOST=y`` loses the host too).
+  "the password is Qz7hunter2" loses the one word after "is" when it holds a digit or a
+  symbol. In metadata, a string or number under such a key is replaced whole
+  (``{"password": "[REDACTED:password]"}``).
 
-What is deliberately left alone: code that *reads* a secret (``password = getpass()``,
-``token = os.environ["TOKEN"]``), type annotations (``password: str``), placeholders
-(``${DB_PASSWORD}``, ``<your-token>``), the word "password" in prose, hashes, ids and base64
-that is not next to a secret's name.
+What is deliberately left alone: code that *reads* or passes on a secret (``password =
+getpass()``, ``token = os.environ["TOKEN"]``, ``login(password=password)``), type annotations
+(``password: str``), placeholders (``${DB_PASSWORD}``, ``<your-token>``), prose ("the password
+policy", "token bucket", "use --password to set it"), hashes, ids, and base64 that is not next
+to a secret's name. A secret in a sentence with no name before it ("it is Qz7hunter2") cannot
+be told from other text and is not found.
 
 ``subject_key`` and ``source`` are identifiers, never rewritten (a rewritten key would no
 longer update the memory it names): :func:`check_identifier` refuses one that holds a secret.
@@ -161,6 +166,8 @@ _REFERENCE = re.compile(
       | %[A-Za-z_]\w*%                                      # %VAR%
       | \{\{[^{}\n]*\}\}                                   # {{ secrets.X }}
       | <[^<>\n]{1,40}>                                     # <your-password>
+      | \[[A-Za-z_]{1,20}\]                                 # pad_token="[PAD]"
+      | \.{3}|…|\*{3,}|x{3,}|X{3,}                          # elided: ..., ***, xxxx
       | None|null|nil|true|false
     )[ \t]*"""
 )

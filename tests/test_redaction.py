@@ -131,6 +131,8 @@ LOOKALIKES = [
     "Bearer authentication is required for the admin API",
     "PWD=/home/me/work/project",
     "if password == expected: return True",
+    'tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")',
+    "API_TOKEN=... (ask ops) and password: ***",
 ]
 
 

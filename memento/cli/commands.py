@@ -403,7 +403,7 @@ def store(
         "unchanged": "Unchanged:",
         "deduplicated": "Already known:",
     }
-    where = f"project {record.project}" if record.project else "global"
+    where = f"project {printable(record.project)}" if record.project else "global"
     click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({where})")
     if record.redactions:
         click.echo(f"Redacted before storing: {', '.join(record.redactions)}", err=True)
@@ -808,7 +808,7 @@ def update(
     if as_json:
         echo_json(record.to_dict())
         return
-    where = f"project {record.project}" if record.project else "global"
+    where = f"project {printable(record.project)}" if record.project else "global"
     click.echo(f"Updated {record.short_id} ({where})")
 
 

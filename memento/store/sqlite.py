@@ -24,7 +24,7 @@ from typing import Any
 import apsw
 
 from ..dates import from_iso, to_iso, to_micros, utcnow
-from ..errors import DatabaseError, InvalidInputError
+from ..errors import DatabaseError, InvalidInputError, SchemaError
 from ..projects import GLOBAL, Project
 from ..recall import keyword_query
 from . import sqlite_index as index
@@ -93,6 +93,14 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
         conn.enable_load_extension(True)
         conn.load_extension(sqlite_vec_path())
         conn.enable_load_extension(False)
+        # Look before touching: switching to WAL rewrites the header (bytes 18-19) of a file
+        # that may be another application's, or a newer memento's. Those are refused as
+        # they are, byte for byte.
+        try:
+            migrations.check_not_newer(migrations.current_version(conn))
+        except SchemaError:
+            conn.close()
+            raise
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.execute(

@@ -217,7 +217,8 @@ def check_not_newer(version: int) -> None:
     if version > LATEST:
         raise SchemaError(
             f"this database has schema version {version}, newer than this memento "
-            f"understands ({LATEST}): upgrade memento (pip install -U memento)"
+            f"understands ({LATEST}): upgrade memento (pip install -U memento-agent-memory, "
+            "or reinstall from a newer checkout)"
         )
 
 
