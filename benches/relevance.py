@@ -1,6 +1,6 @@
 """Calibration of recall's absolute relevance (``memento.recall.relevance``, ``RELEVANT``).
 
-    python benches/relevance.py --workdir /tmp/memento-eval     # ~2 min with built stores
+    python benches/relevance.py --workdir /tmp/memento-eval   # ~1 min on 2 cores (+15 s to build)
 
 A relevance must let recall say "nothing here is relevant". This measures it on the dev
 split in ``../shared/eval`` (read at run time, never copied) with three kinds of query, each
@@ -259,7 +259,7 @@ def main() -> None:
         fold[0] -= choose_bar(c, logit_of(c, fold), train)
         row = measure(c, logit_of(c, fold), 0.0, test)
         totals.append(row)
-        print(f"| {store} | {fold[1]:.2f} | {fold[2]:.2f} | {row[0]:.3f} | {row[1]:.3f} "
+        print(f"| {names[store]} | {fold[1]:.2f} | {fold[2]:.2f} | {row[0]:.3f} | {row[1]:.3f} "
               f"| {row[2]:.3f} |")
     mean = np.mean(totals, axis=0)
     print(f"| mean | | | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.3f} |")

@@ -31,6 +31,9 @@ TIMEOUT = 60  # seconds for any one MCP exchange; a hang fails, not blocks
 FACES = (API, CLI, MCP)
 
 SQL = "'); DROP TABLE memories; --"
+# Subject keys are lower-cased words without whitespace (validate.subject_key): the same
+# attack, in a form a key can take.
+SQL_KEY = "sql.');drop/**/table/**/memories;--"
 EMOJI_RTL = "👩‍💻 deploys at 🕐 on Fridays: שלום עולם, مرحبا بالعالم \u202eevil\u202c e\u0301"
 FTS_CONTENT = 'Search syntax: "quoted" NEAR(alpha beta) star* -minus col:on ^caret (AND OR NOT)'
 DEEP: dict[str, Any] = {}
@@ -59,7 +62,7 @@ SEEDS = [
     {
         "id": _id("01JSEED", "D4"),
         "content": "The migration of the billing tables is 100% done",
-        "subject_key": "odd.100%_done",
+        "subject_key": "odd.100%.done",
     },
     {
         "id": _id("01JSEED", "E5"),
@@ -153,7 +156,7 @@ CASES: dict[str, Case] = {
         "store",
         {
             "content": f"Robert {SQL}",
-            "subject_key": f"sql.{SQL}",
+            "subject_key": SQL_KEY,
             "metadata": {SQL: SQL},
             "source": SQL,
             "kind": "event",
@@ -161,7 +164,7 @@ CASES: dict[str, Case] = {
         check=lambda result, after: (
             stored_exactly(f"Robert {SQL}")(result, after),
             [after[result["id"]][k] for k in ("subject_key", "metadata", "source")]
-            == [f"sql.{SQL}", {SQL: SQL}, SQL]
+            == [SQL_KEY, {SQL: SQL}, SQL]
             or pytest.fail(str(after[result["id"]])),
         ),
     ),
@@ -271,11 +274,16 @@ CASES: dict[str, Case] = {
         "recall", {"query": "build key", "subject_key_prefix": "odd._"}, check=finds(only=True)
     ),
     "prefix SQL": Case(
-        "recall", {"query": "staging", "subject_key_prefix": SQL}, check=finds(only=True)
+        "recall",
+        {"query": "staging", "subject_key_prefix": "sql.');drop/**/table/**/users;--"},
+        check=finds(only=True),
     ),
     "forget_prefix %": Case("forget_prefix", {"prefix": "%"}, check=count_is(0)),
     "forget_prefix _": Case("forget_prefix", {"prefix": "_"}, check=count_is(0)),
-    "forget_prefix SQL": Case("forget_prefix", {"prefix": "' OR 1=1 --"}, check=count_is(0)),
+    "forget_prefix SQL": Case("forget_prefix", {"prefix": "'/**/or/**/1=1--"}, check=count_is(0)),
+    "prefix with whitespace": Case(
+        "forget_prefix", {"prefix": "' OR 1=1 --"}, "contains whitespace"
+    ),
     "forget_prefix empty": Case("forget_prefix", {"prefix": "  "}, "prefix is empty"),
     # ---- ids
     "id unknown": Case("forget", {"id": "00000000000000000000000000"}, "no memory with id"),
