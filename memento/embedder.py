@@ -4,14 +4,27 @@ A model directory holds ``manifest.json``, ``model.onnx`` and ``tokenizer.json``
 manifest names the model and its dimension and records the sha256 of every file; loading
 refuses a file whose hash does not match. Nothing heavy happens until the first
 :meth:`Embedder.embed`: onnxruntime is imported and the session built then.
+
+A cold process (the Claude Code prompt hook runs one per prompt) would spend most of its time
+loading the model, so two things are kept in ``$XDG_CACHE_HOME/memento`` (default
+``~/.cache/memento``; ``MEMENTO_MODEL_CACHE=off`` turns both off): the sha256 of files
+already verified, with what the kernel says about each file (:class:`HashCache`), and the
+session graph onnxruntime optimised for this CPU, with its weights in a separate file that
+onnxruntime maps instead of parsing (:func:`open_session`). Either one found damaged is
+ignored and rebuilt; neither changes a vector.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import platform
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +36,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 MODEL_FILES = ("model.onnx", "tokenizer.json")
+CACHE_ENV = "MEMENTO_MODEL_CACHE"
+# Optimised sessions kept in the cache (one per model, onnxruntime version and CPU, ~70 MB
+# each); building one more removes the oldest.
+MAX_SESSIONS = 3
+# A file changed this recently is not remembered as verified: a file system that keeps
+# timestamps in coarse ticks could give a change made in the same tick the same ctime
+# (the "racy git" problem). Two seconds covers FAT's mtime and ext3's one-second ctime.
+RACY_NS = 2_000_000_000
 
 
 def sha256_file(path: Path) -> str:
@@ -50,8 +71,111 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_files(model_dir: Path, manifest: dict[str, Any]) -> list[str]:
-    """Problems with the model files (missing, or sha256 not the manifest's); empty if fine."""
+def cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/memento`` (default ``~/.cache/memento``), created private (0700);
+    None when ``MEMENTO_MODEL_CACHE`` is ``off`` (or 0/false/no) or it cannot be made."""
+    if os.environ.get(CACHE_ENV, "on").strip().lower() in {"off", "0", "false", "no"}:
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
+    path = base / "memento"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path
+
+
+def _fingerprint(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class HashCache:
+    """The sha256 of files hashed before, so an unchanged 70 MB model is not hashed again by
+    every new process (65 ms each on a laptop).
+
+    Each entry is a file's absolute path -> its device, inode, size, mtime, ctime and
+    sha256, taken before hashing and checked again after. A remembered sha256 is used only
+    while all five are unchanged, and that is sound: any write to a file, and any chmod,
+    rename or utime of it, sets its ctime to the current time, which user code cannot
+    choose (only changing the system clock, as root, could), so a file modified by any
+    means, even one that put its size and mtime back, is hashed again. A file replaced by
+    another has another inode or ctime. A file changed less than ``RACY_NS`` ago is not
+    remembered, for file systems with coarse timestamps. What this cannot see is damage
+    that bypasses the file system (a bad disk sector): ``memento verify`` always hashes in
+    full, and the cache can be turned off (``MEMENTO_MODEL_CACHE=off``). The cache file is
+    the user's own (0600 in a 0700 directory): whoever can write it can write the user's
+    shell start-up files too, so it opens no new way in.
+    """
+
+    FILE = "verified.json"
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = directory / self.FILE if directory is not None else None
+        self.entries: dict[str, Any] = {}
+        self.changed = False
+        if self.path is not None:
+            try:
+                loaded = json.loads(self.path.read_text(encoding="utf-8"))
+                self.entries = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                pass  # missing or damaged: start afresh
+
+    def sha256(self, path: Path) -> str:
+        """The sha256 of ``path``: remembered if the file is unchanged, else computed."""
+        key = str(path.absolute())
+        before = _fingerprint(path)
+        entry = self.entries.get(key)
+        if (
+            before is not None
+            and isinstance(entry, dict)
+            and entry.get("stat") == before
+            and isinstance(entry.get("sha256"), str)
+        ):
+            return str(entry["sha256"])
+        digest = sha256_file(path)
+        if (
+            self.path is not None
+            and before is not None
+            and _fingerprint(path) == before
+            and time.time_ns() - before[4] >= RACY_NS
+        ):
+            self.entries[key] = {"stat": before, "sha256": digest}
+            self.changed = True
+        return digest
+
+    def save(self) -> None:
+        """Write the entries if any were added (atomically; never raises)."""
+        if self.path is None or not self.changed:
+            return
+        try:
+            _write_private(self.path, json.dumps(self.entries).encode())
+            self.changed = False
+        except OSError:
+            pass
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, readable by the user alone (0600)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_files(
+    model_dir: Path, manifest: dict[str, Any], hashes: HashCache | None = None
+) -> list[str]:
+    """Problems with the model files (missing, or sha256 not the manifest's); empty if fine.
+    Every file is hashed in full unless ``hashes`` may answer for unchanged ones."""
     problems = []
     for name in MODEL_FILES:
         expected = manifest["files"].get(name)
@@ -60,7 +184,7 @@ def check_files(model_dir: Path, manifest: dict[str, Any]) -> list[str]:
             problems.append(f"{path} is missing")
         elif expected is None:
             problems.append(f"manifest records no sha256 for {name}")
-        elif sha256_file(path) != expected:
+        elif (hashes.sha256(path) if hashes else sha256_file(path)) != expected:
             problems.append(f"{path} does not match its sha256 in the manifest (damaged?)")
     return problems
 

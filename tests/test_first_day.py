@@ -191,3 +191,17 @@ def test_subject_keys_have_one_rule(db_path, embedder):
             with pytest.raises(InvalidInputError):
                 m.store("x", subject_key=bad)
         assert [r.subject_key for r in m.browse("USER")] == ["user.theme"]
+
+
+def test_importers_turn_foreign_keys_into_valid_ones(db_path, hash_embedder, tmp_path):
+    import sqlite3
+
+    from memento.importers import import_source
+
+    source = tmp_path / "pmb.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE memories (content TEXT, subject_key TEXT)")
+        conn.execute("INSERT INTO memories VALUES ('Deploys on Fridays', ' Project Shop..Deploy ')")
+    with Memory(db_path, embedder=hash_embedder) as m:
+        import_source(m, source)
+        assert [r.subject_key for r in m.browse("project_shop")] == ["project_shop.deploy"]

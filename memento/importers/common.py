@@ -207,10 +207,13 @@ def clean_content(value: object) -> str | None:
 
 
 def clean_key(value: object) -> str | None:
+    """A foreign key made a memento subject key (memento.validate.subject_key): lower case,
+    whitespace runs as ``_``, no empty segments. None when nothing is left."""
     if value is None:
         return None
-    text = str(value).replace("\x00", "").strip()
-    return text[:MAX_SUBJECT_KEY_CHARS] or None
+    text = "_".join(str(value).replace("\x00", "").lower().split())
+    text = ".".join(part for part in text.split(".") if part)
+    return text[:MAX_SUBJECT_KEY_CHARS].strip(".") or None
 
 
 def record(

@@ -79,8 +79,9 @@ subject_key prefix. memento_recent shows the newest memories and memento_stats t
 
 Tool results show one memory a line, [id kind subject_key @project date] content; recall \
 adds each memory's relevance (0 to 1) after the date, and importance=, archived= or \
-metadata= appear only when they say something. Use the full id with memento_update and \
-memento_forget. min_score drops results less relevant than it (0.5 keeps the likely answers).
+metadata= appear only when they say something. memento_update and memento_forget take an \
+id as shown: the full one from tool results, or the 12-character one from the context \
+block. min_score drops results less relevant than it (0.5 keeps the likely answers).
 """
 
 CONTEXT_URI = "memento://context"
