@@ -52,11 +52,17 @@ def _wordpiece() -> Any:
     global _tokenizer
     with _tokenizer_lock:
         if _tokenizer is None:
-            from tokenizers import Tokenizer
+            from .embedder import shared_tokenizer
 
-            tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
-            tokenizer.no_truncation()
-            tokenizer.no_padding()
+            path = bundled_model_dir() / "tokenizer.json"
+            # The prompt hook has just embedded the prompt: reuse that tokenizer (25 ms).
+            tokenizer = shared_tokenizer(path)
+            if tokenizer is None:
+                from tokenizers import Tokenizer
+
+                tokenizer = Tokenizer.from_file(str(path))
+                tokenizer.no_truncation()
+                tokenizer.no_padding()
             _tokenizer = tokenizer
         return _tokenizer
 

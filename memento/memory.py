@@ -741,12 +741,20 @@ class Memory:
         mode: str = "hybrid",
     ) -> list[MemoryRecord]:
         """The best ``limit`` candidates by fused score, keeping only those whose relevance
-        is at least ``min_score`` (never padded with weaker ones)."""
-        results = [
-            c.row.record(round(c.score, 6), relevance=round(c.relevance, 6))
-            for c in self._candidates(text, vector, max(MIN_POOL, 2 * limit), filters, mode)
-            if min_score is None or c.relevance >= min_score
-        ]
+        is at least ``min_score`` (never padded with weaker ones). Relevance is assessed
+        ``limit`` candidates at a time, best first, until enough pass: reading the stems of
+        every candidate doubled the time of a recall of SciFact abstracts."""
+        hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode)
+        query_terms = self._store.stems(keyword_terms(text))
+        results: list[MemoryRecord] = []
+        for start in range(0, len(hits), limit):
+            for c in self._assess(query_terms, hits[start : start + limit]):
+                if min_score is None or c.relevance >= min_score:
+                    results.append(
+                        c.row.record(round(c.score, 6), relevance=round(c.relevance, 6))
+                    )
+            if len(results) >= limit:
+                break
         return results[:limit]
 
     def _candidates(
@@ -754,6 +762,14 @@ class Memory:
     ) -> list[_Candidate]:
         """Every hit of the ``pool`` nearest and ``pool`` best keyword matches, best fused
         score first, each with the evidence of its relevance (benches/relevance.py reads it)."""
+        hits = self._hits(text, vector, pool, filters, mode)
+        return self._assess(self._store.stems(keyword_terms(text)), hits)
+
+    def _hits(
+        self, text: str, vector: bytes, pool: int, filters: Filters, mode: str
+    ) -> list[tuple[Row, float, float]]:
+        """(row, fused score after importance and recency, cosine similarity) of every
+        candidate, best score first."""
         with self._lock, self._store.transaction(write=False):
             vector_hits = self._store.knn(vector, pool, filters) if mode != "keyword" else []
             keyword_hits = (
@@ -770,29 +786,27 @@ class Memory:
                 f"the search index of {self.path} points at memories that do not exist: "
                 "run `memento verify`, then restore from a backup"
             )
-        seqs = list(fused)
-        terms = keyword_terms(text)
-        stems = self._store.stems(
-            [*terms, *(f"{rows[s].content} {rows[s].subject_key or ''}" for s in seqs)]
-        )
-        query_terms, documents = stems[: len(terms)], stems[len(terms) :]
         now = utcnow()
-        found = []
-        for seq, document in zip(seqs, documents):
+        hits = []
+        for seq, base in fused.items():
             row = rows[seq]
             age_days = (now - row.created_at).total_seconds() / 86400
-            evidence = Evidence(
-                similarity.get(seq, 0.0), coverage(query_terms, document), len(terms)
-            )
-            found.append(
-                _Candidate(
-                    row,
-                    adjust(fused[seq], row.importance, age_days, self.weights),
-                    relevance(evidence),
-                    evidence,
-                )
-            )
-        found.sort(key=lambda c: (-c.score, -c.row.seq))
+            score = adjust(base, row.importance, age_days, self.weights)
+            hits.append((row, score, similarity.get(seq, 0.0)))
+        hits.sort(key=lambda hit: (-hit[1], -hit[0].seq))
+        return hits
+
+    def _assess(
+        self, query_terms: list[frozenset[str]], hits: Sequence[tuple[Row, float, float]]
+    ) -> list[_Candidate]:
+        """The relevance of each hit, from its similarity and the query words it contains."""
+        documents = self._store.stems(
+            [f"{row.content} {row.subject_key or ''}" for row, _, _ in hits]
+        )
+        found = []
+        for (row, score, similarity), document in zip(hits, documents):
+            evidence = Evidence(similarity, coverage(query_terms, document), len(query_terms))
+            found.append(_Candidate(row, score, relevance(evidence), evidence))
         return found
 
     # ---- bulk -----------------------------------------------------------------------

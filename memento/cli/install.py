@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..config import resolve_location
-from .base import cli, db_option
+from .base import cli, db_option, db_path, open_memory
 
 TARGETS = ("claude-code",)
 
@@ -29,6 +29,8 @@ def _plan_and_apply(
         db = resolve_location(chosen) if chosen is not None else None
     plan = claude_code.make_plan(action, project=Path.cwd() if project else None, db=db)
     where = f"{plan.target.scope} settings"
+    if action == "install" and not dry_run:
+        _ensure_database(ctx, sub_db)
     if not plan.changes:
         for line in plan.unchanged:
             click.echo(line)
@@ -55,6 +57,15 @@ def _plan_and_apply(
             click.echo("Claude Code asks once, in this project, to approve the .mcp.json server.")
     else:
         click.echo("Done. memento is no longer set up for Claude Code.")
+
+
+def _ensure_database(ctx: click.Context, sub_db: Path | None) -> None:
+    """Create the database the hooks and the server will use, if it is not there yet: a
+    hook never creates one, so without it the first sessions would find nothing to read."""
+    target = db_path(ctx, sub_db)
+    if not target.exists():
+        with open_memory(target, create=True):
+            pass
 
 
 def _options(function: Callable[..., Any]) -> Callable[..., Any]:

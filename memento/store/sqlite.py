@@ -628,12 +628,13 @@ def keyword(
 
 def similarities(conn: apsw.Connection, vector: bytes, seqs: Sequence[int]) -> dict[int, float]:
     """The cosine similarity of ``vector`` to each stored vector of ``seqs`` (seqs without
-    a vector are left out). In large stores the float copies in ``memory_bits`` are read
-    (``index.rerank``): vec0's lookup by rowid walks a whole chunk blob per row there."""
+    a vector are left out). Read from the float copies in ``memory_bits`` (``index.rerank``,
+    written with every vector since schema 3): vec0's lookup by rowid walks a chunk blob per
+    row, 3 ms instead of 0.07 for 35 SciFact abstracts; vec0 only for what they lack."""
     if not seqs:
         return {}
     found: dict[int, float] = {}
-    if index.size_hint(conn) >= index.MIN_ROWS and index.has_table(conn):
+    if index.has_table(conn):
         found = {seq: 1.0 - d for seq, d in index.rerank(conn, vector, seqs, len(seqs))}
     missing = [int(s) for s in seqs if int(s) not in found]
     for start in range(0, len(missing), 500):
