@@ -3,20 +3,23 @@
     python benches/hooks.py                    # 20 rounds over a 10k-memory store (~3 min
                                                # the first time: the store is embedded)
     python benches/hooks.py --workdir /tmp/hb  # keep the store (and the model caches) there
-    python benches/hooks.py --uncached         # also a column without the embedder's caches
+    python benches/hooks.py --variant MEMENTO_MODEL_CACHE=off   # add a row: the prompt hook
+                                               # with that setting (repeatable)
 
 Builds (or reuses, in ``--workdir``) a store of ``--memories`` memories in one project, made
 with ``Memory.store_many`` from real text read at run time from ../shared/eval: LoCoMo dialog
 turns as events, SciFact sentences as facts and lessons, and some ``user.*`` preferences.
 Then, round by round, runs each command once as a new process: ``memento --help``,
 ``memento hook session-start`` and ``memento hook user-prompt`` (stdin: the hook's JSON, a
-different prompt and session id each time; ``--uncached`` adds the prompt hook with
-``MEMENTO_MODEL_CACHE=off``, i.e. the model hashed and the session optimised on every load,
-as before the caches). One uncounted round first warms the page cache and the caches. The
-caches live in ``<workdir>/cache`` (``XDG_CACHE_HOME``), never in the user's home.
+different prompt and session id each time; each ``--variant NAME=VALUE`` adds the prompt
+hook run with that environment variable, e.g. ``MEMENTO_MODEL_CACHE=off``: the model hashed
+and the session optimised on every load, as before the caches). One uncounted round first
+warms the page cache and the caches, which live in ``<workdir>/cache`` (``XDG_CACHE_HOME``),
+never in the user's home.
 
-Wall time is taken around the child's whole life and peak RSS is its ``ru_maxrss`` from
-``os.wait4``, both in a small trampoline process (see ``run.run_process``). A hook never
+Wall time is taken around the child's whole life; its CPU time (user + system, all
+threads: the figure a loaded machine disturbs least) and peak RSS (``ru_maxrss``) come from
+``os.wait4``; all in a small trampoline process (see ``run.run_process``). A hook never
 fails visibly, so a run that writes to ``hooks.log`` is reported as an error.
 
 Output: a markdown table on stdout, and ``<out>/<name>.md`` and ``.json``.
@@ -62,8 +65,8 @@ PREFERENCES = (
     "Keep answers short; show the diff, not the whole file",
 )
 
-# Child: run argv[3:] with stdin from argv[2]; write [wall s, exit code, ru_maxrss KiB] to
-# argv[1]. Like run._TRAMPOLINE, plus stdin: the peak RSS must come from a small parent.
+# Child: run argv[3:] with stdin from argv[2]; write [wall s, exit code, ru_maxrss KiB,
+# CPU s] to argv[1]. Like run._TRAMPOLINE, plus stdin: the peak RSS must come from a small parent.
 _TRAMPOLINE = """
 import json, os, subprocess, sys, time
 with open(sys.argv[2], "rb") as stdin:
@@ -72,7 +75,8 @@ with open(sys.argv[2], "rb") as stdin:
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
 with open(sys.argv[1], "w") as out:
-    json.dump([wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss], out)
+    cpu = usage.ru_utime + usage.ru_stime
+    json.dump([wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss, cpu], out)
 """
 
 
@@ -126,7 +130,7 @@ def build_store(path: Path, project: Path, count: int, log: Any) -> int:
 
 
 def run_cold(command: list[str], stdin: bytes, env: dict[str, str]) -> dict[str, Any]:
-    """One new process: wall seconds, exit code, peak RSS (MiB), stdout."""
+    """One new process: wall and CPU seconds, exit code, peak RSS (MiB), stdout."""
     with tempfile.TemporaryDirectory(prefix="memento-bench-hook-") as tmp:
         figures, feed, out = Path(tmp) / "figures.json", Path(tmp) / "in", Path(tmp) / "out"
         feed.write_bytes(stdin)
@@ -135,8 +139,14 @@ def run_cold(command: list[str], stdin: bytes, env: dict[str, str]) -> dict[str,
                 [sys.executable, "-S", "-c", _TRAMPOLINE, str(figures), str(feed), *command],
                 stdout=handle, stderr=subprocess.DEVNULL, env=env, check=True, timeout=120,
             )  # fmt: skip
-        wall, code, maxrss_kib = json.loads(figures.read_text())
-        return {"wall_s": wall, "code": code, "rss_mib": maxrss_kib / 1024, "out": out.read_text()}
+        wall, code, maxrss_kib, cpu = json.loads(figures.read_text())
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "code": code,
+            "rss_mib": maxrss_kib / 1024,
+            "out": out.read_text(),
+        }
 
 
 def main() -> None:
@@ -144,7 +154,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="measured rounds (default 20)")
     parser.add_argument("--memories", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path, help="keep the store and caches here")
-    parser.add_argument("--uncached", action="store_true", help="add MEMENTO_MODEL_CACHE=off")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=VALUE",
+        help="also time the prompt hook with this environment variable set (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default=f"{time.strftime('%Y-%m-%d')}-hooks")
     args = parser.parse_args()
@@ -169,19 +182,22 @@ def main() -> None:
         "memento hook session-start": ([*hook, "session-start"], env, False),
         "memento hook user-prompt": ([*hook, "user-prompt"], env, True),
     }
-    if args.uncached:
-        rows["memento hook user-prompt, MEMENTO_MODEL_CACHE=off"] = (
-            rows["memento hook user-prompt"][0], {**env, "MEMENTO_MODEL_CACHE": "off"}, True
-        )  # fmt: skip
+    for variant in args.variant:
+        key, _, value = variant.partition("=")
+        rows[f"memento hook user-prompt, {variant}"] = (
+            [*hook, "user-prompt"],
+            {**env, key: value},
+            True,
+        )
     prompts = [p for pair in zip(locomo_questions(), scifact_claims(400)) for p in pair]
     random.Random(12).shuffle(prompts)
     hooks_log = workdir / "hooks.log"
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
     load_before = load_average()
     for round_ in range(args.runs + 1):  # round 0 is the uncounted warm-up
-        for name, (command, child_env, asks) in rows.items():
+        for row, (name, (command, child_env, asks)) in enumerate(rows.items()):
             data = {
-                "session_id": f"bench-{os.getpid()}-{round_}-{len(samples[name])}",
+                "session_id": f"bench-{os.getpid()}-{round_}-{row}",  # a new session each
                 "cwd": str(project),
                 "hook_event_name": "UserPromptSubmit" if asks else "SessionStart",
                 **({"prompt": prompts[round_ % len(prompts)]} if asks else {"source": "startup"}),
@@ -204,7 +220,7 @@ def main() -> None:
         "memories": size,
         "runs": args.runs,
         "method": "cold process per run, rounds interleaved, one uncounted warm-up round; "
-        "wall and ru_maxrss from os.wait4 in a trampoline",
+        "wall, CPU (user + system, all threads) and ru_maxrss from os.wait4 in a trampoline",
         "rows": {},
     }
     for name, runs in samples.items():
@@ -213,6 +229,7 @@ def main() -> None:
             "wall_ms_p50": round(percentile(walls, 50) * 1000, 1),
             "wall_ms_p95": round(percentile(walls, 95) * 1000, 1),
             "wall_ms_all": [round(w * 1000, 1) for w in walls],
+            "cpu_ms_p50": round(percentile([r["cpu_s"] for r in runs], 50) * 1000, 1),
             "peak_rss_mib_p50": round(percentile([r["rss_mib"] for r in runs], 50), 1),
             "peak_rss_mib_max": round(max(r["rss_mib"] for r in runs), 1),
             "printed_a_block": sum(bool(r["out"].strip()) for r in runs),
@@ -235,12 +252,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {m['python']}, onnxruntime {m.get('onnxruntime')}. Load average "
         f"{results['load_average']['before']} -> {results['load_average']['after']}.",
         "",
-        "| command | p50 ms | p95 ms | peak RSS MiB (p50 / max) | printed a block |",
-        "|---|---:|---:|---:|---:|",
+        "| command | wall p50 ms | wall p95 ms | CPU p50 ms | peak RSS MiB (p50 / max) "
+        "| printed a block |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in results["rows"].items():
         lines.append(
             f"| `{name}` | {row['wall_ms_p50']:.0f} | {row['wall_ms_p95']:.0f} "
+            f"| {row['cpu_ms_p50']:.0f} "
             f"| {row['peak_rss_mib_p50']:.0f} / {row['peak_rss_mib_max']:.0f} "
             f"| {row['printed_a_block']}/{results['runs']} |"
         )

@@ -13,15 +13,18 @@ them, and shared with it through ``--workdir``):
 - ``scifact``: the 809 SciFact training claims: unrelated (another domain).
 
 Every candidate of a hybrid recall (the 50 nearest and the 50 best keyword hits) is kept
-with its evidence (``memento.recall.Evidence``). Printed: the fit of the logistic model
-(slopes by weighted logistic regression in numpy: gold turns of ``own`` questions against the
-ten best-scored candidates of unrelated queries, each of the three groups weighing a third;
-the intercept is then set so that relevance 0.5 is the smallest bar that keeps
-``TARGET_SILENCE`` of the ``other`` queries silent), then with the constants in
-``memento/recall.py``: the sweep of bars with the share of unrelated queries that return
-nothing and the share of ``own`` questions that keep at least one gold turn among the
-results (``limit`` 10, as recall's default), and a leave-one-store-out check (fit and bar on
-four stores, measured on the fifth).
+with its evidence (``memento.recall.Evidence``). Printed:
+
+1. The fit: slopes by weighted logistic regression (numpy, Newton) of the gold turns of
+   ``own`` questions against the ten best-scored candidates of unrelated queries, each of
+   the three groups weighing a third; the slopes rounded to whole numbers, and the
+   intercept that makes relevance 0.5 the smallest bar keeping ``TARGET_SILENCE`` of the
+   ``other`` queries silent.
+2. With the constants in ``memento/recall.py``: the sweep of bars, with the share of
+   unrelated queries that return nothing and the share of ``own`` questions that keep a
+   gold turn among the results (``limit`` 10, recall's default); silence by pair of
+   conversations; and a leave-one-store-out check (fit and bar on four stores, measured
+   on the fifth).
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ KINDS = ("own", "other", "scifact")
 LIMIT = 10  # recall's default limit: a question keeps a gold turn if one is among these
 POOL = 50  # recall's candidate pool per list (memory.MIN_POOL)
 # The share of ``other`` queries that must return nothing at the chosen bar: the issue asks
-# for 90 %; three points of margin because the held-out half of LoCoMo is harder.
-TARGET_SILENCE = 0.93
+# for 90 %; five points of margin because the held-out half of LoCoMo is harder, and for
+# context injection a memory given unasked costs more than one missed.
+TARGET_SILENCE = 0.95
 NEGATIVES_PER_QUERY = 10  # the candidates of an unrelated query that could reach the results
 SWEEP = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -209,12 +213,14 @@ def main() -> None:
     everything = np.ones(len(c.kind), dtype=bool)
 
     beta = fit_slopes(c, everything)
-    bar = choose_bar(c, logit_of(c, beta), everything)
     print("## Fit on all five stores\n")
     print(f"- slopes: similarity {beta[1]:.2f}, coverage {beta[2]:.2f}; "
           f"fitted intercept {beta[0]:.2f}")
-    print(f"- bar for {TARGET_SILENCE:.0%} silence on `other`: logit {bar:.2f} -> "
-          f"RELEVANCE_INTERCEPT = {beta[0] - bar:.2f} (so that relevance 0.5 is the bar)\n")
+    rounded = np.array([0.0, round(beta[1]), round(beta[2])])  # whole numbers: readable
+    bar = choose_bar(c, logit_of(c, rounded), everything)
+    print(f"- with the slopes rounded ({rounded[1]:.0f}, {rounded[2]:.0f}), the bar for "
+          f"{TARGET_SILENCE:.0%} silence on `other` is {bar:.2f}: RELEVANCE_INTERCEPT = "
+          f"{-bar:.2f} makes relevance 0.5 that bar\n")
 
     current = np.array([RELEVANCE_INTERCEPT, RELEVANCE_SIMILARITY, RELEVANCE_COVERAGE])
     logit = logit_of(c, current)

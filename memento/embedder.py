@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -255,14 +256,20 @@ def _session_options(ort: Any, threads: int, level: Any) -> Any:
 
 def _cpu_id() -> str:
     """What a graph optimised with ORT_ENABLE_ALL may depend on (onnxruntime warns it may be
-    specific to the hardware): the platform, and the CPU's model and feature flags."""
-    parts = [platform.system(), platform.machine(), platform.processor()]
+    specific to the hardware): the platform, and the CPU's model and feature flags. Not
+    platform.processor(): on Linux and macOS it runs ``uname -p``, 7-50 ms."""
+    parts = [sys.platform, platform.machine()]
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
         for line in handle:
             if line.startswith(("model name", "flags", "Features", "CPU part")):
                 parts.append(line.split(":", 1)[-1].strip())
             elif not line.strip():
                 break  # the first CPU's block is enough
+    if len(parts) == 2:  # no /proc/cpuinfo: the features numpy detected (onnxruntime needs it)
+        with contextlib.suppress(Exception):
+            from numpy._core._multiarray_umath import __cpu_features__
+
+            parts.extend(sorted(name for name, present in __cpu_features__.items() if present))
     return "\n".join(parts)
 
 
@@ -458,13 +465,7 @@ class Embedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        with self._lock:
-            # What enable_truncation(max_seq_length) would do (the same ids, checked in
-            # tests/test_embedder_cache.py), on a tokenizer others may share.
-            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-            for enc in encodings:
-                enc.truncate(self.max_seq_length - self._specials)
-            encodings = [self._tokenizer.post_process(enc) for enc in encodings]
+        encodings = self._encode(texts)
         # Sorting by length keeps padding small when a big batch is split up.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), batch_size):
@@ -486,6 +487,17 @@ class Embedder:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[chunk] = pooled / np.maximum(norms, 1e-12)
         return out
+
+    def _encode(self, texts: Sequence[str]) -> list[Any]:
+        """Each text's encoding, special tokens added, cut at ``max_seq_length`` tokens."""
+        self.load()
+        with self._lock:
+            # What enable_truncation(max_seq_length) does (the same ids, checked in
+            # tests/test_embedder_cache.py), without changing a tokenizer others may share.
+            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+            for enc in encodings:
+                enc.truncate(self.max_seq_length - self._specials)
+            return [self._tokenizer.post_process(enc) for enc in encodings]
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]

@@ -52,8 +52,8 @@ from .recall import (
     adjust,
     coverage,
     fuse,
-    keyword_terms,
     relevance,
+    relevance_terms,
 )
 from .records import KINDS, MemoryRecord
 from .redact import check_identifier, redact, redact_json
@@ -745,7 +745,7 @@ class Memory:
         ``limit`` candidates at a time, best first, until enough pass: reading the stems of
         every candidate doubled the time of a recall of SciFact abstracts."""
         hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode)
-        query_terms = self._store.stems(keyword_terms(text))
+        query_terms = self._store.stems(relevance_terms(text))
         results: list[MemoryRecord] = []
         for start in range(0, len(hits), limit):
             for c in self._assess(query_terms, hits[start : start + limit]):
@@ -763,7 +763,7 @@ class Memory:
         """Every hit of the ``pool`` nearest and ``pool`` best keyword matches, best fused
         score first, each with the evidence of its relevance (benches/relevance.py reads it)."""
         hits = self._hits(text, vector, pool, filters, mode)
-        return self._assess(self._store.stems(keyword_terms(text)), hits)
+        return self._assess(self._store.stems(relevance_terms(text)), hits)
 
     def _hits(
         self, text: str, vector: bytes, pool: int, filters: Filters, mode: str

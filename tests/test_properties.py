@@ -35,13 +35,22 @@ def is_valid(text: str) -> bool:
     return True
 
 
+def is_valid_key(key: str) -> bool:
+    """Keys follow one rule (validate.subject_key): no whitespace inside, no empty segment."""
+    try:
+        validate.subject_key(key)
+    except InvalidInputError:
+        return False
+    return True
+
+
 texts = st.text(max_size=300).filter(is_valid)
 kinds = st.sampled_from(["fact", "event", "lesson"])
 keys = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
     min_size=1,
     max_size=40,
-).filter(lambda k: k.strip())
+).filter(lambda k: k.strip() and is_valid_key(k))
 metadata = st.dictionaries(
     st.text(max_size=10).filter(lambda k: "\x00" not in k and is_valid(k + "x")),
     st.one_of(st.integers(-(2**53), 2**53), st.booleans(), st.none(), st.text(max_size=20)),
@@ -75,7 +84,8 @@ def test_store_then_get_returns_it_exactly(plain, fresh, text, kind, key, meta) 
         got = memory.get(stored.id)
 
     assert got.content == text.strip()
-    assert (got.kind, got.subject_key, got.metadata) == (kind, key and key.strip(), meta)
+    # keys are stored lower-cased, as they are compared
+    assert (got.kind, got.subject_key, got.metadata) == (kind, key and key.strip().lower(), meta)
 
 
 @SETTINGS

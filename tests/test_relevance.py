@@ -14,7 +14,15 @@ import pytest
 
 from memento import Memory
 from memento.embedder import Embedder
-from memento.recall import RELEVANT, Evidence, coverage, keyword_terms, relevance
+from memento.recall import (
+    MIN_COVERAGE_TERMS,
+    RELEVANT,
+    Evidence,
+    coverage,
+    keyword_terms,
+    relevance,
+    relevance_terms,
+)
 
 PROJECT = [
     ("The project uses PostgreSQL 16 as its main database", "fact", "project.db"),
@@ -125,13 +133,14 @@ def test_keyword_only_hits_get_their_cosine(memory: Memory) -> None:
     )
     text = "zebrafish retina regeneration after injury"
     target = memory.store(text, kind="event")
-    # the keyword side looks for "zebrafish"; the vector side for gardening, so the five
-    # nearest are all gardening notes and the zebrafish memory is a keyword-only hit
+    # the keyword side looks for the zebrafish words, the vector side for gardening: the
+    # five nearest are all gardening notes and the zebrafish memory is a keyword-only hit
     vector = memory._embed(["gardening tomatoes"])[0]
     filters = memory._filters(None, None, None, None, False)
     with memory._store.transaction(write=False):
         nearest = {seq for seq, _ in memory._store.knn(vector, 5, filters)}
-    found = {c.row.id: c for c in memory._candidates("zebrafish", vector, 5, filters)}
+    words = "zebrafish retina regeneration"
+    found = {c.row.id: c for c in memory._candidates(words, vector, 5, filters)}
     hit = found[target.id]
     assert hit.row.seq not in nearest
     expected = float(
@@ -141,12 +150,22 @@ def test_keyword_only_hits_get_their_cosine(memory: Memory) -> None:
     assert hit.evidence.coverage == 1.0
 
 
-def test_stems_match_the_keyword_index(memory: Memory) -> None:
-    query, document = memory._store.stems(["Running", "Caroline ran running tests"])
-    assert query <= document
-    assert coverage([query], document) == 1.0
-    assert coverage([query, frozenset({"zebra"})], document) == 0.5
+def test_coverage_counts_query_words_as_the_keyword_index_stems_them(memory: Memory) -> None:
+    running, tests, zebra, cats = memory._store.stems(["Running", "test", "zebra", "cats"])
+    (document,) = memory._store.stems(["Caroline ran running tests"])
+    assert running <= document and tests <= document
+    words = [running, tests, zebra, cats]
+    assert coverage(words, document) == 0.5
+    assert coverage(words[:2], document) == pytest.approx(2 / MIN_COVERAGE_TERMS)
     assert coverage([], document) == 0.0
+
+
+def test_short_and_empty_prompts_are_not_relevant(project: Memory) -> None:
+    """Stopwords say nothing, and one shared word is weak evidence: "continue" must not
+    inject every memory that happens to hold the word."""
+    project.store("Continue the migration after the release freeze", kind="event")
+    for prompt in ("do it", "yes", "ok, go on", "continue"):
+        assert project.recall(prompt, min_score=RELEVANT) == [], prompt
 
 
 def test_relevance_grows_with_each_kind_of_evidence() -> None:
@@ -160,6 +179,7 @@ def test_keyword_terms_drop_stopwords_unless_nothing_is_left() -> None:
     assert keyword_terms("What is the database?") == ["database"]
     assert keyword_terms("what is the") == ["what", "is", "the"]
     assert keyword_terms("!!!") == []
+    assert relevance_terms("what is the") == []  # evidence never comes from stopwords
 
 
 def test_similarities_from_the_index_copies_equal_the_vector_table(

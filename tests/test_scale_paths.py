@@ -26,6 +26,13 @@ def large(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "KEYWORD_MIN_ROWS", 1)
 
 
+def _key(n: int) -> str | None:
+    """Every fourth memory has a key, in segments a prefix can pick: proj.a.0.1.0016."""
+    if n % 4:
+        return None
+    return f"proj.{'ab'[n % 8 // 4]}.{n // 100}.{n % 100 // 10}.{n:04d}"
+
+
 def _fill(m: Memory) -> None:
     now = utcnow()
     m.store_many(
@@ -33,7 +40,7 @@ def _fill(m: Memory) -> None:
             {
                 "content": text,
                 "kind": ("fact", "event", "lesson")[n % 3],
-                "subject_key": f"proj.{'ab'[n % 2]}.{n:04d}" if n % 4 == 0 else None,
+                "subject_key": _key(n),
                 "created_at": now - timedelta(days=n),
             }
             for n, text in enumerate(TEXTS)
@@ -81,7 +88,7 @@ def test_filters_are_exact_on_the_index_path(
     monkeypatch.setattr(index, "POOL", 10_000)
     with Memory(db_path, embedder=hash_embedder) as m:
         _fill(m)
-        m.forget_prefix("proj.a.001")  # some archived rows
+        m.forget_prefix("proj.a.0.1")  # some archived rows
         fast, exact = _both(m, "module 2 topic 4", filters, k=30)
         assert fast == exact and fast
 
@@ -225,7 +232,7 @@ def test_large_store_keyword_query_keeps_filters_exact(
 ) -> None:
     with Memory(db_path, embedder=hash_embedder) as m:
         _fill(m)
-        m.forget_prefix("proj.a.00")
+        m.forget_prefix("proj.a.0.0")
         for filters in (store.Filters(kinds=("lesson",)), store.Filters(), store.Filters(
             prefix="proj.a.0", include_archived=True
         )):
