@@ -325,3 +325,45 @@ async def test_memento_start_serves_the_tools_on_its_db(
     assert stored["action"] == "created"
     assert (stats["path"], stats["live"]) == (str(chosen), 1)
     assert not (tmp_path / "env.db").exists()
+
+
+WRONG_ARGUMENTS = {
+    "missing content": ("memento_store", {}, "memento_store: content is missing: send text"),
+    "content not text": ("memento_store", {"content": 5}, "content: Input should be a valid"),
+    "importance a word": (
+        "memento_store",
+        {"content": "x", "importance": "high"},
+        "importance: Input should be a valid number",
+    ),
+    "limit a word": (
+        "memento_recall",
+        {"query": "x", "limit": "many"},
+        "send a whole number from 1 to 1000",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_ARGUMENTS))
+async def test_wrong_arguments_get_one_line_naming_the_argument(
+    session: ClientSession, case: str
+) -> None:
+    tool, arguments, expected = WRONG_ARGUMENTS[case]
+    message = await call_error(session, tool, **arguments)
+    assert expected in message
+    assert "\n" not in message and "pydantic" not in message and "errors.pydantic" not in message
+
+
+async def test_storing_the_same_fact_again_is_unchanged(session: ClientSession) -> None:
+    first = await call(
+        session, "memento_store", content="The CI runs on Buildkite", subject_key="project.ci.host"
+    )
+    again = await call(
+        session, "memento_store", content="The CI runs on Buildkite", subject_key="project.ci.host"
+    )
+    assert again["id"] == first["id"] and again["action"] == "unchanged"
+    batch = await call(
+        session,
+        "memento_store_many",
+        items=[{"content": "The CI runs on Buildkite", "subject_key": "project.ci.host"}],
+    )
+    assert batch["unchanged"] == 1

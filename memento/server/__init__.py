@@ -27,8 +27,8 @@ from typing import Annotated, Any
 
 from mcp.server.context import CallNext, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from pydantic import Field, ValidationError
 
 from .. import __version__
 from ..errors import MementoError
@@ -113,6 +113,73 @@ async def _current_project(ctx: ServerRequestContext[State, Any], call_next: Cal
 READS_MEMORY = frozenset({"tools/call", "resources/read", "prompts/get"})
 
 
+class _Server(MCPServer[State]):
+    """The SDK's server, with argument errors in one line. The SDK reports arguments that
+    do not match a tool's schema with pydantic's multi-line text (``1 validation error for
+    memento_storeArguments\ncontent\n  Field required [type=missing...] For further
+    information visit https://errors.pydantic.dev/...``); an agent gets one line naming the
+    argument and what to send instead."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ValidationError):
+                raise
+            found = self._tool_manager.get_tool(name)
+            schema = found.parameters if found is not None else {}
+            raise ToolError(argument_errors(name, cause, schema)) from cause
+
+
+def argument_errors(tool_name: str, error: ValidationError, schema: dict[str, Any]) -> str:
+    """One line for the arguments pydantic refused: each argument, what was wrong, and what
+    to send (its type and description from the tool's input schema)."""
+    properties = schema.get("properties", {})
+    parts = []
+    for item in error.errors()[:5]:
+        loc = [str(p) for p in item.get("loc", ())]
+        name = loc[0] if loc else "arguments"
+        where = ".".join(loc) or "arguments"
+        spec = properties.get(name, {})
+        wanted = _schema_type(spec)
+        description = str(spec.get("description", "")).rstrip(".")
+        if item.get("type") == "missing":
+            what = f"{where} is missing"
+        elif item.get("type") == "extra_forbidden":
+            what = f"{where} is not an argument of {tool_name}"
+        else:
+            what = f"{where}: {str(item.get('msg', 'invalid')).rstrip('.')}"
+        if wanted and item.get("type") != "extra_forbidden":
+            what += f": send {wanted}" + (f" ({description})" if description else "")
+        parts.append(what)
+    more = len(error.errors()) - len(parts)
+    line = "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return f"{tool_name}: {line}"
+
+
+def _schema_type(spec: dict[str, Any]) -> str:
+    names = {
+        "string": "text",
+        "number": "a number",
+        "integer": "a whole number",
+        "boolean": "true or false",
+        "object": "an object",
+        "array": "a list",
+    }
+    options = spec.get("anyOf") or [spec]
+    kinds = []
+    for option in options:
+        if "enum" in option:
+            kinds.append(" or ".join(repr(v) for v in option["enum"]))
+        elif option.get("type") in names:
+            text = names[option["type"]]
+            if option["type"] in ("number", "integer") and "minimum" in option:
+                text += f" from {option['minimum']} to {option.get('maximum', '...')}"
+            kinds.append(text)
+    return " or ".join(dict.fromkeys(kinds))
+
+
 def create_server(
     db_path: str | None = None, project: str | os.PathLike[str] | None = None
 ) -> MCPServer[State]:
@@ -140,7 +207,7 @@ def create_server(
         finally:
             memory.close()
 
-    server: MCPServer[State] = MCPServer(
+    server: MCPServer[State] = _Server(
         "memento",
         title="memento",
         description="Persistent, local-first memory for AI coding agents",

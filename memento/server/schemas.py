@@ -120,10 +120,11 @@ class RecalledMemory(_Memory):
 
 
 class StoredMemory(MemoryItem):
-    action: Literal["created", "updated", "deduplicated"] = Field(
+    action: Literal["created", "updated", "unchanged", "deduplicated"] = Field(
         description="created: a new memory; updated: the live memory with this subject_key "
-        "(or this id) was changed in place; deduplicated: a near-identical memory of the "
-        "same kind already existed and is returned instead"
+        "(or this id) was changed in place; unchanged: it was stored again word for word, "
+        "nothing changed; deduplicated: a near-identical memory of the same kind already "
+        "existed and is returned instead"
     )
     redactions: list[str] | None = Field(
         default=None, description="Kinds of secret replaced by a marker before storing"
@@ -187,11 +188,15 @@ class StoreManyResult(BaseModel):
     count: int
     created: int
     updated: int
+    unchanged: int = 0
     deduplicated: int
     memories: list[StoredMemory] = Field(description="One per item, in the order given")
 
     def render(self) -> str:
-        counts = f"{self.created} created, {self.updated} updated, {self.deduplicated} deduplicated"
+        counts = f"{self.created} created, {self.updated} updated, "
+        if self.unchanged:
+            counts += f"{self.unchanged} unchanged, "
+        counts += f"{self.deduplicated} deduplicated"
         return f"{self.count} stored ({counts}):\n{_lines(self.memories)}"
 
 

@@ -236,6 +236,7 @@ def memento_store_many(
         count=len(stored),
         created=sum(s.action == "created" for s in stored),
         updated=sum(s.action == "updated" for s in stored),
+        unchanged=sum(s.action == "unchanged" for s in stored),
         deduplicated=sum(s.action == "deduplicated" for s in stored),
         memories=stored,
     )
