@@ -238,6 +238,7 @@ def shared_tokenizer(path: Path) -> Any:
     again (25 ms)."""
     return _tokenizers.get(str(path.absolute()))
 
+
 # ---- the onnxruntime session --------------------------------------------------------
 
 PROVIDERS = ["CPUExecutionProvider"]

@@ -20,8 +20,12 @@ Importing this module pulls in the MCP SDK (~0.7 s); no other memento module imp
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -31,6 +35,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import Field, ValidationError
 
 from .. import __version__
+from ..config import default_db_path
 from ..errors import MementoError
 from ..memory import Memory
 from ..projects import Project, find_project
@@ -119,6 +124,9 @@ class _Server(MCPServer[State]):
     memento_storeArguments\ncontent\n  Field required [type=missing...] For further
     information visit https://errors.pydantic.dev/...``); an agent gets one line naming the
     argument and what to send instead."""
+
+    #: The open memory, for a clean stop (set by create_server; None until the lifespan).
+    memento_memory: Callable[[], Memory | None] = staticmethod(lambda: None)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -217,6 +225,7 @@ def create_server(
         middleware=[_warm_up_after_handshake, _current_project],
         log_level="WARNING",
     )
+    server.memento_memory = lambda: state.memory if state is not None else None
     for fn, hints in TOOLS:
         server.add_tool(tool(fn), annotations=hints, structured_output=True)
 
@@ -271,7 +280,42 @@ def _working_directory_project() -> Project | None:
         return None
 
 
+# How long a stop signal waits for a write in progress to commit before the process exits.
+STOP_GRACE_S = 5.0
+
+
 def run(db_path: str | None = None, project: str | os.PathLike[str] | None = None) -> None:
     """Serve memento over stdio until the client closes the connection (``project`` pins
-    the current project to a directory)."""
-    create_server(db_path, project).run("stdio")
+    the current project to a directory). SIGINT (Ctrl-C) and SIGTERM stop it at once, with
+    status 130 or 143, after any write in progress has committed."""
+    server = create_server(db_path, project)
+    _stop_on_signals(server)
+    if sys.stderr.isatty():
+        where = db_path or os.environ.get("MEMENTO_PATH") or str(default_db_path())
+        print(
+            f"memento MCP server on {where}: waiting for an MCP client on stdin; Ctrl-C to "
+            "stop",
+            file=sys.stderr,
+            flush=True,
+        )
+    server.run("stdio")
+
+
+def _stop_on_signals(server: _Server) -> None:
+    """Stop promptly on SIGINT and SIGTERM. The stdio transport reads stdin in a worker
+    thread that no exception can interrupt (the first Ctrl-C used to do nothing, the second
+    waited for Enter), so the process exits from the handler itself: first closing the
+    memory, which waits (up to STOP_GRACE_S) for a write in progress to commit. Every write
+    an agent was told succeeded is already committed."""
+
+    def stop(signum: int, _frame: object) -> None:
+        code = 128 + signum
+        threading.Timer(STOP_GRACE_S, os._exit, (code,)).start()
+        memory = server.memento_memory()
+        if memory is not None:
+            with contextlib.suppress(Exception):
+                memory.close()
+        os._exit(code)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
