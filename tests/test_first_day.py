@@ -205,3 +205,10 @@ def test_importers_turn_foreign_keys_into_valid_ones(db_path, hash_embedder, tmp
     with Memory(db_path, embedder=hash_embedder) as m:
         import_source(m, source)
         assert [r.subject_key for r in m.browse("project_shop")] == ["project_shop.deploy"]
+
+
+def test_search_min_score_says_nothing_is_relevant(db_path, three):
+    none = run(db_path, "search", "a recipe for banana bread", "--min-score", "0.5")
+    assert none.returncode == 0 and none.stdout.strip() == "Nothing relevant."
+    some = run(db_path, "search", "which payment provider does the shop use", "--min-score", "0.5")
+    assert "Stripe" in some.stdout

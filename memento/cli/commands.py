@@ -275,6 +275,12 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 @_prefix
 @_since
 @_until
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    help="Keep only results whose relevance (0 to 1, the same meaning for every query) is at "
+    "least this; 0.5 is the bar the Claude Code hooks use. Default: keep all.",
+)
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @project_option
@@ -289,16 +295,18 @@ def search(
     prefix: str | None,
     since: str | None,
     until: str | None,
+    min_score: float | None,
     include_archived: bool,
     as_json: bool,
     sub_db: Path | None,
 ) -> None:
-    """Hybrid recall (meaning and keywords), best first, with the score.
+    """Hybrid recall (meaning and keywords), best first, with each memory's relevance.
 
     \b
     Example:
       memento search "what theme does the user like"
       memento search "deploy" --kind lesson --since 30d --prefix project.api
+      memento search "how do we deploy" --min-score 0.5
     """
     if not query.strip():
         raise click.ClickException(
@@ -314,11 +322,12 @@ def search(
             since=since,
             until=until,
             include_archived=include_archived,
+            min_score=min_score,
         )
     if as_json:
         echo_json([r.to_dict() for r in records])
     elif not records:
-        click.echo("No matching memories.")
+        click.echo("No matching memories." if min_score is None else "Nothing relevant.")
     else:
         for n, record in enumerate(records, 1):
             click.echo(search_line(n, record))
