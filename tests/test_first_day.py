@@ -3,6 +3,7 @@ terminal, as for an agent's shell) and the Python API, on real SQLite files."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -212,3 +213,37 @@ def test_search_min_score_says_nothing_is_relevant(db_path, three):
     assert none.returncode == 0 and none.stdout.strip() == "Nothing relevant."
     some = run(db_path, "search", "which payment provider does the shop use", "--min-score", "0.5")
     assert "Stripe" in some.stdout
+
+
+def test_a_manifest_for_another_model_dir_is_one_command(tmp_path):
+    """scripts/make_manifest.py makes the manifest a model directory needs for
+    MEMENTO_EMBEDDING_MODEL (here a copy of the bundled model's files)."""
+    import shutil
+
+    from memento.config import bundled_model_dir
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        shutil.copy(bundled_model_dir() / name, model / name)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_manifest.py"
+    made = subprocess.run(
+        [sys.executable, str(script), str(model), "--name", "my/minilm-copy"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["dimension"] == 384 and set(manifest["files"]) == {
+        "model.onnx",
+        "tokenizer.json",
+    }
+    env = {**os.environ, "MEMENTO_EMBEDDING_MODEL": str(model)}
+    db = tmp_path / "m.db"
+    for args in (["store", "The shop deploys on Fridays"], ["search", "when do we deploy"]):
+        out = subprocess.run(
+            [*MEMENTO, "--db", str(db), *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+    assert "Fridays" in out.stdout
