@@ -367,3 +367,25 @@ async def test_storing_the_same_fact_again_is_unchanged(session: ClientSession) 
         items=[{"content": "The CI runs on Buildkite", "subject_key": "project.ci.host"}],
     )
     assert batch["unchanged"] == 1
+
+
+async def test_calls_racing_the_model_load_all_succeed(tmp_path: Path, mcp_connect: Any) -> None:
+    """The first calls arrive while the model loads in the background: two threads
+    importing numpy at once once broke it for the whole server process."""
+    for attempt in range(3):
+        db = tmp_path / f"race{attempt}.db"
+        async with mcp_connect(db, tmp_path / f"race{attempt}.log") as fresh:
+            results: list[Any] = []
+
+            async def one(n: int, fresh: ClientSession = fresh) -> None:
+                results.append(
+                    await fresh.call_tool("memento_store", {"content": f"race fact {n}"})
+                )
+
+            async with anyio.create_task_group() as group:
+                for n in range(4):
+                    group.start_soon(one, n)
+                group.start_soon(one, 99)
+            recall = await fresh.call_tool("memento_recall", {"query": "race fact"})
+        assert all(not r.is_error for r in results), [r.content for r in results]
+        assert not recall.is_error and len(recall.structured_content["memories"]) == 5

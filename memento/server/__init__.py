@@ -232,6 +232,7 @@ def create_server(
     def block(topic: str | None) -> str:
         if state is None or state.memory is None:
             raise ResourceError(state.error if state and state.error else "memory is not open")
+        state.wait_ready()
         memory = state.memory
         try:
             text = memory.context(prompt=topic).text

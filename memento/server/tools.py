@@ -93,16 +93,28 @@ class State:
     fallback: Project | None = None
     roots_asked: bool = False
     _roots_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    ready: threading.Event = field(default_factory=threading.Event)
 
     def warm_up(self) -> None:
         """Load the embedding model in a background thread, once, so the first recall does
-        not pay for it. A tool call that comes first loads it itself (the embedder locks)."""
+        not pay for it."""
         if self.memory is None or self.warming:
             return
         self.warming = True
         threading.Thread(
-            target=_load_model, args=(self.memory,), name="memento-model", daemon=True
+            target=_load_model, args=(self.memory, self.ready), name="memento-model",
+            daemon=True,
         ).start()
+
+    def wait_ready(self) -> None:
+        """Wait for the warm-up to finish before touching memory. Two threads importing
+        numpy at once break it for the whole process (seen here: "cannot import name
+        '__cpu_features__' from partially initialized module", then "cannot load module
+        more than once per process" on every later call), and the warm-up imports it (with
+        onnxruntime) while a tool may import it for a search: so no tool runs during the
+        warm-up. It lasts a few hundred milliseconds, once, right after the handshake."""
+        if self.warming:
+            self.ready.wait(WARM_UP_WAIT_S)
 
     def roots_changed(self) -> None:
         """The client's roots changed: ask again on the next request."""
@@ -152,17 +164,26 @@ def _file_path(uri: str) -> str | None:
     return url2pathname(parsed.path)
 
 
-def _load_model(memory: Memory) -> None:
+# The longest a request waits for the warm-up (a model load takes ~0.3 s; a loaded machine
+# may take several): past it, the request goes ahead and loads what it needs itself.
+WARM_UP_WAIT_S = 60.0
+
+
+def _load_model(memory: Memory, ready: threading.Event) -> None:
     try:
         memory.embedder.load()
+        import numpy  # noqa: F401  (onnxruntime brought it in; the search paths use it)
     except MementoError as exc:  # the first tool that embeds reports it to the client
         log.warning("embedding model not loaded: %s", exc)
+    finally:
+        ready.set()
 
 
 def _memory(ctx: Context) -> Memory:
     state: State = ctx.request_context.lifespan_context
     if state.memory is None:
         raise ToolError(state.error or "memory is not open")
+    state.wait_ready()
     return state.memory
 
 
