@@ -69,24 +69,43 @@ def _wordpiece() -> Any:
 
 def count_tokens(text: str) -> int:
     """Tokens in ``text`` as the budget counts them (see the module docstring)."""
-    if not text:
-        return 0
-    pieces = len(_wordpiece().encode(text, add_special_tokens=False).ids)
-    return max(pieces, math.ceil(len(text.encode("utf-8")) / 4))
+    return count_many([text])[0]
 
 
-def memory_line(record: MemoryRecord, max_tokens: int) -> str | None:
-    """``- [01KVF2CKW772 fact user.theme 2026-11-20] I prefer dark mode`` (one line, content
-    cut at a word with an ellipsis to fit ``max_tokens``); None if not even the head fits."""
+def count_many(texts: Sequence[str]) -> list[int]:
+    """:func:`count_tokens` of each text, in one call to the tokenizer (a session start
+    counts a few hundred lines: one by one that took ~140 ms of a cold hook)."""
+    if not texts:
+        return []
+    encoded = _wordpiece().encode_batch(list(texts), add_special_tokens=False)
+    return [
+        max(len(enc.ids), math.ceil(len(text.encode("utf-8")) / 4)) if text else 0
+        for text, enc in zip(texts, encoded)
+    ]
+
+
+def _prefix(record: MemoryRecord) -> str:
     when = record.created_at if record.kind == "event" else record.updated_at
     head = [record.short_id, record.kind]
     if record.subject_key:
         head.append(record.subject_key)
     head.append(when.strftime("%Y-%m-%d"))
-    prefix = f"- [{' '.join(head)}] "
+    return f"- [{' '.join(head)}] "
+
+
+def full_line(record: MemoryRecord) -> str:
+    """The memory's whole line, before any cut."""
+    return _prefix(record) + " ".join(record.content.split())
+
+
+def memory_line(record: MemoryRecord, max_tokens: int, tokens: int | None = None) -> str | None:
+    """``- [01KVF2CKW772 fact user.theme 2026-11-20] I prefer dark mode`` (one line, content
+    cut at a word with an ellipsis to fit ``max_tokens``); None if not even the head fits.
+    ``tokens``: the whole line's count, when the caller has it already."""
+    prefix = _prefix(record)
     text = " ".join(record.content.split())
     line = prefix + text
-    if count_tokens(line) <= max_tokens:
+    if (tokens if tokens is not None else count_tokens(line)) <= max_tokens:
         return line
     words = text.split(" ")
     low, high = 0, len(words)  # the most words that fit, by bisection
@@ -143,6 +162,9 @@ def pack(header: str, sections: Sequence[Section], budget: int, line_tokens: int
         [None] * len(s.records) for s in sections
     ]
     taken: set[str] = set()
+    # every whole line counted at once (with its newline); only lines over the cap are cut
+    counts = iter(count_many([full_line(r) + "\n" for s in sections for r in s.records]))
+    whole = [[next(counts) for _ in s.records] for s in sections]
 
     def cost(n: int, line_cost: int) -> int:
         return line_cost + (titles[n] if not chosen[n] else 0)
@@ -154,10 +176,14 @@ def pack(header: str, sections: Sequence[Section], budget: int, line_tokens: int
             if record.id in taken:
                 continue
             if lines[n][i] is None:
-                text = memory_line(record, min(line_tokens, budget))
-                if text is None:
-                    continue
-                lines[n][i] = (record, text, count_tokens(text + "\n"))
+                cap = min(line_tokens, budget)
+                if whole[n][i] <= cap:
+                    lines[n][i] = (record, full_line(record), whole[n][i])
+                else:
+                    text = memory_line(record, cap, whole[n][i])
+                    if text is None:
+                        continue
+                    lines[n][i] = (record, text, count_tokens(text + "\n"))
             entry = lines[n][i]
             assert entry is not None
             price = cost(n, entry[2])

@@ -56,7 +56,6 @@ from .recall import (
     relevance_terms,
 )
 from .records import KINDS, MemoryRecord
-from .redact import check_identifier, redact, redact_json
 from .store import Filters, NewMemory, Row, Store, open_store
 
 # Two facts (or lessons) whose vectors are at least this similar are the same memory said
@@ -1109,6 +1108,8 @@ def _identifier(value: Any, name: str) -> Any:
     which would hide an AWS key id from its pattern); one holding a secret is refused, not
     rewritten (a rewritten key would stop naming its memory), unless MEMENTO_REDACT=off."""
     if isinstance(value, str) and redaction_enabled():
+        from .redact import check_identifier  # its patterns compile in ~15 ms: only on writes
+
         check_identifier(value, name)
     return value
 
@@ -1122,9 +1123,13 @@ def _redacted(
         return content, metadata, ()
     found: set[str] = set()
     if content is not None:
+        from .redact import redact
+
         content, kinds = redact(content)
         found.update(kinds)
     if metadata is not None:
+        from .redact import redact_json
+
         metadata, kinds = redact_json(metadata)
         found.update(kinds)
     return content, metadata, tuple(sorted(found))

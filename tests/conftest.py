@@ -18,9 +18,17 @@ from memento import Memory
 from memento.embedder import Embedder
 
 
+@pytest.fixture(scope="session")
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache (verified hashes, the optimised session) for the whole run: the
+    user's ~/.cache is never written, and the tests share the cost of filling it."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _model_cache: Path) -> None:
     """No test touches the user's real database or picks up their settings."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_model_cache))
     monkeypatch.setenv("MEMENTO_PATH", str(tmp_path / "default" / "memory.db"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("MEMENTO_EMBEDDING_MODEL", raising=False)

@@ -377,7 +377,7 @@ async def test_calls_racing_the_model_load_all_succeed(tmp_path: Path, mcp_conne
         async with mcp_connect(db, tmp_path / f"race{attempt}.log") as fresh:
             results: list[Any] = []
 
-            async def one(n: int, fresh: ClientSession = fresh) -> None:
+            async def one(n: int, fresh: ClientSession = fresh, results: list = results) -> None:
                 results.append(
                     await fresh.call_tool("memento_store", {"content": f"race fact {n}"})
                 )
