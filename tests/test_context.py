@@ -285,3 +285,45 @@ def test_a_hook_gives_up_on_a_locked_database_within_its_time_limit(seeded, proj
     assert out.returncode == 0 and out.stdout == b""
     assert took < 30  # the database's own busy timeout is 30 s: the hook's limit came first
     assert "gave up after 2 s" in (seeded.parent / "hooks.log").read_text()
+
+
+def test_the_hooks_skip_the_cli_machinery(seeded, projects):
+    """A hook runs on every prompt: it parses its own command line and never imports
+    click, the CLI's commands or the MCP SDK."""
+    shop, _ = projects
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted(m for m in ('click', 'mcp', 'memento.cli.commands')"
+        " if m in sys.modules), file=sys.stderr))\n"
+        "from memento.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "--db", str(seeded), "hook", "session-start", "-b", "300"],
+        input=_hook_input(shop, source="startup").encode(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "make test-fast" in out.stdout.decode()
+    assert out.stderr.decode().strip().endswith("[]"), out.stderr
+    assert count_tokens(out.stdout.decode()) <= 300
+
+
+def test_hook_command_lines():
+    from memento.integrations.claude_code.hooks import HookInputError, parse_command_line
+
+    assert parse_command_line(["hook", "user-prompt"]) == ("user-prompt", None, None)
+    assert parse_command_line(["--db", "/x.db", "hook", "session-start", "--budget", "9"]) == (
+        "session-start",
+        "/x.db",
+        9,
+    )
+    assert parse_command_line(["hook", "user-prompt", "--db=/y.db", "-b=5"]) == (
+        "user-prompt",
+        "/y.db",
+        5,
+    )
+    assert parse_command_line(["store", "hook"]) is None  # not a hook: the CLI handles it
+    assert parse_command_line(["hook", "user-prompt", "--help"]) is None
+    with pytest.raises(HookInputError):
+        parse_command_line(["hook", "user-prompt", "--budget", "lots"])
