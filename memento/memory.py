@@ -1030,7 +1030,9 @@ class Memory:
             block = self._session_block(budget, all_projects)
         else:
             block = self._prompt_block(prompt, budget, session_id, all_projects)
-        if session_id is not None and not self.readonly:
+        # A session start forgets what the session was given (after a compaction or /clear
+        # the agent no longer has it); a prompt records only what it gave.
+        if session_id is not None and not self.readonly and (prompt is None or block.records):
             now = utcnow()
             with self._lock, self._write():
                 if prompt is None:
