@@ -1,0 +1,109 @@
+"""Regression tests for the reliability guarantees of the README (issue 16): a reset never
+loses another process's writes, reembed never leaves a vector of old text or an empty
+vector table, and a hard forget never claims a purge it could not finish. Real files, real
+processes; the bundled model where vectors must mean something."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memento import Memory, ModelError
+from memento.config import bundled_model_dir
+from memento.embedder import Embedder
+from memento.health import run_checks
+from memento.store import sqlite as sqlite_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "memento.cli", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def _model_with_dimension(tmp_path: Path, dimension: int) -> Path:
+    """The bundled model with a manifest that lies about the dimension (hashes intact)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (model / name).symlink_to(bundled_model_dir() / name)
+    manifest = json.loads((bundled_model_dir() / "manifest.json").read_text())
+    manifest["dimension"] = dimension
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    return model
+
+
+# ---- item 3: a wrong manifest and `memento reembed` -------------------------------------
+
+
+def test_embedder_refuses_a_manifest_whose_dimension_the_model_does_not_make(
+    tmp_path: Path,
+) -> None:
+    model = Embedder(_model_with_dimension(tmp_path, 512))
+    with pytest.raises(ModelError, match=r"says dimension 512 but model\.onnx makes 384"):
+        model.embed(["anything"])
+
+
+def test_reembed_with_a_wrong_manifest_leaves_the_vectors_as_they_were(
+    tmp_path: Path, db_path: Path, embedder: Embedder
+) -> None:
+    with Memory(db_path, embedder=embedder) as m:
+        m.store_many([{"content": f"note {i} about the deploy pipeline"} for i in range(20)])
+    before = db_path.read_bytes()
+    wrong = {"MEMENTO_EMBEDDING_MODEL": str(_model_with_dimension(tmp_path, 512))}
+
+    result = _cli("reembed", "--db", str(db_path), env=wrong)
+
+    assert result.returncode == 1
+    assert "says dimension 512 but model.onnx makes 384" in result.stderr
+    assert "unexpected" not in result.stderr
+    assert db_path.read_bytes() == before  # nothing was written, not even the WAL switch
+    checks = {c.name: c for c in run_checks(db_path)}
+    assert checks["vectors"].ok, checks["vectors"].detail
+    with Memory(db_path, embedder=embedder) as m:
+        assert m.recall("deploy pipeline", limit=3)
+
+
+class _FailingEmbedder:
+    """A model of another dimension that breaks after ``good`` batches."""
+
+    def __init__(self, dimension: int, good: int) -> None:
+        from tests.conftest import HashEmbedder
+
+        self.inner = HashEmbedder(dimension=dimension, name="other-model")
+        self.name, self.dimension, self.good = "other-model", dimension, good
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, texts, batch_size: int = 32):
+        if self.good == 0:
+            raise ModelError("the model broke mid-way")
+        self.good -= 1
+        return self.inner.embed(texts)
+
+
+def test_a_dimension_change_fails_whole_or_succeeds_whole(db_path: Path, hash_embedder) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store_many([{"content": f"memory number {i}"} for i in range(50)])
+    with Memory(db_path, embedder=_FailingEmbedder(64, good=2)) as m:  # type: ignore[arg-type]
+        with pytest.raises(ModelError):
+            m.reembed(batch_size=10)
+        assert sqlite_store.vector_dimension(m.conn) == 384
+        assert m.conn.execute("SELECT count(*) FROM memory_vec").fetchone()[0] == 50
+    with Memory(db_path, embedder=_FailingEmbedder(64, good=100)) as m:  # type: ignore[arg-type]
+        assert m.reembed(batch_size=10) == 50
+        assert sqlite_store.vector_dimension(m.conn) == 64
+        assert m.conn.execute("SELECT count(*) FROM memory_vec").fetchone()[0] == 50
