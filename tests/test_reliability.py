@@ -107,3 +107,90 @@ def test_a_dimension_change_fails_whole_or_succeeds_whole(db_path: Path, hash_em
         assert m.reembed(batch_size=10) == 50
         assert sqlite_store.vector_dimension(m.conn) == 64
         assert m.conn.execute("SELECT count(*) FROM memory_vec").fetchone()[0] == 50
+
+
+# ---- item 2: reembed racing with updates ---------------------------------------------------
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _stored_vector(db: Path, memory_id: str) -> np.ndarray:
+    with Memory(db, embedder=None) as m:
+        blob = m.conn.execute(
+            "SELECT v.embedding FROM memories m, memory_vec v "
+            "WHERE m.id = ? AND v.rowid = m.seq",
+            (memory_id,),
+        ).fetchone()[0]
+    return np.frombuffer(blob, dtype="<f4")
+
+
+TOPICS = [
+    "The CI pipeline caches pip wheels between runs",
+    "Alice prefers tabs over spaces in Go code",
+    "The production database is Postgres 16 on a managed host",
+    "Deploys happen on Tuesdays after the standup",
+    "The API rate limit is 600 requests per minute per token",
+    "Use ruff for linting and formatting Python files",
+    "The mobile app supports iOS 16 and later",
+    "Error budgets are reviewed at the end of each quarter",
+    "The search service indexes documents every ten minutes",
+    "Secrets live in the vault, never in environment files",
+    "The frontend is built with Svelte and Vite",
+    "Bob owns the billing module and its migrations",
+]
+
+
+class _UpdatedMidway:
+    """The real model; while it embeds the first batch, another process (`memento update`)
+    rewrites one of the memories in that batch: the interleaving that left stale vectors."""
+
+    def __init__(self, model: Embedder, db: Path, memory_id: str, text: str) -> None:
+        self.model, self.db, self.memory_id, self.text = model, db, memory_id, text
+        self.name, self.dimension = model.name, model.dimension
+        self.updated = False
+
+    def load(self) -> None:
+        self.model.load()
+
+    def embed(self, texts, batch_size: int | None = None):
+        vectors = self.model.embed(texts)
+        if not self.updated:
+            self.updated = True
+            result = _cli("update", self.memory_id, "--content", self.text, "--db", str(self.db))
+            assert result.returncode == 0, result.stderr
+        return vectors
+
+
+def test_reembed_never_writes_a_vector_for_text_that_changed_meanwhile(
+    db_path: Path, embedder: Embedder
+) -> None:
+    new_text = "The staging cluster now runs on three ARM nodes in Frankfurt"
+    with Memory(db_path, embedder=embedder) as m:
+        records = m.store_many([{"content": text} for text in TOPICS])
+        assert m.stats()["total"] == len(TOPICS)
+    target = records[3].id
+    racing = _UpdatedMidway(embedder, db_path, target, new_text)
+    with Memory(db_path, embedder=racing) as m:  # type: ignore[arg-type]
+        written = m.reembed(all=True, batch_size=8)
+    assert written == len(TOPICS) - 1  # the changed memory keeps the vector its update wrote
+    assert _cosine(_stored_vector(db_path, target), embedder.embed_one(new_text)) > 0.99
+    checks = {c.name: c for c in run_checks(db_path)}
+    assert checks["vector content"].ok, checks["vector content"].detail
+
+
+def test_verify_finds_a_vector_made_for_other_text(db_path: Path, embedder: Embedder) -> None:
+    with Memory(db_path, embedder=embedder) as m:
+        records = m.store_many([{"content": text} for text in TOPICS])
+        stale = embedder.embed_one("My favourite dessert is lemon tart").astype("<f4").tobytes()
+        with m.backend.transaction():
+            seq = m.conn.execute(
+                "SELECT seq FROM memories WHERE id = ?", (records[5].id,)
+            ).fetchone()[0]
+            m.backend.update(seq, {}, stale)  # what the race left: a vector of old text
+    result = _cli("verify", "--db", str(db_path))
+    assert result.returncode == 1
+    line = next(x for x in result.stdout.splitlines() if "vector content" in x)
+    assert "FAIL" in line and records[5].id[:12] in line
+    assert result.stdout.splitlines()[-1] == "1 of 9 checks failed."

@@ -83,7 +83,7 @@ def init(
 @db_option
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
-    """Check the database and the model: 8 checks, PASS or FAIL with the fix.
+    """Check the database and the model: 9 checks, PASS or FAIL with the fix.
 
     Exit status 1 when any check fails.
 
@@ -95,7 +95,7 @@ def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     from ..health import run_checks
 
     target = db_path(ctx, sub_db)
-    if not target.exists():  # one line, not eight failed checks
+    if not target.exists():  # one line, not nine failed checks
         raise click.ClickException(
             f"no memento database at {target}: create it with `memento init --db {target}`, "
             "or check --db and MEMENTO_PATH"
