@@ -198,6 +198,14 @@ class Memory:
         return self._store.readonly
 
     @property
+    def purge_pending(self) -> bool:
+        """True while the text of a hard-forgotten memory may still be on disk: another
+        process's read transaction kept the checkpoint from finishing. The next write or
+        close (in any memento process) finishes it once that reader is done."""
+        with self._lock:
+            return self._store.purge_pending()
+
+    @property
     def embedder(self) -> Embedder:
         """The embedding model; its files are read and checked on the first embed."""
         if self._embedder is None:

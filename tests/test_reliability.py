@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,78 @@ def test_verify_finds_a_vector_made_for_other_text(db_path: Path, embedder: Embe
     line = next(x for x in result.stdout.splitlines() if "vector content" in x)
     assert "FAIL" in line and records[5].id[:12] in line
     assert result.stdout.splitlines()[-1] == "1 of 9 checks failed."
+
+
+# ---- item 6: a hard forget next to an open reader ------------------------------------------
+
+MARKER = "qz7pendingmarker81"
+_READER = """
+import sys
+import time
+from memento import Memory
+m = Memory(sys.argv[1], embedder=None)
+m.conn.execute("BEGIN")  # a read transaction, as a `memento list` in progress holds one
+m.conn.execute("SELECT count(*) FROM memories").fetchall()
+print("reading", flush=True)
+sys.stdin.readline()
+m.conn.execute("COMMIT")
+m.close()
+"""
+
+
+def _on_disk(db: Path, marker: str) -> list[str]:
+    return [
+        p.name for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+        if p.exists() and marker.encode() in p.read_bytes()
+    ]
+
+
+def test_hard_forget_next_to_a_reader_says_pending_and_finishes_later(
+    db_path: Path, hash_embedder
+) -> None:
+    server = Memory(db_path, embedder=hash_embedder)  # stays open, idle, like an MCP server
+    server.store_many([{"content": f"ordinary note {i} about builds"} for i in range(30)])
+    secret = server.store(f"The vault phrase is {MARKER}")
+    server.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    assert _on_disk(db_path, MARKER) == ["memory.db"]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(db_path)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        started = time.monotonic()
+        result = _cli("forget", secret.id, "--hard", "--yes", "--db", str(db_path))
+        elapsed = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert elapsed < 5, f"the hard forget blocked for {elapsed:.1f} s"
+        assert result.stdout.startswith(f"Deleted {secret.id[:12]}; its text stays")
+        assert server.purge_pending
+        assert _on_disk(db_path, MARKER)  # it said so because it is so
+    finally:
+        reader.communicate("\n", timeout=30)
+    assert reader.returncode == 0
+    server.store("a later note about the release train")  # any write finishes the purge
+    assert not server.purge_pending
+    assert _on_disk(db_path, MARKER) == []
+    assert len(server.recent(limit=100)) == 31
+    server.close()
+    assert _on_disk(db_path, MARKER) == []
+
+
+def test_a_pending_purge_is_finished_on_close(db_path: Path, hash_embedder) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        secret = m.store(f"The vault phrase is {MARKER}")
+        m.store("keep me")
+    other = Memory(db_path, embedder=hash_embedder)  # keeps SQLite's own last-close checkpoint off
+    reader = Memory(db_path, embedder=None)
+    reader.conn.execute("BEGIN")
+    reader.conn.execute("SELECT count(*) FROM memories").fetchall()
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.forget(secret.id, hard=True)
+        assert m.purge_pending
+    reader.conn.execute("COMMIT")
+    reader.close()  # the reader's close finishes what the forget could not
+    assert not other.purge_pending
+    assert _on_disk(db_path, MARKER) == []
+    other.close()

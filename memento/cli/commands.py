@@ -731,7 +731,8 @@ def forget(
         if hard:
             confirm(f"Delete 1 memory, {record.short_id} ({record.content[:50]!r}), for good?", yes)
         memory.forget(record.id, hard=hard)
-    click.echo(f"{'Deleted' if hard else 'Archived'} {record.short_id}")
+        pending = hard and memory.purge_pending
+    click.echo(f"{'Deleted' if hard else 'Archived'} {record.short_id}{_pending(pending)}")
 
 
 @cli.command(name="forget-prefix")
@@ -760,8 +761,20 @@ def forget_prefix(
                 noun = "memory" if found == 1 else "memories"
                 confirm(f"Delete {found} {noun} under {prefix!r} for good?", yes)
         count = memory.forget_prefix(prefix, hard=hard)
+        pending = hard and count > 0 and memory.purge_pending
     noun = "memory" if count == 1 else "memories"
-    click.echo(f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}")
+    click.echo(
+        f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}{_pending(pending)}"
+    )
+
+
+def _pending(pending: bool) -> str:
+    if not pending:
+        return ""
+    return (
+        "; its text stays in the database files while another process reads them "
+        "(memento finishes the purge on its next write or exit after that)"
+    )
 
 
 @cli.command()

@@ -454,10 +454,43 @@ def purge_deleted_text(conn: apsw.Connection) -> None:
     conn.execute("INSERT INTO memory_fts(memory_fts) VALUES ('optimize')")
 
 
-def checkpoint(conn: apsw.Connection) -> None:
-    """Copy the WAL into the database and truncate it, so old page images leave the disk."""
-    with contextlib.suppress(apsw.Error):
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+# How long a checkpoint waits for other connections' read transactions to end. It holds
+# the write lock while it waits, so it must stay short: the busy timeout (30 s) here made a
+# hard forget next to an open reader block every writer for 30 s and then fail anyway.
+CHECKPOINT_WAIT_MS = 100
+# Set (in the delete's own transaction) while a hard delete's text may still be in the
+# file or its WAL; cleared once a checkpoint has copied and truncated the WAL.
+PURGE_PENDING = "purge_pending"
+
+
+def checkpoint(conn: apsw.Connection) -> bool:
+    """Copy the WAL into the database and truncate it, so old page images leave the disk.
+    False when it could not finish: another connection's read transaction still uses the
+    WAL (or the disk is full); the caller tries again later."""
+    conn.set_busy_timeout(CHECKPOINT_WAIT_MS)
+    try:
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except apsw.Error:
+        return False
+    finally:
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    # busy: it could not finish; log/done: frames in the WAL and frames copied (both 0
+    # after a truncate, -1 when the file is not in WAL mode)
+    return busy == 0 and log == done
+
+
+def finish_purge(conn: apsw.Connection) -> bool:
+    """Checkpoint if a hard delete's purge is pending, and record that it is done. Called
+    outside transactions: after a hard delete, after later writes and on close. True when
+    nothing is left pending."""
+    if get_setting(conn, PURGE_PENDING) is None:
+        return True
+    if not checkpoint(conn):
+        return False
+    # The WAL is empty now; this write puts only the settings page back into it.
+    with transaction(conn):
+        conn.execute("DELETE FROM settings WHERE key = ?", (PURGE_PENDING,))
+    return True
 
 
 # ---- search ---------------------------------------------------------------------------
@@ -696,6 +729,10 @@ class SQLiteStore(Store):
     # ---- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
+        if not self.readonly:
+            # a hard delete this or another process could not purge: try once more
+            with contextlib.suppress(apsw.Error):
+                finish_purge(self.conn)
         self.conn.close()
 
     @property
@@ -718,7 +755,16 @@ class SQLiteStore(Store):
         return migrations.migrate(self.conn, dimension)
 
     def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[None]:
-        return transaction(self.conn, write=write)
+        return self._write_then_purge() if write else transaction(self.conn, write=False)
+
+    @contextlib.contextmanager
+    def _write_then_purge(self) -> Iterator[None]:
+        with transaction(self.conn, write=True):
+            yield
+        # a purge left pending by a hard delete (here or in another process) is finished by
+        # the next write once the readers that held it up are gone
+        with contextlib.suppress(apsw.Error):
+            finish_purge(self.conn)
 
     def describe_error(self, exc: BaseException) -> str:
         return describe_sqlite_error(exc, self.path)
@@ -848,9 +894,13 @@ class SQLiteStore(Store):
         delete(self.conn, seqs)
         if seqs:
             purge_deleted_text(self.conn)
+            set_setting(self.conn, PURGE_PENDING, to_iso(utcnow()))
 
     def after_delete(self) -> None:
-        checkpoint(self.conn)
+        finish_purge(self.conn)
+
+    def purge_pending(self) -> bool:
+        return get_setting(self.conn, PURGE_PENDING) is not None
 
     # ---- what agent sessions were given ----------------------------------------------
 
