@@ -270,3 +270,72 @@ def test_a_pending_purge_is_finished_on_close(db_path: Path, hash_embedder) -> N
     assert not other.purge_pending
     assert _on_disk(db_path, MARKER) == []
     other.close()
+
+
+# ---- item 1: `memento init --force` while another process has the file open ----------------
+
+_HOLDER = """
+import sys
+from tests.conftest import HashEmbedder
+from memento import Memory
+m = Memory(sys.argv[1], embedder=HashEmbedder())
+print("open", flush=True)
+sys.stdin.readline()  # idle, like an MCP server between calls
+m.store("stored after the refused reset " + sys.argv[2])
+print("stored", flush=True)
+m.close()
+"""
+
+
+def _bytes(db: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+def test_init_force_is_refused_while_another_process_has_the_file_open(
+    db_path: Path, hash_embedder
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store_many([{"content": f"note {i} {MARKER}"} for i in range(10)])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db_path), "qz7late81"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        before = _bytes(db_path)
+        result = _cli("init", "--force", "--yes", "--db", str(db_path))
+        assert result.returncode == 1
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "is open in another process" in result.stderr
+        assert _bytes(db_path) == before
+        out, _ = holder.communicate("\n", timeout=60)  # the holder writes, then exits
+        assert "stored" in out
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    with Memory(db_path, embedder=hash_embedder) as m:  # its acknowledged write is there
+        assert m.stats()["total"] == 11
+
+    result = _cli("init", "--force", "--yes", "--db", str(db_path))  # now nothing holds it
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Initialized memento at")
+    assert _on_disk(db_path, MARKER) == [] and _on_disk(db_path, "qz7late81") == []
+    with Memory(db_path, embedder=hash_embedder) as m:
+        assert m.stats()["total"] == 0
+        m.store("a fresh start")
+
+
+def test_init_force_is_refused_while_this_process_has_the_file_open(
+    db_path: Path, hash_embedder
+) -> None:
+    from memento.errors import DatabaseError
+    from memento.store import reset_store
+
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store("kept")
+        with pytest.raises(DatabaseError, match="open in another process"):
+            reset_store(db_path)
+        assert m.stats()["total"] == 1
+    reset_store(db_path)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        assert m.stats()["total"] == 0

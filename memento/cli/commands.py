@@ -59,8 +59,9 @@ def init(
         except MementoError as exc:
             what = f"{target} ({_one_line(str(exc))})"
         confirm(f"Delete {what} and start empty?", yes)
-        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            leftover.unlink(missing_ok=True)
+        from ..store import reset_store
+
+        reset_store(target)
         existed = False
     with open_memory(target, create=True, announce=False) as memory:
         stats = memory.stats(all_projects=True)

@@ -112,6 +112,56 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
     return conn
 
 
+# How long `memento init --force` waits for the file to be free. Every open memento
+# connection (WAL mode) holds a shared lock on the file for its whole life, so waiting
+# longer would not help against a running server; this only rides out a short command.
+RESET_WAIT_MS = 1000
+
+
+def reset_database(path: Path) -> None:
+    """Empty the database at ``path`` in place, or refuse while any other connection (in
+    this process or another) has it open.
+
+    Deleting the file under a running MCP server let it go on serving the deleted file and
+    lose the writes it acknowledged after the reset. Here an exclusive lock (exclusive
+    locking mode, which in WAL mode needs every other connection gone) is taken first and
+    held while SQLite rewrites the file empty (SQLITE_DBCONFIG_RESET_DATABASE + VACUUM), so
+    every process sees one file. A file that is not a SQLite database (no SQLite connection
+    can be using it) is deleted with its -wal and -shm.
+    """
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    try:
+        conn.set_busy_timeout(RESET_WAIT_MS)
+        conn.enable_load_extension(True)  # the vec0 tables are dropped with the rest
+        conn.load_extension(sqlite_vec_path())
+        conn.enable_load_extension(False)
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE").fetchall()
+        try:
+            conn.execute("BEGIN EXCLUSIVE; COMMIT")
+        except apsw.BusyError:
+            raise DatabaseError(
+                f"{path} is open in another process (a memento MCP server, hook or command): "
+                "stop it, then run `memento init --force` again"
+            ) from None
+        except (apsw.NotADBError, apsw.CorruptError):
+            conn.close()
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+            return
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 1)
+        conn.execute("VACUUM")
+        conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 0)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    finally:
+        conn.close()
+
+
 def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
     if isinstance(exc, apsw.NotADBError):
         return (
