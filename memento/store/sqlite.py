@@ -148,18 +148,26 @@ def reset_database(path: Path) -> None:
             ) from None
         except (apsw.NotADBError, apsw.CorruptError):
             conn.close()
-            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-                leftover.unlink(missing_ok=True)
+            _delete_files(path)
             return
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 1)
-        conn.execute("VACUUM")
-        conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 0)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 1)
+            conn.execute("VACUUM")
+            conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 0)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except (apsw.NotADBError, apsw.CorruptError):
+            # too damaged to rewrite: deleted while the lock still keeps everyone out
+            _delete_files(path)
     except apsw.Error as exc:
         raise DatabaseError(describe_sqlite_error(exc, path)) from None
     finally:
         conn.close()
+
+
+def _delete_files(path: Path) -> None:
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
 
 
 def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
