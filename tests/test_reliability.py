@@ -339,3 +339,22 @@ def test_init_force_is_refused_while_this_process_has_the_file_open(
     reset_store(db_path)
     with Memory(db_path, embedder=hash_embedder) as m:
         assert m.stats()["total"] == 0
+
+
+def test_init_force_still_starts_over_on_a_damaged_or_foreign_file(
+    tmp_path: Path, hash_embedder
+) -> None:
+    damaged = tmp_path / "damaged.db"
+    with Memory(damaged, embedder=hash_embedder) as m:
+        m.store_many([{"content": f"note {i} " + "x" * 500} for i in range(200)])
+    data = bytearray(damaged.read_bytes())
+    for offset in range(4096 * 3, len(data) - 4096, 4096 * 2):
+        data[offset : offset + 200] = bytes(range(200))
+    damaged.write_bytes(bytes(data))
+    foreign = tmp_path / "foreign.db"
+    foreign.write_bytes(b"not a database " * 1000)
+    for path in (damaged, foreign):
+        result = _cli("init", "--force", "--yes", "--db", str(path))
+        assert result.returncode == 0, result.stderr
+        with Memory(path, embedder=hash_embedder) as m:
+            assert m.stats()["total"] == 0
