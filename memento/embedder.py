@@ -450,6 +450,12 @@ class Embedder:
                 raise ModelError(f"cannot load {model}: {exc}") from None
             finally:
                 hashes.save()
+            # The manifest's dimension sizes the vector table: a wrong one (hand-edited,
+            # another model's manifest) must fail here, before `memento reembed` rebuilds
+            # the table for vectors the model never makes.
+            width = session.get_outputs()[0].shape[-1]
+            if isinstance(width, int) and width != self.dimension:
+                raise self._dimension_error(width)
             self._input_names = [item.name for item in session.get_inputs()]
             self._specials = tokenizer.num_special_tokens_to_add(False)
             self._tokenizer = tokenizer
@@ -489,11 +495,20 @@ class Embedder:
             if "token_type_ids" in self._input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             hidden = self._session.run(None, feeds)[0]
+            if hidden.shape[-1] != self.dimension:  # a model whose output width is symbolic
+                raise self._dimension_error(int(hidden.shape[-1]))
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[chunk] = pooled / np.maximum(norms, 1e-12)
         return out
+
+    def _dimension_error(self, width: int) -> ModelError:
+        return ModelError(
+            f"model manifest {self.model_dir / 'manifest.json'} says dimension "
+            f"{self.dimension} but model.onnx makes {width}: fix \"dimension\" in the "
+            "manifest or re-export the model (scripts/export_model.py)"
+        )
 
     def _encode(self, texts: Sequence[str]) -> list[Any]:
         """Each text's encoding, special tokens added, cut at ``max_seq_length`` tokens."""

@@ -39,6 +39,7 @@ from .errors import (
     AmbiguousIdError,
     DatabaseError,
     InvalidInputError,
+    ModelError,
     ModelMismatchError,
     NotFoundError,
 )
@@ -195,6 +196,14 @@ class Memory:
     @property
     def readonly(self) -> bool:
         return self._store.readonly
+
+    @property
+    def purge_pending(self) -> bool:
+        """True while the text of a hard-forgotten memory may still be on disk: another
+        process's read transaction kept the checkpoint from finishing. The next write or
+        close (in any memento process) finishes it once that reader is done."""
+        with self._lock:
+            return self._store.purge_pending()
 
     @property
     def embedder(self) -> Embedder:
@@ -916,32 +925,83 @@ class Memory:
     ) -> int:
         """Re-encode memories whose vector came from another model (or every memory), in
         batches of one transaction each; an interrupted run resumes where it stopped. A
-        vector table of another dimension is recreated first. Returns how many were done."""
+        vector table of another dimension is rebuilt in one transaction once every new
+        vector is made, so a failure leaves the old table. Returns how many were written.
+
+        A memory whose content changed while its batch was being embedded is skipped: the
+        update that changed it wrote its own vector (or left it stale for the next run)."""
         model = self.embedder
+        # A manifest whose dimension the model does not make fails here (ModelError),
+        # before anything in the store changes.
+        model.load()
+        with self._lock:
+            rebuild = self._store.vector_dimension() != model.dimension
+        if rebuild:
+            return self._rebuild_vectors(batch_size, progress)
         with self._lock, self._write():
-            if self._store.vector_dimension() != model.dimension:
-                self._store.recreate_vectors(model.dimension)
             if all:
                 self._store.mark_all_stale()
             pending = self._store.stale_seqs(model.name)
         self._vectors_checked = True
-        done = 0
+        done = written = 0
         for start in range(0, len(pending), batch_size):
             seqs = pending[start : start + batch_size]
             with self._lock:
                 rows = self._store.fetch(seqs)
-            vectors = self.embedder.embed([rows[s].content for s in seqs])
+            texts = {seq: rows[seq].content for seq in seqs if seq in rows}
+            vectors = self._vectors(list(texts.values()))
             with self._lock, self._write():
-                for seq, vector in zip(seqs, vectors):
-                    self._store.update(
-                        seq, {"embedding_model": model.name}, vector.astype("<f4").tobytes()
-                    )
+                now = self._store.fetch(list(texts))
+                for (seq, text), vector in zip(texts.items(), vectors):
+                    if seq in now and now[seq].content == text:
+                        self._store.update(seq, {"embedding_model": model.name}, vector)
+                        written += 1
             done += len(seqs)
             if progress:
                 progress(done, len(pending))
         with self._lock, self._write():
             self._store.set_setting("embedding_model", model.name)
-        return done
+        return written
+
+    def _vectors(self, texts: Sequence[str]) -> list[bytes]:
+        vectors = self.embedder.embed(list(texts))
+        if len(texts) and vectors.shape[-1] != self.embedder.dimension:
+            raise ModelError(
+                f"the model {self.embedder.name} made vectors of {vectors.shape[-1]} values, "
+                f"its manifest says {self.embedder.dimension}: fix the manifest or re-export "
+                "the model"
+            )
+        return [row.astype("<f4").tobytes() for row in vectors]
+
+    def _rebuild_vectors(
+        self, batch_size: int, progress: Callable[[int, int], None] | None
+    ) -> int:
+        """Every vector made again for a table of the model's dimension: all of them are
+        embedded first (held in memory, 1.5 KB each at 384 dimensions), then one
+        transaction drops the old table, creates the new one and writes them; memories
+        added or changed meanwhile are embedded inside it."""
+        model = self.embedder
+        with self._lock:
+            texts = {row.seq: row.content for row in self._store.iter_rows()}
+        made: dict[int, tuple[str, bytes]] = {}
+        seqs = list(texts)
+        for start in range(0, len(seqs), batch_size):
+            part = seqs[start : start + batch_size]
+            vectors = self._vectors([texts[s] for s in part])
+            made.update((s, (texts[s], v)) for s, v in zip(part, vectors))
+            if progress:
+                progress(len(made), len(seqs))
+        with self._lock, self._write():
+            now = {row.seq: row.content for row in self._store.iter_rows()}
+            changed = [s for s, text in now.items() if s not in made or made[s][0] != text]
+            for s, vector in zip(changed, self._vectors([now[s] for s in changed])):
+                made[s] = (now[s], vector)
+            self._store.recreate_vectors(model.dimension)
+            for s in now:
+                self._store.update(s, {"embedding_model": model.name}, made[s][1])
+            self._store.set_setting("embedding_model", model.name)
+        self._vectors_checked = True
+        return len(now)
 
     # ---- facts --------------------------------------------------------------------
 

@@ -38,12 +38,12 @@ def line_of(result: Result, name: str) -> str:
     return next(line for line in result.stdout.splitlines() if line[6:].startswith(name))
 
 
-def test_healthy_store_passes_all_eight(healthy: Path) -> None:
+def test_healthy_store_passes_all_nine(healthy: Path) -> None:
     result = verify(healthy)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert [line[:4] for line in lines[:8]] == ["PASS"] * 8
-    assert [line[6:].split("  ")[0].strip() for line in lines[:8]] == list(NAMES)
+    assert [line[:4] for line in lines[:9]] == ["PASS"] * 9
+    assert [line[6:].split("  ")[0].strip() for line in lines[:9]] == list(NAMES)
     assert lines[-1] == "All checks passed."
     data = json.loads(verify(healthy, "--json").stdout)
     assert data["ok"] is True and data["path"] == str(healthy)
@@ -69,7 +69,7 @@ def test_deleted_fts_row_fails_fts_check(healthy: Path) -> None:
     )
     assert "VALUES('rebuild')" in result.stdout
     assert result.stdout.count("FAIL") == 1
-    assert result.stdout.splitlines()[-1] == "1 of 8 checks failed."
+    assert result.stdout.splitlines()[-1] == "1 of 9 checks failed."
 
 
 @pytest.mark.parametrize(

@@ -59,8 +59,9 @@ def init(
         except MementoError as exc:
             what = f"{target} ({_one_line(str(exc))})"
         confirm(f"Delete {what} and start empty?", yes)
-        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            leftover.unlink(missing_ok=True)
+        from ..store import reset_store
+
+        reset_store(target)
         existed = False
     with open_memory(target, create=True, announce=False) as memory:
         stats = memory.stats(all_projects=True)
@@ -83,7 +84,7 @@ def init(
 @db_option
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
-    """Check the database and the model: 8 checks, PASS or FAIL with the fix.
+    """Check the database and the model: 9 checks, PASS or FAIL with the fix.
 
     Exit status 1 when any check fails.
 
@@ -95,7 +96,7 @@ def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     from ..health import run_checks
 
     target = db_path(ctx, sub_db)
-    if not target.exists():  # one line, not eight failed checks
+    if not target.exists():  # one line, not nine failed checks
         raise click.ClickException(
             f"no memento database at {target}: create it with `memento init --db {target}`, "
             "or check --db and MEMENTO_PATH"
@@ -731,7 +732,8 @@ def forget(
         if hard:
             confirm(f"Delete 1 memory, {record.short_id} ({record.content[:50]!r}), for good?", yes)
         memory.forget(record.id, hard=hard)
-    click.echo(f"{'Deleted' if hard else 'Archived'} {record.short_id}")
+        pending = hard and memory.purge_pending
+    click.echo(f"{'Deleted' if hard else 'Archived'} {record.short_id}{_pending(pending)}")
 
 
 @cli.command(name="forget-prefix")
@@ -760,8 +762,20 @@ def forget_prefix(
                 noun = "memory" if found == 1 else "memories"
                 confirm(f"Delete {found} {noun} under {prefix!r} for good?", yes)
         count = memory.forget_prefix(prefix, hard=hard)
+        pending = hard and count > 0 and memory.purge_pending
     noun = "memory" if count == 1 else "memories"
-    click.echo(f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}")
+    click.echo(
+        f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}{_pending(pending)}"
+    )
+
+
+def _pending(pending: bool) -> str:
+    if not pending:
+        return ""
+    return (
+        "; its text stays in the database files while another process reads them "
+        "(memento finishes the purge on its next write or exit after that)"
+    )
 
 
 @cli.command()

@@ -216,18 +216,35 @@ class ForgetResult(BaseModel):
         description="archived: hidden from recall, recoverable; deleted: gone for good"
     )
     memory: MemoryItem = Field(description="The memory as it is now (or was, if deleted)")
+    purge_pending: bool = Field(
+        default=False,
+        description="deleted, but its text stays in the database files while another process "
+        "reads them; memento finishes the purge on a later write or exit",
+    )
 
     def render(self) -> str:
-        return f"{self.status}: {self.memory.line()}"
+        return f"{self.status}: {self.memory.line()}{_PENDING if self.purge_pending else ''}"
 
 
 class ForgetPrefixResult(BaseModel):
     prefix: str
     status: Literal["archived", "deleted"]
     count: int = Field(description="How many memories were affected")
+    purge_pending: bool = Field(
+        default=False,
+        description="deleted, but their text stays in the database files while another "
+        "process reads them; memento finishes the purge on a later write or exit",
+    )
 
     def render(self) -> str:
-        return f"{self.status} {_count(self.count)} under {_json(self.prefix)}"
+        pending = _PENDING if self.purge_pending else ""
+        return f"{self.status} {_count(self.count)} under {_json(self.prefix)}{pending}"
+
+
+_PENDING = (
+    " (the text stays in the database files while another process reads them; "
+    "memento finishes the purge on a later write or exit)"
+)
 
 
 class KindCounts(BaseModel):

@@ -378,9 +378,11 @@ def memento_forget(
 ) -> ForgetResult:
     """Forget one memory: archive it (hidden from recall, recoverable), or with hard=true
     delete it from the database for good."""
-    record = _memory(ctx).forget(id, hard=hard)
+    memory = _memory(ctx)
+    record = memory.forget(id, hard=hard)
     return ForgetResult(
-        id=record.id, status="deleted" if hard else "archived", memory=MemoryItem.of(record)
+        id=record.id, status="deleted" if hard else "archived", memory=MemoryItem.of(record),
+        purge_pending=hard and memory.purge_pending,
     )
 
 
@@ -396,8 +398,12 @@ def memento_forget_prefix(
 ) -> ForgetPrefixResult:
     """Forget every memory whose subject_key starts with prefix, in the current project and
     the global memories (archive, or hard=true to delete)."""
-    count = _memory(ctx).forget_prefix(prefix, hard=hard, all_projects=all_projects)
-    return ForgetPrefixResult(prefix=prefix, status="deleted" if hard else "archived", count=count)
+    memory = _memory(ctx)
+    count = memory.forget_prefix(prefix, hard=hard, all_projects=all_projects)
+    return ForgetPrefixResult(
+        prefix=prefix, status="deleted" if hard else "archived", count=count,
+        purge_pending=hard and count > 0 and memory.purge_pending,
+    )
 
 
 def memento_recent(

@@ -31,4 +31,14 @@ def open_store(location: str | Path, create: bool = True) -> Store:
     return SQLiteStore(Path(location), create=create)
 
 
-__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store", "is_url", "open_store"]
+def reset_store(location: str | Path) -> None:
+    """Empty the store at ``location`` (``memento init --force``); refused with a
+    DatabaseError while another connection has it open."""
+    from .sqlite import reset_database
+
+    reset_database(Path(location))
+
+
+__all__ = [
+    "COLUMNS", "Filters", "NewMemory", "Row", "Store", "is_url", "open_store", "reset_store",
+]

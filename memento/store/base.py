@@ -263,6 +263,11 @@ class Store(ABC):
     def after_delete(self) -> None:  # noqa: B027 - optional hook
         """Called after the transaction of a hard delete commits (e.g. to checkpoint)."""
 
+    def purge_pending(self) -> bool:
+        """True while a hard delete's text may still be on disk (a backend with a log that
+        other readers hold open); the backend finishes the purge on a later write or close."""
+        return False
+
     # ---- what agent sessions were given (memento.context) ---------------------------
 
     @abstractmethod

@@ -112,6 +112,64 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
     return conn
 
 
+# How long `memento init --force` waits for the file to be free. Every open memento
+# connection (WAL mode) holds a shared lock on the file for its whole life, so waiting
+# longer would not help against a running server; this only rides out a short command.
+RESET_WAIT_MS = 1000
+
+
+def reset_database(path: Path) -> None:
+    """Empty the database at ``path`` in place, or refuse while any other connection (in
+    this process or another) has it open.
+
+    Deleting the file under a running MCP server let it go on serving the deleted file and
+    lose the writes it acknowledged after the reset. Here an exclusive lock (exclusive
+    locking mode, which in WAL mode needs every other connection gone) is taken first and
+    held while SQLite rewrites the file empty (SQLITE_DBCONFIG_RESET_DATABASE + VACUUM), so
+    every process sees one file. A file that is not a SQLite database (no SQLite connection
+    can be using it) is deleted with its -wal and -shm.
+    """
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    try:
+        conn.set_busy_timeout(RESET_WAIT_MS)
+        conn.enable_load_extension(True)  # the vec0 tables are dropped with the rest
+        conn.load_extension(sqlite_vec_path())
+        conn.enable_load_extension(False)
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE").fetchall()
+        try:
+            conn.execute("BEGIN EXCLUSIVE; COMMIT")
+        except apsw.BusyError:
+            raise DatabaseError(
+                f"{path} is open in another process (a memento MCP server, hook or command): "
+                "stop it, then run `memento init --force` again"
+            ) from None
+        except (apsw.NotADBError, apsw.CorruptError):
+            conn.close()
+            _delete_files(path)
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 1)
+            conn.execute("VACUUM")
+            conn.config(apsw.SQLITE_DBCONFIG_RESET_DATABASE, 0)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except (apsw.NotADBError, apsw.CorruptError):
+            # too damaged to rewrite: deleted while the lock still keeps everyone out
+            _delete_files(path)
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    finally:
+        conn.close()
+
+
+def _delete_files(path: Path) -> None:
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+
+
 def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
     if isinstance(exc, apsw.NotADBError):
         return (
@@ -454,10 +512,43 @@ def purge_deleted_text(conn: apsw.Connection) -> None:
     conn.execute("INSERT INTO memory_fts(memory_fts) VALUES ('optimize')")
 
 
-def checkpoint(conn: apsw.Connection) -> None:
-    """Copy the WAL into the database and truncate it, so old page images leave the disk."""
-    with contextlib.suppress(apsw.Error):
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+# How long a checkpoint waits for other connections' read transactions to end. It holds
+# the write lock while it waits, so it must stay short: the busy timeout (30 s) here made a
+# hard forget next to an open reader block every writer for 30 s and then fail anyway.
+CHECKPOINT_WAIT_MS = 100
+# Set (in the delete's own transaction) while a hard delete's text may still be in the
+# file or its WAL; cleared once a checkpoint has copied and truncated the WAL.
+PURGE_PENDING = "purge_pending"
+
+
+def checkpoint(conn: apsw.Connection) -> bool:
+    """Copy the WAL into the database and truncate it, so old page images leave the disk.
+    False when it could not finish: another connection's read transaction still uses the
+    WAL (or the disk is full); the caller tries again later."""
+    conn.set_busy_timeout(CHECKPOINT_WAIT_MS)
+    try:
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except apsw.Error:
+        return False
+    finally:
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    # busy: it could not finish; log/done: frames in the WAL and frames copied (both 0
+    # after a truncate, -1 when the file is not in WAL mode)
+    return busy == 0 and log == done
+
+
+def finish_purge(conn: apsw.Connection) -> bool:
+    """Checkpoint if a hard delete's purge is pending, and record that it is done. Called
+    outside transactions: after a hard delete, after later writes and on close. True when
+    nothing is left pending."""
+    if get_setting(conn, PURGE_PENDING) is None:
+        return True
+    if not checkpoint(conn):
+        return False
+    # The WAL is empty now; this write puts only the settings page back into it.
+    with transaction(conn):
+        conn.execute("DELETE FROM settings WHERE key = ?", (PURGE_PENDING,))
+    return True
 
 
 # ---- search ---------------------------------------------------------------------------
@@ -696,6 +787,10 @@ class SQLiteStore(Store):
     # ---- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
+        if not self.readonly:
+            # a hard delete this or another process could not purge: try once more
+            with contextlib.suppress(apsw.Error):
+                finish_purge(self.conn)
         self.conn.close()
 
     @property
@@ -718,7 +813,16 @@ class SQLiteStore(Store):
         return migrations.migrate(self.conn, dimension)
 
     def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[None]:
-        return transaction(self.conn, write=write)
+        return self._write_then_purge() if write else transaction(self.conn, write=False)
+
+    @contextlib.contextmanager
+    def _write_then_purge(self) -> Iterator[None]:
+        with transaction(self.conn, write=True):
+            yield
+        # a purge left pending by a hard delete (here or in another process) is finished by
+        # the next write once the readers that held it up are gone
+        with contextlib.suppress(apsw.Error):
+            finish_purge(self.conn)
 
     def describe_error(self, exc: BaseException) -> str:
         return describe_sqlite_error(exc, self.path)
@@ -848,9 +952,13 @@ class SQLiteStore(Store):
         delete(self.conn, seqs)
         if seqs:
             purge_deleted_text(self.conn)
+            set_setting(self.conn, PURGE_PENDING, to_iso(utcnow()))
 
     def after_delete(self) -> None:
-        checkpoint(self.conn)
+        finish_purge(self.conn)
+
+    def purge_pending(self) -> bool:
+        return get_setting(self.conn, PURGE_PENDING) is not None
 
     # ---- what agent sessions were given ----------------------------------------------
 
