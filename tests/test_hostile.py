@@ -41,6 +41,16 @@ for _ in range(5000):
     DEEP = {"a": DEEP}
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+DEEP_32, DEEP_33, DEEP_495 = _nested(32), _nested(33), _nested(495)
+
+
 def _id(head: str, tail: str) -> str:
     return f"{head}{'0' * (26 - len(head) - len(tail))}{tail}"
 
@@ -205,6 +215,26 @@ CASES: dict[str, Case] = {
     ),
     "metadata nested 5000 deep": Case(
         "store", {"content": "x", "metadata": DEEP}, "nested too deeply", faces=(API,)
+    ),
+    # One limit for every face (issue 16, item 5): 495 levels were stored, then broke export.
+    "metadata nested 33 deep": Case(
+        "store", {"content": "x", "metadata": DEEP_33}, "nested too deeply (over 32 levels",
+        faces=(API, MCP),
+    ),
+    "metadata nested 495 deep": Case(
+        "store", {"content": "x", "metadata": DEEP_495}, "nested too deeply", faces=(API,)
+    ),
+    "metadata nested 32 deep": Case(
+        "store",
+        {"content": "Metadata exactly at the depth limit", "metadata": DEEP_32},
+        check=lambda result, after: (
+            after[result["id"]]["metadata"] == DEEP_32 or pytest.fail("metadata changed")
+        ),
+        faces=(API, MCP),
+    ),
+    # NUL is refused in metadata as in content (issue 16, item 12).
+    "metadata value with NUL": Case(
+        "store", {"content": "x", "metadata": {"note": "a\x00b"}}, "contains a NUL character"
     ),
     "metadata not an object": Case(
         "store", {"content": "x", "metadata": ["a"]}, "must be a JSON object",

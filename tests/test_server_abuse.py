@@ -209,6 +209,17 @@ WRONG_TYPES = [
     ("memento_update", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "importance": "high"}, "importance"),
     ("memento_recent", {"limit": -1}, "between 1 and 1000"),
     ("memento_browse", {"subject_key_prefix": 3}, "subject_key_prefix"),
+    # One strict rule for every face (issue 16, item 12): what the API refuses, MCP refuses.
+    ("memento_store", {"content": "x", "importance": True}, "importance"),
+    ("memento_store_many", {"items": [{"content": "x", "importance": True}]}, "importance"),
+    ("memento_update", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "importance": False}, "importance"),
+    ("memento_recall", {"query": "x", "limit": "5"}, "limit"),
+    ("memento_recent", {"limit": True}, "limit"),
+    ("memento_forget", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "hard": 1}, "hard"),
+    ("memento_store", {"content": "x", "importanse": 0.9}, "importanse is not an argument"),
+    ("memento_recall", {"query": "x", "top_k": 3}, "top_k is not an argument"),
+    ("memento_store", {"content": "x", "metadata": {"note": "a\x00b"}}, "metadata.note"),
+    ("memento_store", {"content": "x", "metadata": {"k\x00": 1}}, "NUL"),
 ]
 
 
@@ -221,6 +232,19 @@ async def test_wrong_argument_types_are_error_results(server: RawServer) -> None
 
     assert (await server.call("memento_stats"))["structuredContent"] == before
     await still_serving(server)
+
+
+async def test_a_whole_number_written_as_a_float_is_a_limit(server: RawServer) -> None:
+    # JSON Schema counts 5.0 as an integer; only "5", true and 2.5 are refused.
+    result = await server.call("memento_recent", limit=5.0)
+
+    assert result.get("isError") is not True, result
+
+
+async def test_the_published_schemas_forbid_unknown_arguments(server: RawServer) -> None:
+    tools = (await server.request("tools/list"))["result"]["tools"]
+
+    assert tools and all(t["inputSchema"]["additionalProperties"] is False for t in tools)
 
 
 async def test_a_thousand_rapid_calls_stay_bounded(server: RawServer) -> None:

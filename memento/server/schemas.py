@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..records import KINDS, MemoryRecord
 from ..validate import MAX_LIMIT
@@ -296,8 +296,18 @@ Metadata = Annotated[
     dict[str, Any] | None, Field(description="Free-form JSON object kept with the memory")
 ]
 MemoryId = Annotated[str, Field(description="Memory id, or a unique prefix of 8+ characters")]
+
+def _whole(value: object) -> object:
+    """JSON Schema counts 5.0 as an integer: take it as 5 (strict validation refuses
+    every other non-integer, "5" and true included)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 Limit = Annotated[
     int,
+    BeforeValidator(_whole),
     Field(
         description=f"Maximum number of results (1 to {MAX_LIMIT})",
         json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
@@ -340,7 +350,7 @@ AllProjects = Annotated[
 class StoreItem(BaseModel):
     """One memory to store in a batch."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     content: Annotated[str, Field(description="The text to remember")]
     kind: KindParam = "fact"
