@@ -30,7 +30,7 @@ from ..recall import keyword_query
 from . import sqlite_index as index
 from . import sqlite_migrations as migrations
 from .base import COLUMNS as WRITABLE
-from .base import Filters, NewMemory, Row, Store
+from .base import Filters, NewMemory, Row, Store, read_metadata
 from .sqlite_index import VectorMeta
 
 BUSY_TIMEOUT_MS = 30_000
@@ -305,7 +305,7 @@ def to_row(raw: Sequence[Any]) -> Row:
             kind=raw[3],
             subject_key=raw[4],
             importance=float(raw[5]),
-            metadata=json.loads(raw[6]) if raw[6] else {},
+            metadata=read_metadata(raw[6]),
             source=raw[7],
             created_at=from_iso(raw[8]),
             updated_at=from_iso(raw[9]),
