@@ -15,7 +15,17 @@ from .records import KINDS
 
 MAX_CONTENT_CHARS = 100_000
 MAX_SUBJECT_KEY_CHARS = 256
+# Results per listing call (list, recent, browse): a whole small store in one page.
 MAX_LIMIT = 1000
+# Results per recall query: recall pools max(50, 2 * limit) candidates and assesses them
+# one by one, so its cost grows with limit; nobody reads past the first hundred answers to
+# one question (the hooks use 12, the tools default to 10).
+MAX_RECALL_LIMIT = 100
+# Queries per recall_many call: each is embedded and searched (~20 ms each here), and its
+# results are held until the call returns. 1,000 queries used to be accepted: 400 queries
+# matching one 200 KB memory made a 158 MB MCP answer. An agent's batch of questions is a
+# handful; 20 bounds one call to 2,000 results.
+MAX_QUERIES = 20
 # Metadata nests at most this many objects and lists deep (the object itself is level 1).
 # Real metadata is shallow (the importers write 2 levels); Python's json, copy and the
 # redaction walk recurse once or more per level against a recursion limit of 1,000, so a
@@ -203,14 +213,26 @@ def source(value: object) -> str:
     return value.strip()[:100]
 
 
-def limit(value: object, name: str = "limit") -> int:
+def limit(value: object, name: str = "limit", maximum: int = MAX_LIMIT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(
-            f"{name} must be a whole number between 1 and {MAX_LIMIT}, got {value!r}"
+            f"{name} must be a whole number between 1 and {maximum}, got {str(value)[:40]!r}"
         )
-    if not 1 <= value <= MAX_LIMIT:
-        raise InvalidInputError(f"{name} must be between 1 and {MAX_LIMIT}, got {value}")
+    if not 1 <= value <= maximum:
+        raise InvalidInputError(f"{name} must be between 1 and {maximum}, got {value}")
     return value
+
+
+def queries(value: object) -> list[str]:
+    """The queries of one recall_many call: a list of 1 to MAX_QUERIES query strings."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise InvalidInputError("recall_many takes a list of query strings")
+    if len(value) > MAX_QUERIES:
+        raise InvalidInputError(
+            f"{len(value):,} queries in one call, over the limit of {MAX_QUERIES}: "
+            "split them into several calls"
+        )
+    return [query(q) for q in value]
 
 
 def query(value: object) -> str:

@@ -328,8 +328,13 @@ CASES: dict[str, Case] = {
     "limit negative": Case("recent", {"limit": -5}, "between 1 and 1000", cli_error="usage"),
     "limit over 1000": Case("recent", {"limit": 1001}, "between 1 and 1000", cli_error="usage"),
     "limit huge": Case(
-        "recall", {"query": "x", "limit": 10**12}, "between 1 and 1000", cli_error="usage"
+        "recall", {"query": "x", "limit": 10**12}, "between 1 and 100", cli_error="usage"
     ),
+    # Results per recall query are capped lower than per listing (issue 16, item 10).
+    "recall limit over 100": Case(
+        "recall", {"query": "x", "limit": 101}, "between 1 and 100,", cli_error="usage"
+    ),
+    "recall limit 100": Case("recall", {"query": "staging", "limit": 100}, check=any_list),
     "limit 1000": Case("recent", {"limit": 1000}, check=any_list),
     "kind filter invalid": Case(
         "recall", {"query": "x", "kind": "opinion"}, "is not valid", cli_error="usage"

@@ -56,3 +56,19 @@ def test_metadata_stored_too_deep_does_not_block_export(
         result = _memento(db_path, *args)
         assert result.exit_code == 0, (args, result.output)
         assert TOO_DEEP_KEY in result.stdout, args
+
+
+# ---- item 10: the work of one recall call ------------------------------------------------
+
+
+def test_recall_many_takes_at_most_20_queries(db_path: Path, hash_embedder) -> None:
+    from memento import InvalidInputError
+    from memento.validate import MAX_QUERIES
+
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store("One memory to find", kind="event")
+        assert len(m.recall_many(["memory"] * MAX_QUERIES, limit=1)) == MAX_QUERIES
+        with pytest.raises(InvalidInputError, match="1,000 queries in one call, over the limit"):
+            m.recall_many(["memory"] * 1000)
+        with pytest.raises(InvalidInputError, match="between 1 and 100, got 1000"):
+            m.recall("memory", limit=1000)

@@ -35,6 +35,7 @@ class RawServer:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.answers: dict[Any, dict[str, Any]] = {}
+        self.sizes: dict[Any, int] = {}  # bytes of each answer's line, by id
         self.next_id = 1000
 
     async def send(self, line: str | dict[str, Any]) -> None:
@@ -51,6 +52,7 @@ class RawServer:
             assert line, f"server closed stdout (exit code {self.process.returncode})"
             message = json.loads(line)
             self.answers[message.get("id")] = message
+            self.sizes[message.get("id")] = len(line)
         return self.answers.pop(request_id)
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -288,3 +290,41 @@ async def test_a_thousand_rapid_calls_stay_bounded(server: RawServer) -> None:
     await still_serving(server)
     recalled = await server.call("memento_recall", query="rapid-fire memory number 7", limit=1)
     assert recalled["structuredContent"]["memories"][0]["content"] == "Rapid-fire memory number 7"
+
+
+# ---- the cost of one call (issue 16, item 10) --------------------------------------------
+
+
+async def test_one_call_has_bounded_work_and_a_bounded_answer(server: RawServer) -> None:
+    big = "é" * 99_000  # 198 KB of UTF-8, near the content limit
+    await server.call(
+        "memento_store_many",
+        items=[{"content": f"Bulky memory {n} {big}", "kind": "event"} for n in range(4)],
+    )
+
+    too_many = await server.call("memento_recall_many", queries=["bulky"] * 21)
+    assert "21 queries in one call, over the limit of 20" in error_text(too_many)
+    too_deep = await server.call("memento_recall", query="bulky", limit=101)
+    assert "between 1 and 100" in error_text(too_deep)
+
+    # 20 queries x 4 bulky memories: 16 MB of memory text, twice, without a cap.
+    answer = await server.request(
+        "tools/call",
+        {"name": "memento_recall_many", "arguments": {"queries": ["bulky memory"] * 20,
+                                                      "limit": 100}},
+    )
+    assert server.sizes[server.next_id] < 1_500_000
+    results = answer["result"]["structuredContent"]["results"]
+    assert len(results) == 20
+    shown = sum(r["count"] for r in results)
+    left_out = sum(r.get("omitted", 0) for r in results)
+    assert shown >= 1 and left_out >= 1 and shown + left_out >= 20 * 4
+    assert "left out" in answer["result"]["content"][0]["text"]
+    assert any("more characters left out" in m["content"] for r in results for m in r["memories"])
+
+    listed = await server.request(
+        "tools/call", {"name": "memento_recent", "arguments": {"limit": 1000}}
+    )
+    assert server.sizes[server.next_id] < 1_500_000
+    assert listed["result"]["structuredContent"]["omitted"] >= 1
+    await still_serving(server)

@@ -16,6 +16,7 @@ from ..config import resolve_db_path
 from ..errors import InvalidInputError, MementoError
 from ..records import KINDS
 from ..textsafe import json_printable, printable
+from ..validate import MAX_LIMIT, MAX_RECALL_LIMIT
 from .base import (
     _human_size,
     _one_line,
@@ -158,11 +159,11 @@ def _kind_option(help_text: str) -> Callable[..., Any]:
     )
 
 
-def _limit_option(default: int) -> Callable[..., Any]:
+def _limit_option(default: int, maximum: int = MAX_LIMIT) -> Callable[..., Any]:
     return click.option(
         "--limit",
         "-n",
-        type=click.IntRange(1, 1000),
+        type=click.IntRange(1, maximum),
         default=default,
         show_default=True,
         help="How many memories at most.",
@@ -270,7 +271,7 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 
 @cli.command()
 @click.argument("query")
-@_limit_option(10)
+@_limit_option(10, MAX_RECALL_LIMIT)
 @_kind_option("Only this kind.")
 @_prefix
 @_since
