@@ -16,16 +16,26 @@ BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 
 
 def default_db_path() -> Path:
-    """The database path from ``MEMENTO_PATH``, else the XDG data directory."""
+    """The database path from ``MEMENTO_PATH``, else the XDG data directory (also when
+    ``MEMENTO_PATH`` holds a URL: that is no file path, and logs still need a directory)."""
+    from .store import is_url
+
     env = os.environ.get("MEMENTO_PATH")
-    if env:
+    if env and not is_url(env.strip()):
         return Path(env).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
     return Path(data_home).expanduser() / "memento" / "memory.db"
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
-    """An explicit path (``~`` expanded) or the default one, made absolute."""
+    """An explicit path (``~`` expanded) or the default one, made absolute. A URL (given,
+    or in ``MEMENTO_PATH``) is refused: read as a path, ``postgresql://user:pw@host/db``
+    created ``./postgresql:/user:pw@host/db``, the password in a directory name."""
+    from .store import is_url, url_refused
+
+    text = os.fspath(path) if path not in (None, "") else os.environ.get("MEMENTO_PATH", "")
+    if isinstance(text, str) and is_url(text.strip()):
+        raise url_refused(text.strip())
     chosen = Path(path).expanduser() if path not in (None, "") else default_db_path()
     return chosen.absolute()
 

@@ -6,6 +6,10 @@ odd environments of item 13. The MCP side is in test_server_abuse.py and test_ho
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import apsw
@@ -72,3 +76,124 @@ def test_recall_many_takes_at_most_20_queries(db_path: Path, hash_embedder) -> N
             m.recall_many(["memory"] * 1000)
         with pytest.raises(InvalidInputError, match="between 1 and 100, got 1000"):
             m.recall("memory", limit=1000)
+
+
+# ---- item 13: odd environments -------------------------------------------------------------
+
+URL = "postgresql://user:hunter2@db.example/memories"
+
+
+@pytest.mark.parametrize("how", ["env", "--db", "sub --db"])
+def test_a_url_is_refused_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if how == "env":
+        monkeypatch.setenv("MEMENTO_PATH", URL)
+        args = ["store", "A memory with nowhere to go"]
+    elif how == "--db":
+        args = ["--db", URL, "store", "A memory with nowhere to go"]
+    else:
+        args = ["list", "--db", URL]
+
+    result = CliRunner().invoke(cli.cli, args)
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        "Error: postgresql:// URLs are not supported as a database: give the path of a SQLite "
+        "file with --db or MEMENTO_PATH"
+    )
+    assert "hunter2" not in result.output
+    assert list(work.iterdir()) == []  # no ./postgresql:/user:hunter2@db.example/...
+
+
+def test_a_file_size_limit_is_named(db_path: Path) -> None:
+    # A real process under `ulimit -f`: Python ignores SIGXFSZ, so the write fails with
+    # EFBIG, which SQLite reports as a plain "disk I/O error".
+    with Memory(db_path, embedder=None) as m:
+        m.store("The first memory, written before the limit", kind="event")
+    limit = db_path.stat().st_size + 300_000
+    script = (
+        "import random, string, sys\n"
+        "from memento import Memory, MementoError\n"
+        "m = Memory(sys.argv[1])\n"
+        "for n in range(40):\n"
+        "    text = ''.join(random.choices(string.ascii_letters, k=99_000))\n"
+        "    try:\n"
+        "        m.store(f'{n} {text}', kind='event')\n"
+        "    except MementoError as exc:\n"
+        "        print(exc)\n"
+        "        break\n"
+    )
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(db_path)],
+        capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(
+        "reached the file-size limit of this process (ulimit -f): raise the limit, or move "
+        "the database where it may grow"
+    ), done.stdout
+
+
+def _read_only_mount(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run with ``directory`` mounted read-only in a private mount namespace:
+    a read-only directory even for root, whom permission bits do not stop."""
+    script = (
+        f"mount --bind {directory} {directory} && "
+        f"mount -o remount,ro,bind {directory} && exec \"$@\""
+    )
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *command],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+
+
+def test_a_read_only_database_in_a_read_only_directory_can_be_read(
+    db_path: Path, embedder
+) -> None:
+    probe = _read_only_mount(db_path.parent, "true")
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount read-only here: {probe.stderr.strip()}")
+    with Memory(db_path, embedder=embedder) as m:
+        m.store("The read-only store still answers questions", kind="event")
+    assert not Path(f"{db_path}-wal").exists()
+
+    memento = [sys.executable, "-m", "memento.cli", "--db", str(db_path)]
+    listed = _read_only_mount(db_path.parent, *memento, "list")
+    found = _read_only_mount(db_path.parent, *memento, "search", "read-only store")
+    stored = _read_only_mount(db_path.parent, *memento, "store", "Something new")
+
+    assert listed.returncode == 0, listed.stderr
+    assert "The read-only store still answers questions" in listed.stdout
+    assert found.returncode == 0 and "still answers" in found.stdout, found.stderr
+    assert stored.returncode == 1
+    assert stored.stderr.strip() == (
+        f"Error: {db_path} is read-only: fix its permissions to store or forget memories"
+    )
+
+
+def test_start_on_a_directory_answers_the_handshake_and_says_why(
+    tmp_path: Path, mcp_connect
+) -> None:
+    import anyio
+
+    command = (sys.executable, "-m", "memento.cli", "start", "--db", str(tmp_path))
+
+    async def main() -> str:
+        async with mcp_connect(tmp_path / "unused.db", tmp_path / "server.log", command) as s:
+            result = await s.call_tool("memento_stats", {})
+            assert result.is_error
+            return result.content[0].text
+
+    message = anyio.run(main)
+    assert message.endswith(f"{tmp_path} is a directory: give the path of a database file")

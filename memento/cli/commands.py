@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..config import resolve_db_path
+from ..config import resolve_location
 from ..errors import InvalidInputError, MementoError
 from ..records import KINDS
 from ..textsafe import json_printable, printable
@@ -443,7 +443,9 @@ def start(ctx: click.Context, sub_db: Path | None, project_dir: Path | None) -> 
     from ..server import run  # the MCP SDK is only paid for here
 
     explicit = sub_db or ctx.find_root().params.get("db")
-    run(str(resolve_db_path(explicit)) if explicit else None, project=project_dir)
+    # A path or a URL as Memory takes it: one that cannot be opened (a directory, a URL) is
+    # reported on every tool call, after the handshake, like any other open failure.
+    run(str(resolve_location(explicit)) if explicit else None, project=project_dir)
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -10,6 +10,7 @@ Vectors are little-endian float32 BLOBs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import json
 import os
@@ -20,11 +21,12 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import apsw
 
 from ..dates import from_iso, to_iso, to_micros, utcnow
-from ..errors import DatabaseError, InvalidInputError, SchemaError
+from ..errors import DatabaseError, InvalidInputError
 from ..projects import GLOBAL, Project
 from ..recall import keyword_query
 from . import sqlite_index as index
@@ -86,9 +88,38 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
     if path.is_dir():
         raise DatabaseError(f"{path} is a directory: give the path of a database file")
     readonly = not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
-    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE
     try:
-        conn = apsw.Connection(str(path), flags=flags)
+        return _open(str(path), readonly)
+    except (apsw.CantOpenError, apsw.ReadOnlyError) as exc:
+        if not readonly or os.access(path.parent, os.W_OK) or _wal_pending(path):
+            raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    # A WAL database is read through a -shm file beside it, which a directory this process
+    # cannot write cannot hold: reads failed ("cannot open") though the file is readable.
+    # Without a pending -wal file there is nothing but the file itself to read, so it is
+    # opened immutable (no locks, no -shm). A writer with rights to the directory could
+    # still change it meanwhile; this reader would then see a stale snapshot or report the
+    # file as corrupt, never write.
+    try:
+        return _open(f"file:{quote(str(path))}?immutable=1", readonly=True, uri=True)
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+
+
+def _wal_pending(path: Path) -> bool:
+    try:
+        return os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        return False
+
+
+def _open(name: str, readonly: bool, uri: bool = False) -> apsw.Connection:
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE
+    if uri:
+        flags |= apsw.SQLITE_OPEN_URI
+    conn = apsw.Connection(name, flags=flags)
+    try:
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         conn.enable_load_extension(True)
         conn.load_extension(sqlite_vec_path())
@@ -96,23 +127,31 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
         # Look before touching: switching to WAL rewrites the header (bytes 18-19) of a file
         # that may be another application's, or a newer memento's. Those are refused as
         # they are, byte for byte.
-        try:
-            migrations.check_not_newer(migrations.current_version(conn))
-        except SchemaError:
-            conn.close()
-            raise
+        migrations.check_not_newer(migrations.current_version(conn))
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.execute(
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON"
         )
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except apsw.Error as exc:
-        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
+def describe_sqlite_error(
+    exc: BaseException, path: Path | str, system_errno: int | None = None
+) -> str:
+    """One line for a driver error; ``system_errno`` (the connection's last OS error) tells
+    apart write failures SQLite reports all alike as "disk I/O error"."""
+    if system_errno == errno.EFBIG:  # a write past `ulimit -f` (Python ignores SIGXFSZ)
+        return (
+            f"cannot write {path}: it reached the file-size limit of this process (ulimit -f): "
+            "raise the limit, or move the database where it may grow"
+        )
+    if system_errno == errno.ENOSPC:
+        return f"the disk holding {path} is full: free some space and retry"
     if isinstance(exc, apsw.NotADBError):
         return (
             f"{path} is not a SQLite database or is corrupt: restore it from a backup "
@@ -721,7 +760,11 @@ class SQLiteStore(Store):
         return transaction(self.conn, write=write)
 
     def describe_error(self, exc: BaseException) -> str:
-        return describe_sqlite_error(exc, self.path)
+        try:
+            system_errno = self.conn.system_errno
+        except apsw.Error:  # a closed connection
+            system_errno = None
+        return describe_sqlite_error(exc, self.path, system_errno)
 
     # ---- settings and vectors ------------------------------------------------------
 
