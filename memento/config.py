@@ -54,6 +54,23 @@ def resolve_location(location: str | os.PathLike[str] | None) -> str | Path:
     return resolve_db_path(location)
 
 
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parent, each 0700 whatever the umask: ``mkdir(mode=,
+    parents=True)`` gives the parents the default mode, and with umask 000 that was 0777.
+    Directories that already exist are left as they are."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process: not ours to change
+            continue
+        os.chmod(directory, 0o700)
+
+
 def bundled_model_dir() -> Path:
     """Where the bundled model lives: inside the installed package, or in a source checkout."""
     here = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@ import apsw
 import pytest
 from click.testing import CliRunner, Result
 
-from memento import Memory, cli
+from memento import DatabaseError, Memory, cli
 from memento.store.base import TOO_DEEP_KEY
 
 
@@ -197,3 +197,69 @@ def test_start_on_a_directory_answers_the_handshake_and_says_why(
 
     message = anyio.run(main)
     assert message.endswith(f"{tmp_path} is a directory: give the path of a database file")
+
+
+# ---- item 9: files and directories other users control -------------------------------------
+# Tests run as root, whom permission bits do not stop: they check what memento refuses, with
+# real modes and owners (os.chown to an unused uid stands for "another user").
+
+OTHER_UID = 54_321
+
+
+def _stored(db_path: Path, hash_embedder) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store("A private memory", kind="event")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.chmod(0o666), "is writable by other users (mode 0666): run `chmod 600"),
+        (lambda p: p.chmod(0o620), "is writable by other users (mode 0620)"),
+        (lambda p: os.chown(p, OTHER_UID, -1), f"belongs to another user (uid {OTHER_UID})"),
+        (lambda p: p.parent.chmod(0o1777), "is writable by other users (mode 1777)"),
+        (lambda p: p.parent.chmod(0o777), "is writable by other users (mode 0777)"),
+        (lambda p: os.chown(p.parent, OTHER_UID, -1), "belongs to another user"),
+        (lambda p: Path(f"{p}-wal").touch(mode=0o666) or os.chown(f"{p}-wal", OTHER_UID, -1),
+         "-wal belongs to another user"),
+    ],
+    ids=["file 0666", "file group-writable", "file of another user", "sticky /tmp-like dir",
+         "dir 0777", "dir of another user", "-wal of another user"],
+)
+def test_a_database_others_control_is_refused(
+    tmp_path: Path, hash_embedder, change, message: str
+) -> None:
+    db_path = tmp_path / "shared" / "memory.db"
+    _stored(db_path, hash_embedder)
+    change(db_path)
+
+    with pytest.raises(DatabaseError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Memory(db_path, embedder=hash_embedder)
+    result = _memento(db_path, "list")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_a_read_only_database_of_ones_own_is_used(
+    tmp_path: Path, hash_embedder
+) -> None:
+    db_path = tmp_path / "memory.db"
+    _stored(db_path, hash_embedder)
+    db_path.chmod(0o400)  # read-only, one's own: fine
+
+    assert _memento(db_path, "list").exit_code == 0
+
+
+def test_every_directory_memento_makes_is_private_whatever_the_umask(
+    tmp_path: Path, hash_embedder
+) -> None:
+    db_path = tmp_path / "a" / "b" / "c" / "memory.db"
+    old = os.umask(0)
+    try:
+        _stored(db_path, hash_embedder)
+    finally:
+        os.umask(old)
+
+    for directory in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+    assert db_path.stat().st_mode & 0o777 == 0o600

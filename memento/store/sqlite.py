@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import apsw
 
+from ..config import make_private_dirs
 from ..dates import from_iso, to_iso, to_micros, utcnow
 from ..errors import DatabaseError, InvalidInputError
 from ..projects import GLOBAL, Project
@@ -70,7 +71,7 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
             )
         if not path.parent.exists():
             try:
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                make_private_dirs(path.parent)
             except OSError as exc:
                 raise DatabaseError(
                     f"cannot create directory {path.parent} ({exc.strerror}): "
@@ -87,6 +88,7 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
             ) from None
     if path.is_dir():
         raise DatabaseError(f"{path} is a directory: give the path of a database file")
+    check_private(path)
     readonly = not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
     try:
         return _open(str(path), readonly)
@@ -105,6 +107,50 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
         return _open(f"file:{quote(str(path))}?immutable=1", readonly=True, uri=True)
     except apsw.Error as exc:
         raise DatabaseError(describe_sqlite_error(exc, path)) from None
+
+
+def check_private(path: Path) -> None:
+    """Refuse a database that other users could read through or change: the file (or its
+    -wal and -shm files, which hold recent writes) owned by another user or writable by
+    others, or a directory writable by others (sticky or not: another user could plant the
+    -wal and -shm files there first, owning them) or owned by another user than root. A
+    0666 file pre-created by another user in /tmp was used as is, and that user read
+    everything stored. Root may own a directory: it can read everything anyway."""
+    me = os.geteuid()
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return  # not even stat-able: opening it will say why
+        if info.st_uid != me:
+            raise DatabaseError(
+                f"{name} belongs to another user (uid {info.st_uid}), who can read or change "
+                "what you store: move it away, or choose another path with --db or "
+                "MEMENTO_PATH"
+            )
+        if info.st_mode & 0o022:
+            raise DatabaseError(
+                f"{name} is writable by other users (mode {info.st_mode & 0o7777:04o}): run "
+                f"`chmod 600 {name}`, or choose another path"
+            )
+    directory = path.parent
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return
+    if info.st_uid not in (me, 0):
+        raise DatabaseError(
+            f"directory {directory} belongs to another user (uid {info.st_uid}), who can "
+            "replace the database's files: keep the database in a directory of your own"
+        )
+    if info.st_mode & 0o022:
+        raise DatabaseError(
+            f"directory {directory} is writable by other users (mode "
+            f"{info.st_mode & 0o7777:04o}), who can plant or replace the database's files: "
+            f"run `chmod 700 {directory}`, or keep the database in a directory of your own"
+        )
 
 
 def _wal_pending(path: Path) -> bool:
