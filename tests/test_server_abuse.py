@@ -139,14 +139,46 @@ MALFORMED_LINES = [
     '{"id": 9, "method": "ping"}',
     '{"jsonrpc": "2.0", "method": "notifications/nonsense"}',
     "x" * 1_000_000,
-    # JSON that pydantic refuses though Python would read it: a lone surrogate, and 300
-    # levels of nesting (past the parser's depth limit).
-    '{"jsonrpc": "2.0", "id": 90, "method": "tools/call", "params": {"name": "memento_store",'
-    ' "arguments": {"content": "half \\ud800"}}}',
-    '{"jsonrpc": "2.0", "id": 91, "method": "tools/call", "params": {"name": "memento_store",'
-    ' "arguments": {"content": "deep", "metadata": ' + '{"a": ' * 300 + "{}" + "}" * 300
-    + "}}}",
 ]
+
+# JSON that pydantic refuses though Python reads it: lone surrogates anywhere, and nesting
+# past pydantic's depth limit (300) or Python's (3,000). The SDK dropped these without an
+# answer, and the client waited forever (issue 16, item 11): each gets an error naming the
+# field.
+UNREADABLE_REQUESTS = {
+    90: (
+        '{"jsonrpc": "2.0", "id": 90, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "half \\ud800"}}}',
+        -32602, "params.arguments.content is not valid Unicode",
+    ),
+    91: (
+        '{"jsonrpc": "2.0", "id": 91, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "deep", "metadata": '
+        + '{"a": ' * 300 + "{}" + "}" * 300 + "}}}",
+        -32602, "params.arguments.metadata ... is nested too deeply",
+    ),
+    92: (
+        '{"jsonrpc": "2.0", "id": 92, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "deep", "metadata": '
+        + '{"a": ' * 3000 + "{}" + "}" * 3000 + "}}}",
+        -32600, "the request is nested too deeply",
+    ),
+    93: (
+        '{"jsonrpc": "2.0", "id": 93, "method": "tools/call", "params": {"name": '
+        '"memento_recent", "arguments": {}, "_meta": {"progressToken": "\\udfff"}}}',
+        -32602, "params._meta.progressToken is not valid Unicode",
+    ),
+    94: (
+        '{"jsonrpc": "2.0", "id": 94, "method": "tools/call", "params": {"name": '
+        '"memento_\\ud800store", "arguments": {"content": "x"}}}',
+        -32602, "params.name is not valid Unicode",
+    ),
+    95: (
+        '{"jsonrpc": "2.0", "id": 95, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "x", "metadata": {"\\ud800": 1}}}}',
+        -32602, "a key in params.arguments.metadata is not valid Unicode",
+    ),
+}
 
 
 async def test_malformed_lines_are_dropped_and_the_server_keeps_serving(
@@ -157,13 +189,25 @@ async def test_malformed_lines_are_dropped_and_the_server_keeps_serving(
     await still_serving(server)
 
     # What the SDK does: a line it cannot read as a JSON-RPC message is dropped without an
-    # answer (even one with a readable id, such as 90 and 91), and the next request is
-    # answered. Should it ever answer them, the answer must be an error.
-    for request_id in (7, 8, 9, 90, 91):
+    # answer, and the next request is answered. Should it ever answer them, the answer
+    # must be an error.
+    for request_id in (7, 8, 9):
         late = server.answers.pop(request_id, None)
         assert late is None or "error" in late or late["result"].get("isError"), late
     listed = await server.call("memento_recent", limit=5)
     assert listed["structuredContent"]["count"] == 0  # nothing was stored by any of them
+
+
+async def test_every_request_python_can_read_gets_an_answer(server: RawServer) -> None:
+    for line, _, _ in UNREADABLE_REQUESTS.values():
+        await server.send(line)
+
+    for request_id, (_, code, message) in UNREADABLE_REQUESTS.items():
+        answer = await server.answer(request_id)
+        assert answer["error"]["code"] == code, answer
+        assert answer["error"]["message"].startswith(message), answer
+    await still_serving(server)
+    assert (await server.call("memento_recent", limit=5))["structuredContent"]["count"] == 0
 
 
 async def test_unknown_method_gets_method_not_found(server: RawServer) -> None:

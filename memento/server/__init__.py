@@ -319,7 +319,11 @@ def run(db_path: str | None = None, project: str | os.PathLike[str] | None = Non
             file=sys.stderr,
             flush=True,
         )
-    server.run("stdio")
+    import anyio
+
+    from .stdio import serve  # the SDK's stdio transport, with every request answered
+
+    anyio.run(serve, server)
 
 
 def _stop_on_signals(server: _Server) -> None:
