@@ -13,11 +13,13 @@ that is not JSON, or has no id, has nothing to answer to).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
 from io import TextIOWrapper
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import mcp_types as types
@@ -137,17 +139,17 @@ def _error(request_id: Any, code: int, text: str) -> dict[str, Any]:
 
 
 class _Screened:
-    """stdin as lines for the SDK's reader, minus the requests answered here."""
+    """The wire (``stdin``) as lines for the SDK's reader, minus the requests answered
+    here."""
 
-    def __init__(self) -> None:
+    def __init__(self, wire: BinaryIO) -> None:
+        self.wire = wire
         self.answers: anyio.abc.ObjectSendStream[SessionMessage] | None = None
         self.ready = anyio.Event()
 
     async def lines(self) -> AsyncIterator[str]:
         # As the SDK reads stdin: UTF-8, undecodable bytes replaced.
-        source = anyio.wrap_file(
-            TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-        )
+        source = anyio.wrap_file(TextIOWrapper(self.wire, encoding="utf-8", errors="replace"))
         async for line in source:
             answer = screen(line)
             if answer is None:
@@ -161,9 +163,34 @@ class _Screened:
 
 async def serve(server: MCPServer[Any]) -> None:
     """Serve ``server`` over stdin and stdout until the client closes stdin."""
-    screened = _Screened()
-    async with stdio_server(stdin=screened.lines()) as (read_stream, write_stream):  # type: ignore[arg-type]
-        screened.answers = write_stream
-        screened.ready.set()
-        lowlevel = server._lowlevel_server
-        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+    with _claimed_stdin() as wire:
+        screened = _Screened(wire)
+        async with stdio_server(stdin=screened.lines()) as (read_stream, write_stream):  # type: ignore[arg-type]
+            screened.answers = write_stream
+            screened.ready.set()
+            lowlevel = server._lowlevel_server
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+@contextmanager
+def _claimed_stdin() -> Iterator[BinaryIO]:
+    """The wire on a private descriptor, and fd 0 on the null device while serving, as the
+    SDK's transport does for the stdin it reads itself (explicit streams skip that): a
+    child process or a stray read then meets EOF rather than eating protocol lines."""
+    try:
+        private = os.dup(0)
+    except OSError:  # no usable fd 0: read what sys.stdin has
+        yield sys.stdin.buffer
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(null, 0)
+    finally:
+        os.close(null)
+    # closefd=False: the reading worker thread may still block on it after serving ends.
+    wire = os.fdopen(private, "rb", closefd=False)
+    try:
+        yield wire
+    finally:
+        with suppress(OSError):
+            os.dup2(private, 0)
