@@ -148,8 +148,8 @@ class StoredMemory(MemoryItem):
 # carries. One memory at both limits (100,000 characters of content and of metadata) fits
 # whole; past it, the memory that crosses the line is cut with a marker and the rest are
 # left out, counted in ``omitted``. Without it, 400 queries matching one 200 KB memory made
-# a 158 MB answer. The result goes out twice (structured content and the text block), so
-# this is about half of what one answer can carry.
+# a 158 MB answer. An answer carries the text twice (structured content and the text block),
+# so it stays under ~400,000 characters of memories plus their ids and dates.
 MAX_RESULT_CHARS = 200_000
 OMITTED = Field(
     default=None,
@@ -186,15 +186,21 @@ class Budget:
         if size <= self.left:
             self.left -= size
             return memory
+        # The content keeps at least half of what is left; metadata that would take more
+        # is left out whole (cut JSON would not be JSON).
+        notes = []
         changes: dict[str, Any] = {}
-        note = ""
         if meta > self.left // 2:
-            changes["metadata"], meta, note = None, 0, ", and its metadata"
-        room = max(self.left - meta, 0)
-        cut = len(memory.content) - room
+            notes.append(f"its metadata ({meta:,} characters)")
+            changes["metadata"], meta = None, 0
+        room = self.left - meta
+        content = memory.content
+        if len(content) > room:
+            notes.insert(0, f"{len(content) - room:,} more characters")
+            content = content[:room]
         changes["content"] = (
-            f"{memory.content[:room]} [... {cut:,} more characters{note} left out: "
-            f"answers carry at most {MAX_RESULT_CHARS:,}]"
+            f"{content} [... {' and '.join(notes)} left out: an answer carries at most "
+            f"{MAX_RESULT_CHARS:,} characters of memories]"
         )
         self.left = 0
         return memory.model_copy(update=changes)
