@@ -263,3 +263,17 @@ def test_every_directory_memento_makes_is_private_whatever_the_umask(
     for directory in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
         assert directory.stat().st_mode & 0o777 == 0o700, directory
     assert db_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_export_line_too_deep_to_read_is_one_line_error(tmp_path: Path) -> None:
+    backup = tmp_path / "backup.jsonl"
+    line = {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "content": "x", "metadata": "@"}
+    backup.write_text(json.dumps(line).replace('"@"', _nested_json(3000)) + "\n")
+
+    result = _memento(tmp_path / "new.db", "import_data", str(backup))
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: line 1: nested too deeply to read (metadata may nest at most 32 levels); "
+        "nothing was imported\n"
+    )

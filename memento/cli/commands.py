@@ -16,7 +16,7 @@ from ..config import resolve_location
 from ..errors import InvalidInputError, MementoError
 from ..records import KINDS
 from ..textsafe import json_printable, printable
-from ..validate import MAX_LIMIT, MAX_RECALL_LIMIT
+from ..validate import MAX_LIMIT, MAX_METADATA_DEPTH, MAX_RECALL_LIMIT
 from .base import (
     _human_size,
     _one_line,
@@ -544,6 +544,11 @@ def _read_jsonl(name: str) -> tuple[list[Any], list[str]]:
         except ValueError as exc:
             raise InvalidInputError(
                 f"line {n}: not valid JSON ({exc.msg}); nothing was imported"
+            ) from None
+        except RecursionError:  # past Python's parser: far past the metadata depth limit
+            raise InvalidInputError(
+                f"line {n}: nested too deeply to read (metadata may nest at most "
+                f"{MAX_METADATA_DEPTH} levels); nothing was imported"
             ) from None
         labels.append(f"line {n}")
     return records, labels
