@@ -16,16 +16,26 @@ BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 
 
 def default_db_path() -> Path:
-    """The database path from ``MEMENTO_PATH``, else the XDG data directory."""
+    """The database path from ``MEMENTO_PATH``, else the XDG data directory (also when
+    ``MEMENTO_PATH`` holds a URL: that is no file path, and logs still need a directory)."""
+    from .store import is_url
+
     env = os.environ.get("MEMENTO_PATH")
-    if env:
+    if env and not is_url(env.strip()):
         return Path(env).expanduser()
     data_home = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
     return Path(data_home).expanduser() / "memento" / "memory.db"
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
-    """An explicit path (``~`` expanded) or the default one, made absolute."""
+    """An explicit path (``~`` expanded) or the default one, made absolute. A URL (given,
+    or in ``MEMENTO_PATH``) is refused: read as a path, ``postgresql://user:pw@host/db``
+    created ``./postgresql:/user:pw@host/db``, the password in a directory name."""
+    from .store import is_url, url_refused
+
+    text = os.fspath(path) if path not in (None, "") else os.environ.get("MEMENTO_PATH", "")
+    if isinstance(text, str) and is_url(text.strip()):
+        raise url_refused(text.strip())
     chosen = Path(path).expanduser() if path not in (None, "") else default_db_path()
     return chosen.absolute()
 
@@ -42,6 +52,23 @@ def resolve_location(location: str | os.PathLike[str] | None) -> str | Path:
     elif isinstance(location, str) and is_url(location):
         return location
     return resolve_db_path(location)
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parent, each 0700 whatever the umask: ``mkdir(mode=,
+    parents=True)`` gives the parents the default mode, and with umask 000 that was 0777.
+    Directories that already exist are left as they are."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process: not ours to change
+            continue
+        os.chmod(directory, 0o700)
 
 
 def bundled_model_dir() -> Path:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import bundled_model_dir, embedding_model_spec
+from .config import bundled_model_dir, embedding_model_spec, make_private_dirs
 from .errors import ModelError
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def cache_dir() -> Path | None:
     base = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
     path = base / "memento"
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(path)
     except OSError:
         return None
     return path
@@ -341,7 +341,7 @@ def _build_cached_session(ort: Any, model: Path, slot: Path, threads: int) -> An
     """Build the session from ``model`` and save its optimised graph as ``slot``; None if
     that cannot be done (the caller then builds without saving)."""
     try:
-        slot.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(slot.parent)
         build = Path(tempfile.mkdtemp(prefix=".build-", dir=slot.parent))  # 0700
     except OSError:
         return None

@@ -725,10 +725,8 @@ class Memory:
     ) -> list[list[MemoryRecord]]:
         """:meth:`recall` for several queries in one call (one result list per query);
         ``min_score`` is a bar on each result's ``relevance``, as in :meth:`recall`."""
-        if isinstance(queries, str) or not isinstance(queries, Sequence):
-            raise InvalidInputError("recall_many takes a list of query strings")
-        texts = [validate.query(q) for q in queries]
-        limit = validate.limit(limit)
+        texts = validate.queries(queries)
+        limit = validate.limit(limit, maximum=validate.MAX_RECALL_LIMIT)
         threshold = validate.min_score(min_score)
         filters = self._filters(
             kind, subject_key_prefix, since, until, include_archived, all_projects

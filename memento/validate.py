@@ -15,7 +15,22 @@ from .records import KINDS
 
 MAX_CONTENT_CHARS = 100_000
 MAX_SUBJECT_KEY_CHARS = 256
+# Results per listing call (list, recent, browse): a whole small store in one page.
 MAX_LIMIT = 1000
+# Results per recall query: recall pools max(50, 2 * limit) candidates and assesses them
+# one by one, so its cost grows with limit; nobody reads past the first hundred answers to
+# one question (the hooks use 12, the tools default to 10).
+MAX_RECALL_LIMIT = 100
+# Queries per recall_many call: each is embedded and searched (~20 ms each here), and its
+# results are held until the call returns. 1,000 queries used to be accepted: 400 queries
+# matching one 200 KB memory made a 158 MB MCP answer. An agent's batch of questions is a
+# handful; 20 bounds one call to 2,000 results.
+MAX_QUERIES = 20
+# Metadata nests at most this many objects and lists deep (the object itself is level 1).
+# Real metadata is shallow (the importers write 2 levels); Python's json, copy and the
+# redaction walk recurse once or more per level against a recursion limit of 1,000, so a
+# memory nested 495 levels was stored and then broke every export. 32 is far from both.
+MAX_METADATA_DEPTH = 32
 
 
 def _check_text(value: str, name: str) -> None:
@@ -125,6 +140,7 @@ def metadata(value: object) -> dict[str, Any]:
         raise InvalidInputError(
             f"metadata must be a JSON object (a dict), got {type(value).__name__}"
         )
+    _check_tree(value)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
@@ -132,14 +148,62 @@ def metadata(value: object) -> dict[str, Any]:
             f"metadata is not JSON-serialisable ({exc}): use strings, numbers, booleans, "
             "lists and objects"
         ) from None
-    except RecursionError:  # nested (or self-referencing) past Python's recursion limit
+    except RecursionError:  # unreachable after _check_tree; kept for a self-reference
         raise InvalidInputError(
-            "metadata is nested too deeply: keep it to a few levels of objects and lists"
+            f"metadata is nested too deeply: keep it within {MAX_METADATA_DEPTH} levels"
         ) from None
-    _check_text(text, "metadata")
     if len(text) > MAX_CONTENT_CHARS:
         raise InvalidInputError(f"metadata is over {MAX_CONTENT_CHARS:,} characters as JSON")
     return json.loads(text)
+
+
+def json_depth(value: object, stop: int = MAX_METADATA_DEPTH + 1) -> int:
+    """How many objects and lists deep ``value`` nests (a scalar is 0), counted without
+    recursion; counting stops at ``stop``."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, depth)
+        if deepest >= stop:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _check_tree(value: dict[str, Any]) -> None:
+    """Metadata's nesting depth, and every key and text value (the rule content follows:
+    no NUL, no lone surrogate), checked without recursion. A walk that meets more values
+    than fit in MAX_CONTENT_CHARS of JSON (one character each at least) stops: the same
+    list referenced a thousand times at every level would otherwise never end."""
+    stack: list[tuple[object, int, str]] = [(value, 1, "metadata")]
+    seen = 0
+    while stack:
+        item, depth, where = stack.pop()
+        seen += 1
+        if seen > MAX_CONTENT_CHARS:
+            raise InvalidInputError(f"metadata is over {MAX_CONTENT_CHARS:,} characters as JSON")
+        if isinstance(item, str):
+            _check_text(item, where)
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidInputError(
+                f"metadata is nested too deeply (over {MAX_METADATA_DEPTH} levels, at "
+                f"{where[:60]}...): flatten it"
+            )
+        if isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{where}.{key}"[:200] if isinstance(key, str) else where
+                if isinstance(key, str):
+                    _check_text(key, f"{where} key {key[:40]!r}")
+                stack.append((child, depth + 1, name))
+        else:
+            stack.extend((child, depth + 1, f"{where}[{n}]") for n, child in enumerate(item))
 
 
 def source(value: object) -> str:
@@ -149,14 +213,26 @@ def source(value: object) -> str:
     return value.strip()[:100]
 
 
-def limit(value: object, name: str = "limit") -> int:
+def limit(value: object, name: str = "limit", maximum: int = MAX_LIMIT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(
-            f"{name} must be a whole number between 1 and {MAX_LIMIT}, got {value!r}"
+            f"{name} must be a whole number between 1 and {maximum}, got {str(value)[:40]!r}"
         )
-    if not 1 <= value <= MAX_LIMIT:
-        raise InvalidInputError(f"{name} must be between 1 and {MAX_LIMIT}, got {value}")
+    if not 1 <= value <= maximum:
+        raise InvalidInputError(f"{name} must be between 1 and {maximum}, got {value}")
     return value
+
+
+def queries(value: object) -> list[str]:
+    """The queries of one recall_many call: a list of 1 to MAX_QUERIES query strings."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise InvalidInputError("recall_many takes a list of query strings")
+    if len(value) > MAX_QUERIES:
+        raise InvalidInputError(
+            f"{len(value):,} queries in one call, over the limit of {MAX_QUERIES}: "
+            "split them into several calls"
+        )
+    return [query(q) for q in value]
 
 
 def query(value: object) -> str:

@@ -41,6 +41,16 @@ for _ in range(5000):
     DEEP = {"a": DEEP}
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+DEEP_32, DEEP_33, DEEP_495 = _nested(32), _nested(33), _nested(495)
+
+
 def _id(head: str, tail: str) -> str:
     return f"{head}{'0' * (26 - len(head) - len(tail))}{tail}"
 
@@ -206,6 +216,26 @@ CASES: dict[str, Case] = {
     "metadata nested 5000 deep": Case(
         "store", {"content": "x", "metadata": DEEP}, "nested too deeply", faces=(API,)
     ),
+    # One limit for every face (issue 16, item 5): 495 levels were stored, then broke export.
+    "metadata nested 33 deep": Case(
+        "store", {"content": "x", "metadata": DEEP_33}, "nested too deeply (over 32 levels",
+        faces=(API, MCP),
+    ),
+    "metadata nested 495 deep": Case(
+        "store", {"content": "x", "metadata": DEEP_495}, "nested too deeply", faces=(API,)
+    ),
+    "metadata nested 32 deep": Case(
+        "store",
+        {"content": "Metadata exactly at the depth limit", "metadata": DEEP_32},
+        check=lambda result, after: (
+            after[result["id"]]["metadata"] == DEEP_32 or pytest.fail("metadata changed")
+        ),
+        faces=(API, MCP),
+    ),
+    # NUL is refused in metadata as in content (issue 16, item 12).
+    "metadata value with NUL": Case(
+        "store", {"content": "x", "metadata": {"note": "a\x00b"}}, "contains a NUL character"
+    ),
     "metadata not an object": Case(
         "store", {"content": "x", "metadata": ["a"]}, "must be a JSON object",
         cli_args=("store", "x", "--meta", "novalue"), cli_error="usage",
@@ -298,8 +328,13 @@ CASES: dict[str, Case] = {
     "limit negative": Case("recent", {"limit": -5}, "between 1 and 1000", cli_error="usage"),
     "limit over 1000": Case("recent", {"limit": 1001}, "between 1 and 1000", cli_error="usage"),
     "limit huge": Case(
-        "recall", {"query": "x", "limit": 10**12}, "between 1 and 1000", cli_error="usage"
+        "recall", {"query": "x", "limit": 10**12}, "between 1 and 100", cli_error="usage"
     ),
+    # Results per recall query are capped lower than per listing (issue 16, item 10).
+    "recall limit over 100": Case(
+        "recall", {"query": "x", "limit": 101}, "between 1 and 100,", cli_error="usage"
+    ),
+    "recall limit 100": Case("recall", {"query": "staging", "limit": 100}, check=any_list),
     "limit 1000": Case("recent", {"limit": 1000}, check=any_list),
     "kind filter invalid": Case(
         "recall", {"query": "x", "kind": "opinion"}, "is not valid", cli_error="usage"

@@ -206,3 +206,31 @@ def test_cli_import_detects_and_dry_runs(
     forced = runner.invoke(cli.cli, ["--db", str(db_path), "import", str(service_file),
                                      "--from", "mcp-memory-json"])
     assert forced.exit_code == 1 and "not UTF-8 text" in forced.stderr
+
+
+@pytest.mark.parametrize("table", ["memories", 'mem"ories'])
+def test_pmb_reads_an_odd_table_name_and_keeps_unreadable_numbers_as_text(
+    memory: Memory, tmp_path: Path, table: str
+) -> None:
+    # Issue 16, item 13: a table named mem"ories crashed the reader; one 9e999 (read by
+    # SQLite as infinity, which JSON cannot hold) in a column memento does not map refused
+    # the whole import.
+    path = tmp_path / "odd.db"
+    conn = sqlite3.connect(path)
+    quoted = '"' + table.replace('"', '""') + '"'
+    conn.execute(f"CREATE TABLE {quoted} (text TEXT, reading REAL)")
+    conn.executemany(
+        f"INSERT INTO {quoted} VALUES (?, ?)",
+        [("The sensor saturated during the run", 9e999), ("The sensor read 21.5 C", 21.5)],
+    )
+    conn.commit()
+    conn.close()
+
+    result = import_pmb(memory, path)
+
+    assert result.added == 2, result.skipped
+    readings = {r.content: r.metadata["pmb"]["reading"] for r in memory.recent(limit=5)}
+    assert readings == {
+        "The sensor saturated during the run": "inf",
+        "The sensor read 21.5 C": 21.5,
+    }

@@ -338,7 +338,7 @@ WRONG_ARGUMENTS = {
     "limit a word": (
         "memento_recall",
         {"query": "x", "limit": "many"},
-        "send a whole number from 1 to 1000",
+        "send a whole number from 1 to 100 (",  # results per recall query (validate)
     ),
 }
 

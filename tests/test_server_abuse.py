@@ -35,6 +35,7 @@ class RawServer:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.answers: dict[Any, dict[str, Any]] = {}
+        self.sizes: dict[Any, int] = {}  # bytes of each answer's line, by id
         self.next_id = 1000
 
     async def send(self, line: str | dict[str, Any]) -> None:
@@ -51,6 +52,7 @@ class RawServer:
             assert line, f"server closed stdout (exit code {self.process.returncode})"
             message = json.loads(line)
             self.answers[message.get("id")] = message
+            self.sizes[message.get("id")] = len(line)
         return self.answers.pop(request_id)
 
     async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -137,14 +139,46 @@ MALFORMED_LINES = [
     '{"id": 9, "method": "ping"}',
     '{"jsonrpc": "2.0", "method": "notifications/nonsense"}',
     "x" * 1_000_000,
-    # JSON that pydantic refuses though Python would read it: a lone surrogate, and 300
-    # levels of nesting (past the parser's depth limit).
-    '{"jsonrpc": "2.0", "id": 90, "method": "tools/call", "params": {"name": "memento_store",'
-    ' "arguments": {"content": "half \\ud800"}}}',
-    '{"jsonrpc": "2.0", "id": 91, "method": "tools/call", "params": {"name": "memento_store",'
-    ' "arguments": {"content": "deep", "metadata": ' + '{"a": ' * 300 + "{}" + "}" * 300
-    + "}}}",
 ]
+
+# JSON that pydantic refuses though Python reads it: lone surrogates anywhere, and nesting
+# past pydantic's depth limit (300) or Python's (3,000). The SDK dropped these without an
+# answer, and the client waited forever (issue 16, item 11): each gets an error naming the
+# field.
+UNREADABLE_REQUESTS = {
+    90: (
+        '{"jsonrpc": "2.0", "id": 90, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "half \\ud800"}}}',
+        -32602, "params.arguments.content is not valid Unicode",
+    ),
+    91: (
+        '{"jsonrpc": "2.0", "id": 91, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "deep", "metadata": '
+        + '{"a": ' * 300 + "{}" + "}" * 300 + "}}}",
+        -32602, "params.arguments.metadata ... is nested too deeply",
+    ),
+    92: (
+        '{"jsonrpc": "2.0", "id": 92, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "deep", "metadata": '
+        + '{"a": ' * 3000 + "{}" + "}" * 3000 + "}}}",
+        -32600, "the request is nested too deeply",
+    ),
+    93: (
+        '{"jsonrpc": "2.0", "id": 93, "method": "tools/call", "params": {"name": '
+        '"memento_recent", "arguments": {}, "_meta": {"progressToken": "\\udfff"}}}',
+        -32602, "params._meta.progressToken is not valid Unicode",
+    ),
+    94: (
+        '{"jsonrpc": "2.0", "id": 94, "method": "tools/call", "params": {"name": '
+        '"memento_\\ud800store", "arguments": {"content": "x"}}}',
+        -32602, "params.name is not valid Unicode",
+    ),
+    95: (
+        '{"jsonrpc": "2.0", "id": 95, "method": "tools/call", "params": {"name": '
+        '"memento_store", "arguments": {"content": "x", "metadata": {"\\ud800": 1}}}}',
+        -32602, "a key in params.arguments.metadata is not valid Unicode",
+    ),
+}
 
 
 async def test_malformed_lines_are_dropped_and_the_server_keeps_serving(
@@ -155,13 +189,25 @@ async def test_malformed_lines_are_dropped_and_the_server_keeps_serving(
     await still_serving(server)
 
     # What the SDK does: a line it cannot read as a JSON-RPC message is dropped without an
-    # answer (even one with a readable id, such as 90 and 91), and the next request is
-    # answered. Should it ever answer them, the answer must be an error.
-    for request_id in (7, 8, 9, 90, 91):
+    # answer, and the next request is answered. Should it ever answer them, the answer
+    # must be an error.
+    for request_id in (7, 8, 9):
         late = server.answers.pop(request_id, None)
         assert late is None or "error" in late or late["result"].get("isError"), late
     listed = await server.call("memento_recent", limit=5)
     assert listed["structuredContent"]["count"] == 0  # nothing was stored by any of them
+
+
+async def test_every_request_python_can_read_gets_an_answer(server: RawServer) -> None:
+    for line, _, _ in UNREADABLE_REQUESTS.values():
+        await server.send(line)
+
+    for request_id, (_, code, message) in UNREADABLE_REQUESTS.items():
+        answer = await server.answer(request_id)
+        assert answer["error"]["code"] == code, answer
+        assert answer["error"]["message"].startswith(message), answer
+    await still_serving(server)
+    assert (await server.call("memento_recent", limit=5))["structuredContent"]["count"] == 0
 
 
 async def test_unknown_method_gets_method_not_found(server: RawServer) -> None:
@@ -209,6 +255,17 @@ WRONG_TYPES = [
     ("memento_update", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "importance": "high"}, "importance"),
     ("memento_recent", {"limit": -1}, "between 1 and 1000"),
     ("memento_browse", {"subject_key_prefix": 3}, "subject_key_prefix"),
+    # One strict rule for every face (issue 16, item 12): what the API refuses, MCP refuses.
+    ("memento_store", {"content": "x", "importance": True}, "importance"),
+    ("memento_store_many", {"items": [{"content": "x", "importance": True}]}, "importance"),
+    ("memento_update", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "importance": False}, "importance"),
+    ("memento_recall", {"query": "x", "limit": "5"}, "limit"),
+    ("memento_recent", {"limit": True}, "limit"),
+    ("memento_forget", {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "hard": 1}, "hard"),
+    ("memento_store", {"content": "x", "importanse": 0.9}, "importanse is not an argument"),
+    ("memento_recall", {"query": "x", "top_k": 3}, "top_k is not an argument"),
+    ("memento_store", {"content": "x", "metadata": {"note": "a\x00b"}}, "metadata.note"),
+    ("memento_store", {"content": "x", "metadata": {"k\x00": 1}}, "NUL"),
 ]
 
 
@@ -221,6 +278,19 @@ async def test_wrong_argument_types_are_error_results(server: RawServer) -> None
 
     assert (await server.call("memento_stats"))["structuredContent"] == before
     await still_serving(server)
+
+
+async def test_a_whole_number_written_as_a_float_is_a_limit(server: RawServer) -> None:
+    # JSON Schema counts 5.0 as an integer; only "5", true and 2.5 are refused.
+    result = await server.call("memento_recent", limit=5.0)
+
+    assert result.get("isError") is not True, result
+
+
+async def test_the_published_schemas_forbid_unknown_arguments(server: RawServer) -> None:
+    tools = (await server.request("tools/list"))["result"]["tools"]
+
+    assert tools and all(t["inputSchema"]["additionalProperties"] is False for t in tools)
 
 
 async def test_a_thousand_rapid_calls_stay_bounded(server: RawServer) -> None:
@@ -264,3 +334,41 @@ async def test_a_thousand_rapid_calls_stay_bounded(server: RawServer) -> None:
     await still_serving(server)
     recalled = await server.call("memento_recall", query="rapid-fire memory number 7", limit=1)
     assert recalled["structuredContent"]["memories"][0]["content"] == "Rapid-fire memory number 7"
+
+
+# ---- the cost of one call (issue 16, item 10) --------------------------------------------
+
+
+async def test_one_call_has_bounded_work_and_a_bounded_answer(server: RawServer) -> None:
+    big = "é" * 99_000  # 198 KB of UTF-8, near the content limit
+    await server.call(
+        "memento_store_many",
+        items=[{"content": f"Bulky memory {n} {big}", "kind": "event"} for n in range(4)],
+    )
+
+    too_many = await server.call("memento_recall_many", queries=["bulky"] * 21)
+    assert "21 queries in one call, over the limit of 20" in error_text(too_many)
+    too_deep = await server.call("memento_recall", query="bulky", limit=101)
+    assert "between 1 and 100" in error_text(too_deep)
+
+    # 20 queries x 4 bulky memories: 16 MB of memory text, twice, without a cap.
+    answer = await server.request(
+        "tools/call",
+        {"name": "memento_recall_many", "arguments": {"queries": ["bulky memory"] * 20,
+                                                      "limit": 100}},
+    )
+    assert server.sizes[server.next_id] < 1_500_000
+    results = answer["result"]["structuredContent"]["results"]
+    assert len(results) == 20
+    shown = sum(r["count"] for r in results)
+    left_out = sum(r.get("omitted", 0) for r in results)
+    assert shown >= 1 and left_out >= 1 and shown + left_out >= 20 * 4
+    assert "left out" in answer["result"]["content"][0]["text"]
+    assert any("more characters left out" in m["content"] for r in results for m in r["memories"])
+
+    listed = await server.request(
+        "tools/call", {"name": "memento_recent", "arguments": {"limit": 1000}}
+    )
+    assert server.sizes[server.next_id] < 1_500_000
+    assert listed["result"]["structuredContent"]["omitted"] >= 1
+    await still_serving(server)

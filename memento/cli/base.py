@@ -79,13 +79,25 @@ def _one_line(text: str) -> str:
 # ---- opening the database ------------------------------------------------------------
 
 
+class DbPath(click.Path):
+    """A database path, or a URL kept as text (a Path would fold ``//`` and hide it) for
+    :func:`resolve_db_path` to refuse in one line."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..store import is_url
+
+        if isinstance(value, str) and is_url(value.strip()):
+            return value.strip()
+        return super().convert(value, param, ctx)
+
+
 def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
     """``--db PATH`` on a subcommand, for ``memento list --db x.db`` as well as
     ``memento --db x.db list``."""
     return click.option(
         "--db",
         "sub_db",
-        type=click.Path(path_type=Path),
+        type=DbPath(path_type=Path),
         help="Database file (default: --db of memento, MEMENTO_PATH, or "
         "~/.local/share/memento/memory.db).",
     )(function)
@@ -250,7 +262,7 @@ def confirm(message: str, yes: bool) -> None:
 @click.group(cls=MementoGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--db",
-    type=click.Path(path_type=Path),
+    type=DbPath(path_type=Path),
     envvar="MEMENTO_PATH",
     show_envvar=True,
     help="Database file (default: ~/.local/share/memento/memory.db).",

@@ -12,10 +12,11 @@ from typing import Any
 
 import click
 
-from ..config import resolve_db_path
+from ..config import resolve_location
 from ..errors import InvalidInputError, MementoError
 from ..records import KINDS
 from ..textsafe import json_printable, printable
+from ..validate import MAX_LIMIT, MAX_METADATA_DEPTH, MAX_RECALL_LIMIT
 from .base import (
     _human_size,
     _one_line,
@@ -159,11 +160,11 @@ def _kind_option(help_text: str) -> Callable[..., Any]:
     )
 
 
-def _limit_option(default: int) -> Callable[..., Any]:
+def _limit_option(default: int, maximum: int = MAX_LIMIT) -> Callable[..., Any]:
     return click.option(
         "--limit",
         "-n",
-        type=click.IntRange(1, 1000),
+        type=click.IntRange(1, maximum),
         default=default,
         show_default=True,
         help="How many memories at most.",
@@ -271,7 +272,7 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 
 @cli.command()
 @click.argument("query")
-@_limit_option(10)
+@_limit_option(10, MAX_RECALL_LIMIT)
 @_kind_option("Only this kind.")
 @_prefix
 @_since
@@ -443,7 +444,9 @@ def start(ctx: click.Context, sub_db: Path | None, project_dir: Path | None) -> 
     from ..server import run  # the MCP SDK is only paid for here
 
     explicit = sub_db or ctx.find_root().params.get("db")
-    run(str(resolve_db_path(explicit)) if explicit else None, project=project_dir)
+    # A path or a URL as Memory takes it: one that cannot be opened (a directory, a URL) is
+    # reported on every tool call, after the handshake, like any other open failure.
+    run(str(resolve_location(explicit)) if explicit else None, project=project_dir)
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -542,6 +545,11 @@ def _read_jsonl(name: str) -> tuple[list[Any], list[str]]:
         except ValueError as exc:
             raise InvalidInputError(
                 f"line {n}: not valid JSON ({exc.msg}); nothing was imported"
+            ) from None
+        except RecursionError:  # past Python's parser: far past the metadata depth limit
+            raise InvalidInputError(
+                f"line {n}: nested too deeply to read (metadata may nest at most "
+                f"{MAX_METADATA_DEPTH} levels); nothing was imported"
             ) from None
         labels.append(f"line {n}")
     return records, labels

@@ -265,8 +265,14 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def quote_identifier(name: str) -> str:
+    """``name`` as an SQL identifier: in double quotes, each double quote doubled (a table
+    named ``mem"ories`` broke the import)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(table)})")]
 
 
 def first_present(columns: list[str], candidates: tuple[str, ...]) -> str | None:

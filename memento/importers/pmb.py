@@ -24,6 +24,7 @@ Columns that are not mapped are kept in ``metadata["pmb"]``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from .common import (
     parse_json_object,
     parse_tags,
     parse_time,
+    quote_identifier,
     record,
     stable_id,
     table_columns,
@@ -113,7 +115,7 @@ def read_pmb(path: Path) -> ImportResult:
         mapped = {c for c in pick.values() if c} | {
             c for c in columns if c.lower() in IGNORED
         }
-        for n, row in enumerate(conn.execute(f'SELECT * FROM "{table}"'), 1):
+        for n, row in enumerate(conn.execute(f"SELECT * FROM {quote_identifier(table)}"), 1):
             _add_row(result, dict(row), pick, mapped, f"{table} row {n}")
     finally:
         conn.close()
@@ -143,7 +145,7 @@ def _add_row(
     if original_kind:
         metadata["original_kind"] = original_kind
     extra = {k: v for k, v in row.items() if k not in mapped and v is not None}
-    extra = {k: v for k, v in extra.items() if not isinstance(v, bytes)}
+    extra = {k: _json_value(v) for k, v in extra.items() if not isinstance(v, bytes)}
     if extra:
         metadata["pmb"] = extra
     created = parse_time(get("created"))
@@ -166,6 +168,14 @@ def _add_row(
         )
     )
     result.labels.append(label)
+
+
+def _json_value(value: Any) -> Any:
+    """A column value JSON can carry: SQLite reads ``9e999`` as infinity, which no JSON
+    holds (one such value used to refuse the whole import); it is kept as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def _memento_id(value: object) -> str | None:

@@ -32,7 +32,7 @@ from typing import Annotated, Any
 from mcp.server.context import CallNext, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from .. import __version__
 from ..config import default_db_path
@@ -228,6 +228,7 @@ def create_server(
     server.memento_memory = lambda: state.memory if state is not None else None
     for fn, hints in TOOLS:
         server.add_tool(tool(fn), annotations=hints, structured_output=True)
+        _strict_arguments(server, fn.__name__)
 
     def block(topic: str | None) -> str:
         if state is None or state.memory is None:
@@ -274,6 +275,25 @@ def create_server(
     return server
 
 
+def _strict_arguments(server: MCPServer[State], name: str) -> None:
+    """Validate a tool's arguments strictly, as the API does: the SDK's arguments model
+    coerces (``importance: true`` became 1.0, ``limit: "5"`` became 5) and ignores unknown
+    arguments. Strict, ``true`` is not a number, ``"5"`` is not a whole number, and an
+    unknown argument is an error naming it (``additionalProperties: false`` in the
+    published schema says so up front). A JSON list or object sent as a string is still
+    read (the SDK parses those before validation: some clients send them so)."""
+    found = server._tool_manager.get_tool(name)
+    assert found is not None
+    loose = found.fn_metadata.arg_model
+    strict = type(
+        loose.__name__,
+        (loose,),
+        {"model_config": ConfigDict(strict=True, extra="forbid"), "__module__": __name__},
+    )
+    found.fn_metadata.arg_model = strict
+    found.parameters = strict.model_json_schema(by_alias=True)
+
+
 def _working_directory_project() -> Project | None:
     try:
         return find_project(os.getcwd())
@@ -299,7 +319,11 @@ def run(db_path: str | None = None, project: str | os.PathLike[str] | None = Non
             file=sys.stderr,
             flush=True,
         )
-    server.run("stdio")
+    import anyio
+
+    from .stdio import serve  # the SDK's stdio transport, with every request answered
+
+    anyio.run(serve, server)
 
 
 def _stop_on_signals(server: _Server) -> None:

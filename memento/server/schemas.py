@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..records import KINDS, MemoryRecord
-from ..validate import MAX_LIMIT
+from ..validate import MAX_LIMIT, MAX_QUERIES, MAX_RECALL_LIMIT
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -144,6 +144,77 @@ class StoredMemory(MemoryItem):
         return self.line()
 
 
+# The most memory text (content plus metadata as JSON, in characters) one tool result
+# carries. One memory at both limits (100,000 characters of content and of metadata) fits
+# whole; past it, the memory that crosses the line is cut with a marker and the rest are
+# left out, counted in ``omitted``. Without it, 400 queries matching one 200 KB memory made
+# a 158 MB answer. An answer carries the text twice (structured content and the text block),
+# so it stays under ~400,000 characters of memories plus their ids and dates.
+MAX_RESULT_CHARS = 200_000
+OMITTED = Field(
+    default=None,
+    description=f"Results left out to keep the answer under {MAX_RESULT_CHARS:,} characters "
+    "(absent: none): lower limit, narrow the query or ask fewer queries",
+)
+
+M = TypeVar("M", bound="_Memory")
+
+
+class Budget:
+    """What is left of :data:`MAX_RESULT_CHARS` while one result is put together."""
+
+    def __init__(self, chars: int = MAX_RESULT_CHARS) -> None:
+        self.left = chars
+        self.omitted = 0
+
+    def fit(self, memories: Sequence[M]) -> list[M]:
+        """``memories`` as far as they fit, the one crossing the line cut."""
+        kept = []
+        for memory in memories:
+            if self.left <= 0:
+                self.omitted += 1
+            else:
+                kept.append(self._take(memory))
+        return kept
+
+    def omitted_or_none(self) -> int | None:
+        return self.omitted or None
+
+    def _take(self, memory: M) -> M:
+        meta = len(_json(memory.metadata)) if memory.metadata else 0
+        size = len(memory.content) + meta
+        if size <= self.left:
+            self.left -= size
+            return memory
+        # The content keeps at least half of what is left; metadata that would take more
+        # is left out whole (cut JSON would not be JSON).
+        notes = []
+        changes: dict[str, Any] = {}
+        if meta > self.left // 2:
+            notes.append(f"its metadata ({meta:,} characters)")
+            changes["metadata"], meta = None, 0
+        room = self.left - meta
+        content = memory.content
+        if len(content) > room:
+            notes.insert(0, f"{len(content) - room:,} more characters")
+            content = content[:room]
+        changes["content"] = (
+            f"{content} [... {' and '.join(notes)} left out: an answer carries at most "
+            f"{MAX_RESULT_CHARS:,} characters of memories]"
+        )
+        self.left = 0
+        return memory.model_copy(update=changes)
+
+
+def _left_out(omitted: int | None) -> str:
+    if not omitted:
+        return ""
+    return (
+        f"\n({_count(omitted)} more left out to keep this answer under "
+        f"{MAX_RESULT_CHARS:,} characters: lower limit or narrow the query)"
+    )
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -159,21 +230,25 @@ def _lines(memories: Sequence[_Memory]) -> str:
 class RecallResult(BaseModel):
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
+    omitted: int | None = OMITTED
 
     def render(self) -> str:
         if not self.memories:
-            return "No memories found."
+            return "No memories found." + _left_out(self.omitted)
         legend = f"{_count(self.count)}, best first (relevance 0-1 after the date):"
-        return f"{legend}\n{_lines(self.memories)}"
+        return f"{legend}\n{_lines(self.memories)}{_left_out(self.omitted)}"
 
 
 class QueryResult(BaseModel):
     query: str
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
+    omitted: int | None = OMITTED
 
     def render(self) -> str:
-        found = RecallResult(count=self.count, memories=self.memories).render()
+        found = RecallResult(
+            count=self.count, memories=self.memories, omitted=self.omitted
+        ).render()
         return f"{_json(self.query)}: {found}"
 
 
@@ -191,23 +266,29 @@ class StoreManyResult(BaseModel):
     unchanged: int = 0
     deduplicated: int
     memories: list[StoredMemory] = Field(description="One per item, in the order given")
+    omitted: int | None = Field(
+        default=None,
+        description="Stored memories left out of this answer to keep it under "
+        f"{MAX_RESULT_CHARS:,} characters (absent: none); they are stored all the same",
+    )
 
     def render(self) -> str:
         counts = f"{self.created} created, {self.updated} updated, "
         if self.unchanged:
             counts += f"{self.unchanged} unchanged, "
         counts += f"{self.deduplicated} deduplicated"
-        return f"{self.count} stored ({counts}):\n{_lines(self.memories)}"
+        return f"{self.count} stored ({counts}):\n{_lines(self.memories)}{_left_out(self.omitted)}"
 
 
 class MemoryList(BaseModel):
     count: int
     memories: list[MemoryItem]
+    omitted: int | None = OMITTED
 
     def render(self) -> str:
         if not self.memories:
-            return "No memories."
-        return f"{_count(self.count)}:\n{_lines(self.memories)}"
+            return "No memories." + _left_out(self.omitted)
+        return f"{_count(self.count)}:\n{_lines(self.memories)}{_left_out(self.omitted)}"
 
 
 class ForgetResult(BaseModel):
@@ -313,11 +394,36 @@ Metadata = Annotated[
     dict[str, Any] | None, Field(description="Free-form JSON object kept with the memory")
 ]
 MemoryId = Annotated[str, Field(description="Memory id, or a unique prefix of 8+ characters")]
+
+def _whole(value: object) -> object:
+    """JSON Schema counts 5.0 as an integer: take it as 5 (strict validation refuses
+    every other non-integer, "5" and true included)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 Limit = Annotated[
     int,
+    BeforeValidator(_whole),
     Field(
         description=f"Maximum number of results (1 to {MAX_LIMIT})",
         json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    ),
+]
+RecallLimit = Annotated[
+    int,
+    BeforeValidator(_whole),
+    Field(
+        description=f"Maximum number of results (1 to {MAX_RECALL_LIMIT})",
+        json_schema_extra={"minimum": 1, "maximum": MAX_RECALL_LIMIT},
+    ),
+]
+Queries = Annotated[
+    list[str],
+    Field(
+        description=f"Several questions (at most {MAX_QUERIES}), answered separately",
+        json_schema_extra={"maxItems": MAX_QUERIES},
     ),
 ]
 KindFilter = Annotated[
@@ -357,7 +463,7 @@ AllProjects = Annotated[
 class StoreItem(BaseModel):
     """One memory to store in a batch."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     content: Annotated[str, Field(description="The text to remember")]
     kind: KindParam = "fact"

@@ -30,9 +30,10 @@ from pydantic import BaseModel, Field
 from ..errors import MementoError
 from ..memory import Memory
 from ..projects import Project, find_project
-from ..records import KINDS
+from ..records import KINDS, MemoryRecord
 from .schemas import (
     AllProjects,
+    Budget,
     ForgetPrefixResult,
     ForgetResult,
     Importance,
@@ -46,8 +47,10 @@ from .schemas import (
     Metadata,
     MinScore,
     PrefixFilter,
+    Queries,
     QueryResult,
     RecalledMemory,
+    RecallLimit,
     RecallManyResult,
     RecallResult,
     Scope,
@@ -253,20 +256,23 @@ def memento_store_many(
     and the error names the item."""
     records = _memory(ctx).store_many(item.model_dump(exclude_none=True) for item in items)
     stored = [StoredMemory.of_stored(r) for r in records]
+    budget = Budget()
+    shown = budget.fit(stored)
     return StoreManyResult(
         count=len(stored),
         created=sum(s.action == "created" for s in stored),
         updated=sum(s.action == "updated" for s in stored),
         unchanged=sum(s.action == "unchanged" for s in stored),
         deduplicated=sum(s.action == "deduplicated" for s in stored),
-        memories=stored,
+        memories=shown,
+        omitted=budget.omitted_or_none(),
     )
 
 
 def memento_recall(
     ctx: Context,
     query: Annotated[str, Field(description="What you want to know, in plain words")],
-    limit: Limit = 10,
+    limit: RecallLimit = 10,
     kind: KindFilter = None,
     subject_key_prefix: PrefixFilter = None,
     since: Since = None,
@@ -289,14 +295,17 @@ def memento_recall(
         min_score=min_score,
         all_projects=all_projects,
     )
-    memories = [RecalledMemory.of_recalled(r) for r in records]
-    return RecallResult(count=len(memories), memories=memories)
+    budget = Budget()
+    memories = budget.fit([RecalledMemory.of_recalled(r) for r in records])
+    return RecallResult(
+        count=len(memories), memories=memories, omitted=budget.omitted_or_none()
+    )
 
 
 def memento_recall_many(
     ctx: Context,
-    queries: Annotated[list[str], Field(description="Several questions, answered separately")],
-    limit: Limit = 10,
+    queries: Queries,
+    limit: RecallLimit = 10,
     kind: KindFilter = None,
     subject_key_prefix: PrefixFilter = None,
     since: Since = None,
@@ -317,16 +326,18 @@ def memento_recall_many(
         min_score=min_score,
         all_projects=all_projects,
     )
-    return RecallManyResult(
-        results=[
+    budget = Budget()  # one for the whole answer, spent in the order of the queries
+    results = []
+    for query, records in zip(queries, batches):
+        before = budget.omitted
+        memories = budget.fit([RecalledMemory.of_recalled(r) for r in records])
+        omitted = budget.omitted - before
+        results.append(
             QueryResult(
-                query=query,
-                count=len(records),
-                memories=[RecalledMemory.of_recalled(r) for r in records],
+                query=query, count=len(memories), memories=memories, omitted=omitted or None
             )
-            for query, records in zip(queries, batches)
-        ]
-    )
+        )
+    return RecallManyResult(results=results)
 
 
 def memento_update(
@@ -423,7 +434,7 @@ def memento_recent(
     records = _memory(ctx).recent(
         limit=limit, kind=kind, include_archived=include_archived, all_projects=all_projects
     )
-    return MemoryList(count=len(records), memories=[MemoryItem.of(r) for r in records])
+    return _listed(records)
 
 
 def memento_browse(
@@ -438,7 +449,13 @@ def memento_browse(
     you know about the user ("user.") or a project ("project.<name>."), in the current
     project and the global memories."""
     records = _memory(ctx).browse(subject_key_prefix, limit=limit, all_projects=all_projects)
-    return MemoryList(count=len(records), memories=[MemoryItem.of(r) for r in records])
+    return _listed(records)
+
+
+def _listed(records: list[MemoryRecord]) -> MemoryList:
+    budget = Budget()
+    memories = budget.fit([MemoryItem.of(r) for r in records])
+    return MemoryList(count=len(memories), memories=memories, omitted=budget.omitted_or_none())
 
 
 def memento_stats(ctx: Context, all_projects: AllProjects = False) -> Stats:

@@ -18,14 +18,20 @@ def is_url(location: str | Path) -> bool:
     return isinstance(location, str) and bool(_URL.match(location))
 
 
+def url_refused(location: str) -> DatabaseError:
+    """The error for a URL where only a file path works yet (the URL itself is left out of
+    the message: it may hold a password)."""
+    scheme = location.split("://", 1)[0]
+    return DatabaseError(
+        f"{scheme}:// URLs are not supported as a database: give the path of a SQLite file "
+        "with --db or MEMENTO_PATH"
+    )
+
+
 def open_store(location: str | Path, create: bool = True) -> Store:
     """The store at ``location``: a SQLite file path (absolute, already resolved)."""
     if is_url(location):
-        scheme = str(location).split("://", 1)[0]
-        raise DatabaseError(
-            f"{scheme}:// URLs are not supported as a database: give the path of a SQLite file "
-            "with --db or MEMENTO_PATH"
-        )
+        raise url_refused(str(location))
     from .sqlite import SQLiteStore
 
     return SQLiteStore(Path(location), create=create)
@@ -40,5 +46,13 @@ def reset_store(location: str | Path) -> None:
 
 
 __all__ = [
-    "COLUMNS", "Filters", "NewMemory", "Row", "Store", "is_url", "open_store", "reset_store",
+    "COLUMNS",
+    "Filters",
+    "NewMemory",
+    "Row",
+    "Store",
+    "is_url",
+    "open_store",
+    "reset_store",
+    "url_refused",
 ]

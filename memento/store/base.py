@@ -9,6 +9,7 @@ UTC datetimes, metadata as a dict, vectors as little-endian float32 bytes.
 from __future__ import annotations
 
 import contextlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..projects import GLOBAL, Project
 from ..records import MemoryRecord
+from ..validate import MAX_METADATA_DEPTH, json_depth
 
 # What a write may change on a memory (``Store.update``); ``id`` and ``created_at`` never change.
 COLUMNS = (
@@ -31,6 +33,31 @@ COLUMNS = (
     "embedding_model",
     "scope",
 )
+
+
+# Metadata stored nested deeper than validation allows (written before the limit, or by
+# another program) reads back as its JSON text under this key: every face can then carry it
+# (one such memory used to break `memento export` for the whole store) and the export keeps
+# the text as stored.
+TOO_DEEP_KEY = "memento_metadata_too_deep"
+
+
+def read_metadata(text: str | None) -> dict[str, Any]:
+    """Stored metadata JSON as a dict (see :data:`TOO_DEEP_KEY`). Raises ValueError for
+    text that is not JSON."""
+    if not text:
+        return {}
+    # Only text with more brackets than the limit can nest past it: the common case pays
+    # for two counts, not a walk.
+    if text.count("{") + text.count("[") <= MAX_METADATA_DEPTH:
+        return json.loads(text)
+    try:
+        value = json.loads(text)
+        if json_depth(value) <= MAX_METADATA_DEPTH:
+            return value
+    except RecursionError:  # deeper than the parser goes
+        pass
+    return {TOO_DEEP_KEY: text}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Vectors are little-endian float32 BLOBs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import json
 import os
@@ -20,17 +21,19 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import apsw
 
+from ..config import make_private_dirs
 from ..dates import from_iso, to_iso, to_micros, utcnow
-from ..errors import DatabaseError, InvalidInputError, SchemaError
+from ..errors import DatabaseError, InvalidInputError
 from ..projects import GLOBAL, Project
 from ..recall import keyword_query
 from . import sqlite_index as index
 from . import sqlite_migrations as migrations
 from .base import COLUMNS as WRITABLE
-from .base import Filters, NewMemory, Row, Store
+from .base import Filters, NewMemory, Row, Store, read_metadata
 from .sqlite_index import VectorMeta
 
 BUSY_TIMEOUT_MS = 30_000
@@ -68,7 +71,7 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
             )
         if not path.parent.exists():
             try:
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                make_private_dirs(path.parent)
             except OSError as exc:
                 raise DatabaseError(
                     f"cannot create directory {path.parent} ({exc.strerror}): "
@@ -85,10 +88,84 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
             ) from None
     if path.is_dir():
         raise DatabaseError(f"{path} is a directory: give the path of a database file")
+    check_private(path)
     readonly = not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
-    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE
     try:
-        conn = apsw.Connection(str(path), flags=flags)
+        return _open(str(path), readonly)
+    except (apsw.CantOpenError, apsw.ReadOnlyError) as exc:
+        if not readonly or os.access(path.parent, os.W_OK) or _wal_pending(path):
+            raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    # A WAL database is read through a -shm file beside it, which a directory this process
+    # cannot write cannot hold: reads failed ("cannot open") though the file is readable.
+    # Without a pending -wal file there is nothing but the file itself to read, so it is
+    # opened immutable (no locks, no -shm). A writer with rights to the directory could
+    # still change it meanwhile; this reader would then see a stale snapshot or report the
+    # file as corrupt, never write.
+    try:
+        return _open(f"file:{quote(str(path))}?immutable=1", readonly=True, uri=True)
+    except apsw.Error as exc:
+        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+
+
+def check_private(path: Path) -> None:
+    """Refuse a database that other users could read through or change: the file (or its
+    -wal and -shm files, which hold recent writes) owned by another user or writable by
+    others, or a directory writable by others (sticky or not: another user could plant the
+    -wal and -shm files there first, owning them) or owned by another user than root. A
+    0666 file pre-created by another user in /tmp was used as is, and that user read
+    everything stored. Root may own a directory: it can read everything anyway."""
+    me = os.geteuid()
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return  # not even stat-able: opening it will say why
+        if info.st_uid != me:
+            raise DatabaseError(
+                f"{name} belongs to another user (uid {info.st_uid}), who can read or change "
+                "what you store: move it away, or choose another path with --db or "
+                "MEMENTO_PATH"
+            )
+        if info.st_mode & 0o022:
+            raise DatabaseError(
+                f"{name} is writable by other users (mode {info.st_mode & 0o7777:04o}): run "
+                f"`chmod 600 {name}`, or choose another path"
+            )
+    directory = path.parent
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return
+    if info.st_uid not in (me, 0):
+        raise DatabaseError(
+            f"directory {directory} belongs to another user (uid {info.st_uid}), who can "
+            "replace the database's files: keep the database in a directory of your own"
+        )
+    if info.st_mode & 0o022:
+        raise DatabaseError(
+            f"directory {directory} is writable by other users (mode "
+            f"{info.st_mode & 0o7777:04o}), who can plant or replace the database's files: "
+            f"run `chmod 700 {directory}`, or keep the database in a directory of your own"
+        )
+
+
+def _wal_pending(path: Path) -> bool:
+    try:
+        return os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        return False
+
+
+def _open(name: str, readonly: bool, uri: bool = False) -> apsw.Connection:
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE
+    if uri:
+        flags |= apsw.SQLITE_OPEN_URI
+    conn = apsw.Connection(name, flags=flags)
+    try:
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         conn.enable_load_extension(True)
         conn.load_extension(sqlite_vec_path())
@@ -96,19 +173,16 @@ def connect(path: Path, create: bool = True) -> apsw.Connection:
         # Look before touching: switching to WAL rewrites the header (bytes 18-19) of a file
         # that may be another application's, or a newer memento's. Those are refused as
         # they are, byte for byte.
-        try:
-            migrations.check_not_newer(migrations.current_version(conn))
-        except SchemaError:
-            conn.close()
-            raise
+        migrations.check_not_newer(migrations.current_version(conn))
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
         conn.execute(
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON"
         )
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except apsw.Error as exc:
-        raise DatabaseError(describe_sqlite_error(exc, path)) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -170,7 +244,18 @@ def _delete_files(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def describe_sqlite_error(exc: BaseException, path: Path | str) -> str:
+def describe_sqlite_error(
+    exc: BaseException, path: Path | str, system_errno: int | None = None
+) -> str:
+    """One line for a driver error; ``system_errno`` (the connection's last OS error) tells
+    apart write failures SQLite reports all alike as "disk I/O error"."""
+    if system_errno == errno.EFBIG:  # a write past `ulimit -f` (Python ignores SIGXFSZ)
+        return (
+            f"cannot write {path}: it reached the file-size limit of this process (ulimit -f): "
+            "raise the limit, or move the database where it may grow"
+        )
+    if system_errno == errno.ENOSPC:
+        return f"the disk holding {path} is full: free some space and retry"
     if isinstance(exc, apsw.NotADBError):
         return (
             f"{path} is not a SQLite database or is corrupt: restore it from a backup "
@@ -363,7 +448,7 @@ def to_row(raw: Sequence[Any]) -> Row:
             kind=raw[3],
             subject_key=raw[4],
             importance=float(raw[5]),
-            metadata=json.loads(raw[6]) if raw[6] else {},
+            metadata=read_metadata(raw[6]),
             source=raw[7],
             created_at=from_iso(raw[8]),
             updated_at=from_iso(raw[9]),
@@ -825,7 +910,11 @@ class SQLiteStore(Store):
             finish_purge(self.conn)
 
     def describe_error(self, exc: BaseException) -> str:
-        return describe_sqlite_error(exc, self.path)
+        try:
+            system_errno = self.conn.system_errno
+        except apsw.Error:  # a closed connection
+            system_errno = None
+        return describe_sqlite_error(exc, self.path, system_errno)
 
     # ---- settings and vectors ------------------------------------------------------
 
