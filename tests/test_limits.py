@@ -215,7 +215,8 @@ def _stored(db_path: Path, hash_embedder) -> None:
     ("change", "message"),
     [
         (lambda p: p.chmod(0o666), "is writable by other users (mode 0666): run `chmod 600"),
-        (lambda p: p.chmod(0o620), "is writable by other users (mode 0620)"),
+        (lambda p: p.chmod(0o620) or os.chown(p, -1, OTHER_UID),
+         "is writable by other users (mode 0620)"),
         (lambda p: os.chown(p, OTHER_UID, -1), f"belongs to another user (uid {OTHER_UID})"),
         (lambda p: p.parent.chmod(0o1777), "is writable by other users (mode 1777)"),
         (lambda p: p.parent.chmod(0o777), "is writable by other users (mode 0777)"),
@@ -238,6 +239,23 @@ def test_a_database_others_control_is_refused(
     result = _memento(db_path, "list")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_group_write_for_ones_own_private_group_is_fine(tmp_path: Path, hash_embedder) -> None:
+    """umask 002 (Debian, Ubuntu, Fedora) makes a user's directories group-writable for a
+    group that holds only that user: no other user can write there."""
+    import grp
+    import pwd
+
+    members = set(grp.getgrgid(os.getegid()).gr_mem) - {pwd.getpwuid(os.geteuid()).pw_name}
+    if members:
+        pytest.skip("this user's primary group has other members")
+    db_path = tmp_path / "team" / "memory.db"
+    _stored(db_path, hash_embedder)
+    db_path.parent.chmod(0o775)
+    db_path.chmod(0o660)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        assert m.recent(all_projects=True)[0].content == "A private memory"
 
 
 def test_a_read_only_database_of_ones_own_is_used(

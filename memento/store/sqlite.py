@@ -130,7 +130,7 @@ def check_private(path: Path) -> None:
                 "what you store: move it away, or choose another path with --db or "
                 "MEMENTO_PATH"
             )
-        if info.st_mode & 0o022:
+        if _others_can_write(info):
             raise DatabaseError(
                 f"{name} is writable by other users (mode {info.st_mode & 0o7777:04o}): run "
                 f"`chmod 600 {name}`, or choose another path"
@@ -145,12 +145,34 @@ def check_private(path: Path) -> None:
             f"directory {directory} belongs to another user (uid {info.st_uid}), who can "
             "replace the database's files: keep the database in a directory of your own"
         )
-    if info.st_mode & 0o022:
+    if _others_can_write(info):
         raise DatabaseError(
             f"directory {directory} is writable by other users (mode "
             f"{info.st_mode & 0o7777:04o}), who can plant or replace the database's files: "
             f"run `chmod 700 {directory}`, or keep the database in a directory of your own"
         )
+
+
+def _others_can_write(info: os.stat_result) -> bool:
+    """Whether users other than this one can write the file: it is writable by others, or
+    by a group that is not this user's own. Distributions that give each user a private
+    group (Debian, Ubuntu, Fedora) set umask 002, so a user's directories are group-writable
+    by a group holding only that user: that is no one else."""
+    if info.st_mode & 0o002:
+        return True
+    if not info.st_mode & 0o020:
+        return False
+    if info.st_gid != os.getegid():
+        return True
+    try:
+        import grp
+        import pwd
+
+        members = set(grp.getgrgid(info.st_gid).gr_mem)
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return True
+    return bool(members - {me})
 
 
 def _wal_pending(path: Path) -> bool:
