@@ -657,7 +657,8 @@ class Memory:
         all_projects: bool = False,
     ) -> Filters:
         since_dt = None if since in (None, "") else parse_when(since, "since")
-        until_dt = None if until in (None, "") else parse_when(until, "until")
+        # a day, a month, "last week" as until: up to its end (until=2026-11-21 keeps 16:00)
+        until_dt = None if until in (None, "") else parse_when(until, "until", end=True)
         if since_dt and until_dt and since_dt > until_dt:
             raise InvalidInputError("since is after until: swap them")
         return Filters(

@@ -295,7 +295,7 @@ def test_every_command_has_help_with_an_example() -> None:
         (["show", "01AB"], "too short"),
         (["show", "01ZZZZZZZZZZ"], "no memory with id"),
         (["search", "  "], "query is empty"),
-        (["search", "x", "--since", "last tuesday"], "is not a date"),
+        (["search", "x", "--since", "next tuesday"], "is not a date"),
         (["search", "x", "--since", "2026-11-24", "--until", "2026-11-01"], "since is after"),
         (["store", "   "], "content is empty"),
         (["store", "x", "--importance", "2"], "importance must be between 0 and 1"),

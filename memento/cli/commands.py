@@ -170,9 +170,15 @@ def _limit_option(default: int) -> Callable[..., Any]:
 
 
 _since = click.option(
-    "--since", help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h."
+    "--since",
+    help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h, '3 days ago', today, "
+    "yesterday, 'last week', 'this month', 'March 2026', 2026-03 (days in UTC).",
 )
-_until = click.option("--until", help="Created at or before (same forms as --since).")
+_until = click.option(
+    "--until",
+    help="Created at or before (same forms as --since); a day or month counts whole: "
+    "--until 2026-11-21 includes that day.",
+)
 _prefix = click.option(
     "--prefix", "-p",
     help="Only subject keys under this, by whole segments (project.shop: project.shop.*).",

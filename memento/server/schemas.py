@@ -312,11 +312,18 @@ PrefixFilter = Annotated[
 ]
 Since = Annotated[
     str | None,
-    Field(description="Only memories created at or after: ISO date/time or an age (7d, 12h)"),
+    Field(
+        description="Only memories created at or after: ISO date/time, an age (7d, 12h, "
+        '"3 days ago") or a phrase (today, yesterday, "last week", "this month", '
+        '"March 2026", 2026-03); days in UTC'
+    ),
 ]
 Until = Annotated[
     str | None,
-    Field(description="Only memories created at or before: ISO date/time or an age (7d, 12h)"),
+    Field(
+        description="Only memories created at or before (the forms of since); a day or a "
+        "month counts whole: 2026-11-21 includes that day"
+    ),
 ]
 IncludeArchived = Annotated[bool, Field(description="Also search forgotten (archived) memories")]
 MinScore = Annotated[
