@@ -91,9 +91,10 @@ def parse_period(
     ``12h``, ``7d``, ``2w``, ``6mo``, ``1y``, ``3 days ago``, ``last 2 weeks`` (months and
     years by the calendar). Spans: a date (``2026-11-24``, a ``datetime.date``), a month
     (``2026-03``, ``March 2026``, ``mar 2026``, or ``march``: the latest March not in the
-    future), a year (``2026``), ``today``, ``yesterday``, a weekday (``friday`` or ``last
-    friday``: the latest one, today included; ``last friday``: the latest before today), ``this week``, ``last week`` (Monday to
-    Sunday), ``this month``, ``last month``, ``this year``, ``last year``.
+    future), a year (``2026``), ``today``, ``yesterday``, a weekday (``friday``: the
+    latest one, today included; ``last friday``: the latest before today), ``this week``,
+    ``last week`` (Monday to Sunday), ``this month``, ``last month``, ``this year``,
+    ``last year``.
     """
     if isinstance(value, datetime):
         moment = _in_range(value if value.tzinfo else value.replace(tzinfo=timezone.utc), name)
