@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from .dates import to_iso
+from .recall import Explanation
 
 KINDS: tuple[str, ...] = ("fact", "event", "lesson")
 ACTIONS: tuple[str, ...] = ("created", "updated", "unchanged", "deduplicated")
@@ -23,7 +24,8 @@ class MemoryRecord:
     subject_key was replaced in place), ``unchanged`` (it was stored again word for word:
     nothing changed) or ``deduplicated`` (a near-identical memory of the
     same kind already existed and is returned instead). ``redactions`` names the kinds of
-    secret that were replaced by a marker before the text was stored.
+    secret that were replaced by a marker before the text was stored. ``explanation``
+    holds the parts of its score when recall was asked to explain (``explain=True``).
     """
 
     id: str
@@ -42,6 +44,7 @@ class MemoryRecord:
     relevance: float | None = None
     action: str | None = None
     redactions: tuple[str, ...] = field(default=())
+    explanation: Explanation | None = None
 
     @property
     def short_id(self) -> str:
@@ -53,8 +56,13 @@ class MemoryRecord:
         return self.archived_at is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: timestamps as ISO-8601 UTC strings."""
+        """A JSON-ready dict: timestamps as ISO-8601 UTC strings; ``explanation`` only when
+        recall explained."""
         data = asdict(self)
+        if self.explanation is None:
+            del data["explanation"]
+        else:
+            data["explanation"] = self.explanation.to_dict()
         for key in ("created_at", "updated_at", "archived_at"):
             value = data[key]
             data[key] = to_iso(value) if value is not None else None

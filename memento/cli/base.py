@@ -25,6 +25,7 @@ from ..embedder import Embedder
 from ..errors import MementoError, ModelError
 from ..memory import Memory
 from ..projects import Project, find_project
+from ..recall import Explanation
 from ..records import MemoryRecord
 from ..textsafe import json_printable, printable
 
@@ -199,6 +200,40 @@ def search_line(n: int, record: MemoryRecord) -> str:
     (ranks right-aligned, so ranks of 10 and up keep the columns; the relevance last)."""
     value = record.relevance if record.relevance is not None else record.score
     return list_line(record, suffix=f"  {value or 0.0:.2f}", lead=f"  {n:>2}. ")
+
+
+def explanation_lines(why: Explanation) -> list[str]:
+    """A result's score and relevance taken apart, three lines (``search --explain``)."""
+    vector = (
+        f"vector #{why.vector_rank} part {why.vector_part:.3f}" if why.vector_rank
+        else "vector: not a candidate"
+    )
+    if why.keyword_rank:
+        keyword = f"keyword #{why.keyword_rank} bm25 {why.bm25:.3f} part {why.keyword_part:.3f}"
+    else:
+        keyword = "keyword: no match"
+    matched = ", ".join(printable(t) for t in why.matched_terms) or "none"
+    mean = "mean" if why.weights["vector"] == why.weights["keyword"] else "weighted mean"
+    return [
+        f"score {why.score:.4f} = fused {why.fused:.4f} x importance {why.importance_factor:.3f}"
+        f" (imp {why.importance:.2f}) x recency {why.recency_factor:.3f} "
+        f"({why.age_days:.1f} days old)",
+        f"fused = {mean} of {vector}; {keyword} ({why.method} fusion)",
+        f"relevance {why.relevance:.3f} from cosine {why.similarity:.3f} and coverage "
+        f"{why.coverage:.2f} (matched {len(why.matched_terms)} of {why.query_terms} query words, "
+        f"counted over at least 3: {matched})",
+    ]
+
+
+def explained_filters(why: Explanation) -> str:
+    """The filters a search applied, one line."""
+    if not why.filters:
+        return "filters: none"
+    parts = []
+    for name, value in why.filters.items():
+        shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{name}={printable(shown)}")
+    return "filters: " + " ".join(parts)
 
 
 def echo_json(data: Any) -> None:

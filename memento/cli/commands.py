@@ -25,6 +25,8 @@ from .base import (
     db_option,
     db_path,
     echo_json,
+    explained_filters,
+    explanation_lines,
     list_line,
     open_memory,
     progress,
@@ -276,7 +278,12 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 
 @cli.command()
 @click.argument("query")
-@_limit_option(10)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 1000),
+    help="How many memories at most (default 10; with --max-tokens, as many as fit).",
+)
 @_kind_option("Only this kind.")
 @_prefix
 @_since
@@ -287,6 +294,15 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
     help="Keep only results whose relevance (0 to 1, the same meaning for every query) is at "
     "least this; 0.5 is the bar the Claude Code hooks use. Default: keep all.",
 )
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16, 20_000),
+    help="Only the best results that fit in this many tokens, counted as the context block "
+    "counts a memory's line.",
+)
+@click.option(
+    "--explain", is_flag=True, help="Show the parts of each result's score and relevance."
+)
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @project_option
@@ -296,12 +312,14 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 def search(
     ctx: click.Context,
     query: str,
-    limit: int,
+    limit: int | None,
     kind: str | None,
     prefix: str | None,
     since: str | None,
     until: str | None,
     min_score: float | None,
+    max_tokens: int | None,
+    explain: bool,
     include_archived: bool,
     as_json: bool,
     sub_db: Path | None,
@@ -311,8 +329,9 @@ def search(
     \b
     Example:
       memento search "what theme does the user like"
-      memento search "deploy" --kind lesson --since 30d --prefix project.api
-      memento search "how do we deploy" --min-score 0.5
+      memento search "deploy" --kind lesson --since "last month" --prefix project.api
+      memento search "how do we deploy" --min-score 0.5 --max-tokens 500
+      memento search "deploy" --explain
     """
     if not query.strip():
         raise click.ClickException(
@@ -329,14 +348,21 @@ def search(
             until=until,
             include_archived=include_archived,
             min_score=min_score,
+            explain=explain,
+            max_tokens=max_tokens,
         )
     if as_json:
         echo_json([r.to_dict() for r in records])
     elif not records:
         click.echo("No matching memories." if min_score is None else "Nothing relevant.")
     else:
+        if explain and records[0].explanation is not None:
+            click.echo(explained_filters(records[0].explanation))
         for n, record in enumerate(records, 1):
             click.echo(search_line(n, record))
+            if explain and record.explanation is not None:
+                for line in explanation_lines(record.explanation):
+                    click.echo(f"        {line}")
 
 
 def _parse_meta(values: Sequence[str]) -> dict[str, Any] | None:

@@ -52,7 +52,9 @@ memento://context (or the prompt memento_context) at the start of work. Either w
 asking the user something they may have told you before (preferences, names, paths, \
 decisions, how to run or deploy a project) and not in what you were given, call \
 memento_recall; memento_recall_many asks several questions at once. memento_browse with \
-subject_key_prefix "project.<name>." lists what you know about a project.
+subject_key_prefix "project.<name>." lists what you know about a project. since/until take \
+dates and phrases ("yesterday", "last week", "March 2026"); max_tokens asks for the best \
+results that fit a token budget rather than a count.
 
 Scopes: memories belong to the current project (the client's root folder, else the \
 server's directory) or are global. A memory you store belongs to the current project, \
@@ -182,8 +184,9 @@ def _schema_type(spec: dict[str, Any]) -> str:
             kinds.append(" or ".join(repr(v) for v in option["enum"]))
         elif option.get("type") in names:
             text = names[option["type"]]
-            if option["type"] in ("number", "integer") and "minimum" in option:
-                text += f" from {option['minimum']} to {option.get('maximum', '...')}"
+            bounds = option if "minimum" in option else spec  # optional: bounds outside anyOf
+            if option["type"] in ("number", "integer") and "minimum" in bounds:
+                text += f" from {bounds['minimum']} to {bounds.get('maximum', '...')}"
             kinds.append(text)
     return " or ".join(dict.fromkeys(kinds))
 

@@ -110,13 +110,62 @@ class RecalledMemory(_Memory):
     relevance: float = Field(
         description="How likely it answers the query, 0 to 1 (comparable across queries)"
     )
+    explanation: dict[str, Any] | None = Field(
+        default=None,
+        description="With explain: the parts of its rank score (score = fused x "
+        "importance_factor x recency_factor; fused = the mean of vector_part and "
+        "keyword_part, its scaled scores in the vector and keyword candidate lists, where "
+        "vector_rank and keyword_rank are its places) and of its relevance (similarity: "
+        "cosine; coverage: share of the query's words matched, matched_terms)",
+    )
 
     @classmethod
     def of_recalled(cls, record: MemoryRecord) -> Self:
-        return cls.of(record, relevance=round(record.relevance or 0.0, 2))
+        why = record.explanation
+        return cls.of(
+            record,
+            relevance=round(record.relevance or 0.0, 2),
+            explanation=None if why is None else _rounded(_lean_explanation(why.to_dict())),
+        )
 
     def _marks(self) -> list[str]:
         return [f"{self.relevance}"]
+
+    def line(self) -> str:
+        text = super().line()
+        why = self.explanation
+        if why is None:
+            return text
+        parts = [f"score={why['score']} = fused {why['fused']}"]
+        parts.append(f"x importance {why['importance_factor']} x recency {why['recency_factor']}")
+        if why["vector_rank"] is not None:
+            parts.append(f"; vector #{why['vector_rank']} part {why['vector_part']}")
+        if why["keyword_rank"] is not None:
+            parts.append(f"; keyword #{why['keyword_rank']} part {why['keyword_part']}")
+        matched = ",".join(why["matched_terms"]) or "-"
+        parts.append(
+            f"; relevance from cosine {why['similarity']}, coverage {why['coverage']} "
+            f"(matched {matched})"
+        )
+        return f"{text}\n  why: {' '.join(parts)}"
+
+
+def _lean_explanation(data: dict[str, Any]) -> dict[str, Any]:
+    """An explanation without what is the same for every result (the filters go once in
+    the result; the fusion method and weights are the server's defaults)."""
+    return {k: v for k, v in data.items() if k not in ("filters", "method", "weights")}
+
+
+def _rounded(value: Any) -> Any:
+    """Numbers to 4 decimals, in nested dicts and lists (an explanation costs fewer tokens
+    and says as much)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
 class StoredMemory(MemoryItem):
@@ -159,21 +208,40 @@ def _lines(memories: Sequence[_Memory]) -> str:
 class RecallResult(BaseModel):
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
+    filters: dict[str, Any] | None = Field(
+        default=None, description="With explain: the exact filters the search applied"
+    )
+
+    @classmethod
+    def of_records(cls, records: Sequence[MemoryRecord]) -> Self:
+        why = records[0].explanation if records else None
+        return cls(
+            count=len(records),
+            memories=[RecalledMemory.of_recalled(r) for r in records],
+            filters=why.filters if why is not None else None,
+        )
 
     def render(self) -> str:
         if not self.memories:
             return "No memories found."
-        legend = f"{_count(self.count)}, best first (relevance 0-1 after the date):"
-        return f"{legend}\n{_lines(self.memories)}"
+        legend = f"{_count(self.count)}, best first (relevance 0-1 after the date)"
+        if self.filters is not None:
+            legend += f"; filters {_json(self.filters)}"
+        return f"{legend}:\n{_lines(self.memories)}"
 
 
 class QueryResult(BaseModel):
     query: str
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
+    filters: dict[str, Any] | None = Field(
+        default=None, description="With explain: the exact filters the search applied"
+    )
 
     def render(self) -> str:
-        found = RecallResult(count=self.count, memories=self.memories).render()
+        found = RecallResult(
+            count=self.count, memories=self.memories, filters=self.filters
+        ).render()
         return f"{_json(self.query)}: {found}"
 
 
@@ -329,6 +397,25 @@ IncludeArchived = Annotated[bool, Field(description="Also search forgotten (arch
 MinScore = Annotated[
     float | None,
     Field(description="Drop results whose relevance (0 to 1) is below this (default: keep all)"),
+]
+MaxTokens = Annotated[
+    int | None,
+    Field(
+        description="Return the best results that fit in this many tokens (as the context "
+        "block counts them) instead of a fixed count; limit still caps the number",
+        json_schema_extra={"minimum": 16, "maximum": 20000},
+    ),
+]
+Explain = Annotated[
+    bool, Field(description="Give each result an explanation: the parts of its score")
+]
+RecallLimit = Annotated[
+    int | None,
+    Field(
+        description=f"Maximum number of results (1 to {MAX_LIMIT}; default 10, or with "
+        "max_tokens as many as fit)",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    ),
 ]
 Scope = Annotated[
     str | None,

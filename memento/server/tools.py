@@ -33,6 +33,7 @@ from ..projects import Project, find_project
 from ..records import KINDS
 from .schemas import (
     AllProjects,
+    Explain,
     ForgetPrefixResult,
     ForgetResult,
     Importance,
@@ -40,6 +41,7 @@ from .schemas import (
     KindFilter,
     KindParam,
     Limit,
+    MaxTokens,
     MemoryId,
     MemoryItem,
     MemoryList,
@@ -47,7 +49,7 @@ from .schemas import (
     MinScore,
     PrefixFilter,
     QueryResult,
-    RecalledMemory,
+    RecallLimit,
     RecallManyResult,
     RecallResult,
     Scope,
@@ -266,7 +268,7 @@ def memento_store_many(
 def memento_recall(
     ctx: Context,
     query: Annotated[str, Field(description="What you want to know, in plain words")],
-    limit: Limit = 10,
+    limit: RecallLimit = None,
     kind: KindFilter = None,
     subject_key_prefix: PrefixFilter = None,
     since: Since = None,
@@ -274,6 +276,8 @@ def memento_recall(
     include_archived: IncludeArchived = False,
     min_score: MinScore = None,
     all_projects: AllProjects = False,
+    max_tokens: MaxTokens = None,
+    explain: Explain = False,
 ) -> RecallResult:
     """Search memory by meaning and by keyword, in the current project and the global
     memories; best matches first, each with its relevance (0 to 1). Call this before asking
@@ -288,15 +292,16 @@ def memento_recall(
         include_archived=include_archived,
         min_score=min_score,
         all_projects=all_projects,
+        max_tokens=max_tokens,
+        explain=explain,
     )
-    memories = [RecalledMemory.of_recalled(r) for r in records]
-    return RecallResult(count=len(memories), memories=memories)
+    return RecallResult.of_records(records)
 
 
 def memento_recall_many(
     ctx: Context,
     queries: Annotated[list[str], Field(description="Several questions, answered separately")],
-    limit: Limit = 10,
+    limit: RecallLimit = None,
     kind: KindFilter = None,
     subject_key_prefix: PrefixFilter = None,
     since: Since = None,
@@ -304,6 +309,8 @@ def memento_recall_many(
     include_archived: IncludeArchived = False,
     min_score: MinScore = None,
     all_projects: AllProjects = False,
+    max_tokens: MaxTokens = None,
+    explain: Explain = False,
 ) -> RecallManyResult:
     """memento_recall for several queries in one call (the same filters apply to each)."""
     batches = _memory(ctx).recall_many(
@@ -316,17 +323,14 @@ def memento_recall_many(
         include_archived=include_archived,
         min_score=min_score,
         all_projects=all_projects,
+        max_tokens=max_tokens,
+        explain=explain,
     )
-    return RecallManyResult(
-        results=[
-            QueryResult(
-                query=query,
-                count=len(records),
-                memories=[RecalledMemory.of_recalled(r) for r in records],
-            )
-            for query, records in zip(queries, batches)
-        ]
-    )
+    results = []
+    for query, records in zip(queries, batches):
+        found = RecallResult.of_records(records)
+        results.append(QueryResult(query=query, **found.model_dump(exclude_none=True)))
+    return RecallManyResult(results=results)
 
 
 def memento_update(
