@@ -23,10 +23,11 @@ from .errors import InvalidInputError
 
 _AGE = re.compile(
     r"^(?:(?:last|past)\s+)?(\d+)\s*"
-    r"(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|mo|mons?|months?|y|yrs?|years?)"
+    r"(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|mo|mons?|months?"
+    r"|y|yrs?|years?)"
     r"(?:\s+ago)?$"
 )
-_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MONTHS = {
     name.lower(): number
     for names in (calendar.month_name, calendar.month_abbr)

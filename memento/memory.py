@@ -60,8 +60,9 @@ from .recall import (
     relevance_terms,
     scaled,
 )
-from .records import KINDS, MemoryRecord
+from .records import CHANGES, KINDS, MemoryRecord, MemoryVersion
 from .store import Filters, NewMemory, Row, Store, open_store
+from .store.base import Version
 
 # Two facts (or lessons) whose vectors are at least this similar are the same memory said
 # twice; the second store returns the first. Measured with benches/dedup.py: restatements of
@@ -79,6 +80,10 @@ MIN_LINE_TOKENS = 16
 STORE_KEYS = frozenset(
     {"content", "kind", "importance", "subject_key", "metadata", "source", "created_at", "scope"}
 )
+# What an exported earlier version holds besides its times and scope.
+_HISTORY_FIELDS = ("content", "kind", "importance", "subject_key", "metadata", "source")
+# The fields whose change keeps the memory's previous version (Memory.history).
+_VERSIONED = ("content", "kind", "importance", "metadata", "subject_key", "scope")
 # Facts about the user travel with them: keys under this prefix default to the global scope.
 USER_PREFIX = "user."
 # How long the memories given to an agent session are remembered (so a prompt hook does not
@@ -116,6 +121,35 @@ class _Item:
     created_at: datetime | None  # None: the moment it is written
     redactions: tuple[str, ...]
     project: Project | None  # the scope: None is global
+
+
+@dataclass(frozen=True)
+class _OldVersion:
+    """An earlier version of a memory being imported (its export's ``history``)."""
+
+    item: _Item
+    project: Project | None
+    valid_from: datetime
+    valid_until: datetime
+    replaced_by: str
+
+    def row(self, seq: int, memory: NewMemory) -> Row:
+        """This version as the store keeps versions: a row of the memory ``seq``."""
+        return Row(
+            seq=seq,
+            id=memory.id,
+            content=self.item.content,
+            kind=self.item.kind,
+            subject_key=self.item.subject_key,
+            importance=self.item.importance,
+            metadata=self.item.metadata or {},
+            source=self.item.source,
+            created_at=memory.created_at,
+            updated_at=self.valid_from,
+            archived_at=None,
+            embedding_model=None,
+            scope=self.project.id if self.project else GLOBAL,
+        )
 
 
 @dataclass(frozen=True)
@@ -346,7 +380,8 @@ class Memory:
         return (GLOBAL, self.project.id)
 
     def _record(self, seq: int, **changes: Any) -> MemoryRecord:
-        return replace(self._store.fetch([seq])[seq].record(), **changes)
+        versions = self._store.version_counts([seq]).get(seq, 0) + 1
+        return replace(self._store.fetch([seq])[seq].record(versions=versions), **changes)
 
     # ---- writing ------------------------------------------------------------------
 
@@ -412,6 +447,7 @@ class Memory:
             ):  # said again, word for word: nothing to change, and updated_at stays
                 return self._record(existing.seq, action="unchanged", redactions=item.redactions)
             if existing is not None:
+                self._keep_version(existing, now, "upsert")
                 values: dict[str, Any] = {
                     "content": item.content,
                     "kind": item.kind,
@@ -430,10 +466,19 @@ class Memory:
                 seq = hits[0][0]
                 row = self._store.fetch([seq])[seq]
                 if item.importance > row.importance:
+                    self._keep_version(row, now, "dedup")
                     self._store.update(seq, {"importance": item.importance, "updated_at": now})
                 return self._record(seq, action="deduplicated", redactions=item.redactions)
         seq = self._store.insert(self._new_memory(item, now), vector)
         return self._record(seq, action="created", redactions=item.redactions)
+
+    def _keep_version(self, row: Row, now: datetime, change: str) -> None:
+        """Keep ``row`` as it stands (before a change of kind ``change``) as its memory's
+        latest earlier version: valid from the end of the one before it, or from the
+        memory's creation, until ``now``. Inside the change's write transaction."""
+        earlier = self._store.versions([row.seq]).get(row.seq)
+        since = earlier[-1].valid_until if earlier else row.created_at
+        self._store.add_version(row, min(since, now), now, change)
 
     def _new_memory(
         self,
@@ -516,7 +561,10 @@ class Memory:
                         f"subject_key {key!r} already belongs to memory {holder.id[:12]} in "
                         f"{holder.project or GLOBAL}: update or forget that one instead"
                     )
-            values["updated_at"] = utcnow()
+            now = utcnow()
+            if any(values[name] != getattr(row, name) for name in _VERSIONED if name in values):
+                self._keep_version(row, now, "update")
+            values["updated_at"] = now
             self._store.update(row.seq, values, vector)
             return self._record(row.seq, action="updated", redactions=redactions)
 
@@ -619,7 +667,7 @@ class Memory:
     def get(self, id: str) -> MemoryRecord:
         """One memory by id or unique id prefix (8+ characters)."""
         with self._lock:
-            return self._resolve(id).record()
+            return self._records([self._resolve(id)])[0]
 
     @_database_errors
     def recent(
@@ -640,23 +688,123 @@ class Memory:
         )
         with self._lock:
             rows = self._store.rows(filters, order="newest", limit=limit)
-        return [r.record() for r in rows]
+            return self._records(rows)
+
+    def _records(self, rows: Sequence[Row]) -> list[MemoryRecord]:
+        """The records of ``rows``, each with how many versions it has had."""
+        counts = self._store.version_counts([r.seq for r in rows]) if rows else {}
+        return [r.record(versions=counts.get(r.seq, 0) + 1) for r in rows]
 
     @_database_errors
     def browse(
-        self, subject_key_prefix: str = "", limit: int = 100, all_projects: bool = False
+        self,
+        subject_key_prefix: str = "",
+        limit: int = 100,
+        all_projects: bool = False,
+        as_of: datetime | str | None = None,
     ) -> list[MemoryRecord]:
         """Live memories whose subject_key is the prefix or lies below it (whole segments:
-        ``project.shop`` covers ``project.shop.*``, not ``project.shopify``), sorted by key."""
+        ``project.shop`` covers ``project.shop.*``, not ``project.shopify``), sorted by key.
+
+        ``as_of`` (a moment, or a day, month... meaning its end: the forms of ``until``)
+        shows the memories as they stood then, each as the version that held at that
+        moment: what was believed before a change. A memory created later, or forgotten
+        by then, is left out (a memory forgotten and restored since counts as never
+        forgotten: archiving keeps no history)."""
         limit = validate.limit(limit)
-        filters = Filters(
-            prefix=validate.prefix(subject_key_prefix),
-            only_keyed=True,
-            scopes=self._scopes(all_projects),
-        )
+        prefix = validate.prefix(subject_key_prefix)
+        if as_of is not None and as_of != "":
+            moment = parse_when(as_of, "as_of", end=True)
+            return self._browse_as_of(prefix, limit, all_projects, moment)
+        filters = Filters(prefix=prefix, only_keyed=True, scopes=self._scopes(all_projects))
         with self._lock:
             rows = self._store.rows(filters, order="key", limit=limit)
-        return [r.record() for r in rows]
+            return self._records(rows)
+
+    def _browse_as_of(
+        self, prefix: str, limit: int, all_projects: bool, moment: datetime
+    ) -> list[MemoryRecord]:
+        scopes = self._scopes(all_projects)
+        # every memory keyed under the prefix now or in an earlier version, in any scope:
+        # the scope (like the key) is the one of the version that held at the moment
+        filters = Filters(prefix=prefix, only_keyed=True, include_archived=True)
+        with self._lock, self._store.transaction(write=False):
+            rows = {r.seq: r for r in self._store.rows(filters, order="seq")}
+            extra = [s for s in self._store.seqs_with_versions(filters) if s not in rows]
+            rows.update(self._store.fetch(extra))
+            versions = self._store.versions(list(rows))
+        found = []
+        for seq, row in rows.items():
+            if row.created_at > moment or (row.archived_at and row.archived_at <= moment):
+                continue
+            earlier = versions.get(seq, [])
+            held = next((v for v in earlier if moment < v.valid_until), None)
+            record = row.record(versions=len(earlier) + 1)
+            if held is not None:
+                record = replace(record, **_version_fields(held), updated_at=held.valid_from)
+            key = record.subject_key
+            if key is None or not _under(key, prefix):
+                continue
+            if scopes is not None and record.scope not in scopes:
+                continue
+            found.append(record)
+        found.sort(key=lambda r: (r.subject_key or "", r.id))
+        return found[:limit]
+
+    @_database_errors
+    def history(
+        self, id_or_subject_key: str, all_projects: bool = False
+    ) -> list[MemoryVersion]:
+        """Every version of one memory, oldest first, the live one last: its fields, when
+        each held (``valid_from``, ``valid_until``) and what replaced it. The memory is
+        named by its id (or a unique prefix of 8+ characters) or by its subject_key: the
+        live memory holding it (the current project's before a global one), else the
+        latest forgotten one."""
+        if not isinstance(id_or_subject_key, str) or not id_or_subject_key.strip():
+            raise InvalidInputError("give a memory id or a subject_key")
+        with self._lock, self._store.transaction(write=False):
+            row = self._named(id_or_subject_key.strip(), all_projects)
+            earlier = self._store.versions([row.seq]).get(row.seq, [])
+        out = [
+            MemoryVersion(
+                id=row.id, version=v.version, **_version_fields(v), valid_from=v.valid_from,
+                valid_until=v.valid_until, replaced_by=v.replaced_by,
+            )
+            for v in earlier
+        ]
+        live = _version_fields(row)
+        out.append(
+            MemoryVersion(
+                id=row.id, version=len(earlier) + 1, **live,
+                valid_from=earlier[-1].valid_until if earlier else row.created_at,
+                valid_until=None, replaced_by=None, archived_at=row.archived_at,
+            )
+        )
+        return out
+
+    def _named(self, name: str, all_projects: bool) -> Row:
+        """The memory an id (prefix) or a subject_key names."""
+        try:
+            return self._resolve(name)
+        except (InvalidInputError, NotFoundError):
+            pass
+        try:
+            key = validate.subject_key(name)
+        except InvalidInputError:
+            key = None
+        rows = []
+        if key:
+            filters = Filters(prefix=key, include_archived=True, scopes=self._scopes(all_projects))
+            rows = [r for r in self._store.rows(filters, order="newest") if r.subject_key == key]
+        if not rows:
+            raise NotFoundError(
+                f"no memory with id or subject_key {name[:60]!r}: find ids with recall or "
+                "`memento list`, keys with browse"
+            )
+        here = self.project.id if self.project else None
+        rows.sort(key=lambda r: (r.archived_at is not None, r.scope != here,
+                                 -(r.archived_at or r.updated_at).timestamp()))  # fmt: skip
+        return rows[0]
 
     def _filters(
         self,
@@ -785,6 +933,7 @@ class Memory:
         hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode, trace)
         words = relevance_terms(text)
         query_terms = self._store.stems(words)
+        seqs = {row.id: row.seq for row, _, _ in hits}
         results: list[MemoryRecord] = []
         spent = 0
         for start in range(0, len(hits), limit):
@@ -811,7 +960,11 @@ class Memory:
                     break
             if len(results) >= limit:
                 break
-        return results[:limit]
+        results = results[:limit]
+        with self._lock:
+            counts = self._store.version_counts([seqs[r.id] for r in results])
+        return [replace(r, versions=counts[seqs[r.id]] + 1) if seqs[r.id] in counts else r
+                for r in results]  # fmt: skip
 
     def _explain(
         self, c: _Candidate, trace: dict[str, Any], words: list[str], applied: dict[str, Any]
@@ -920,10 +1073,13 @@ class Memory:
         """Every memory, archived included, oldest first, as JSON-ready dicts."""
         with self._lock:
             rows = list(self._store.iter_rows())
+            versions = self._store.versions([r.seq for r in rows])
         for row in rows:
             data = row.record().to_dict()
-            for key in ("score", "relevance", "action", "redactions"):
+            for key in ("score", "relevance", "action", "redactions", "versions"):
                 data.pop(key)
+            if row.seq in versions:
+                data["history"] = [_exported_version(v) for v in versions[row.seq]]
             yield data
 
     @_database_errors
@@ -941,7 +1097,7 @@ class Memory:
         told (``"project"``, a directory). Every record is checked before anything is
         written; then each batch is one transaction."""
         fallback = None if scope in (None, "", GLOBAL) else self._scope_project(scope)
-        prepared: list[tuple[NewMemory, Project | None]] = []
+        prepared: list[tuple[NewMemory, Project | None, list[_OldVersion]]] = []
         for n, record in enumerate(records):
             where = f"{labels[n]}: " if labels else f"record {n + 1}: "
             prepared.append(self._prepare_import(record, where, fallback))
@@ -949,15 +1105,17 @@ class Memory:
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start : start + batch_size]
             with self._lock:
-                known = {new.id for new, _ in batch if self._store.find_by_id(new.id)}
-            fresh = [(new, project) for new, project in batch if new.id not in known]
+                known = {new.id for new, _, _ in batch if self._store.find_by_id(new.id)}
+            fresh = [entry for entry in batch if entry[0].id not in known]
             skipped += len(batch) - len(fresh)
             if fresh:
-                vectors = self._embed([new.content for new, _ in fresh])
+                vectors = self._embed([new.content for new, _, _ in fresh])
                 with self._lock, self._write():
-                    for project in {p for _, p in fresh if p is not None}:
+                    projects = {p for _, p, _ in fresh if p is not None}
+                    projects |= {o.project for _, _, h in fresh for o in h if o.project}
+                    for project in projects:
                         self._store.register_project(project)
-                    for (new, _), vector in zip(fresh, vectors):
+                    for (new, _, history), vector in zip(fresh, vectors):
                         if self._store.find_by_id(new.id):
                             skipped += 1
                             continue
@@ -968,7 +1126,12 @@ class Memory:
                             and self._store.find_live_subject(key, new.scope) is not None
                         ):  # the live memory already holding the key wins; keep this archived
                             new = replace(new, archived_at=utcnow())
-                        self._store.insert(new, vector)
+                        seq = self._store.insert(new, vector)
+                        for old in history:  # its earlier versions, oldest first
+                            self._store.add_version(
+                                old.row(seq, new), old.valid_from, old.valid_until,
+                                old.replaced_by,
+                            )
                         added += 1
             if progress:
                 progress(min(start + batch_size, len(prepared)), len(prepared))
@@ -976,7 +1139,7 @@ class Memory:
 
     def _prepare_import(
         self, record: Mapping[str, Any], where: str, fallback: Project | None
-    ) -> tuple[NewMemory, Project | None]:
+    ) -> tuple[NewMemory, Project | None, list[_OldVersion]]:
         hint = (
             " (is this a `memento export` file? For another tool's memories use "
             "`memento import`)"
@@ -1008,9 +1171,40 @@ class Memory:
                 updated_at=parse_when(updated, "updated_at") if updated else created,
                 archived_at=parse_when(archived, "archived_at") if archived else None,
             )
-            return new, project
+            return new, project, self._prepare_history(record.get("history"), project)
         except InvalidInputError as exc:
             raise InvalidInputError(f"{where}{exc}") from None
+
+    def _prepare_history(self, history: object, project: Project | None) -> list[_OldVersion]:
+        """The earlier versions of an exported memory (its ``history``), checked and
+        redacted as a store would, oldest first."""
+        if history is None:
+            return []
+        if not isinstance(history, list):
+            raise InvalidInputError("history must be a list of earlier versions")
+        versions: list[tuple[int, _OldVersion]] = []
+        for n, entry in enumerate(history, 1):
+            where = f"history version {n}: "
+            if not isinstance(entry, Mapping):
+                raise InvalidInputError(f"{where}expected an object")
+            try:
+                fields = {k: entry[k] for k in _HISTORY_FIELDS if k in entry}
+                item = self._prepare({**fields, "scope": GLOBAL}, "")
+                change = entry.get("replaced_by")
+                if change not in CHANGES:
+                    raise InvalidInputError(f"replaced_by must be one of {', '.join(CHANGES)}")
+                start = parse_when(entry.get("valid_from"), "valid_from")
+                stop = parse_when(entry.get("valid_until"), "valid_until")
+                if start > stop:
+                    raise InvalidInputError("valid_from is after valid_until")
+                order = entry.get("version", n)
+                if isinstance(order, bool) or not isinstance(order, int):
+                    raise InvalidInputError("version must be a whole number")
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{where}{exc}") from None
+            owner = _exported_project(entry) if "scope" in entry else project
+            versions.append((order, _OldVersion(item, owner, start, stop, change)))
+        return [v for _, v in sorted(versions, key=lambda pair: pair[0])]
 
     @_database_errors
     def reembed(
@@ -1206,6 +1400,39 @@ class Memory:
         return pack(
             header, [Section("", found)], budget, max(MIN_BUDGET, budget // LINE_SHARE_PROMPT)
         )
+
+
+def _version_fields(v: Version | Row) -> dict[str, Any]:
+    """The fields a version keeps, as MemoryRecord and MemoryVersion name them."""
+    return {
+        "content": v.content,
+        "kind": v.kind,
+        "importance": v.importance,
+        "subject_key": v.subject_key,
+        "metadata": v.metadata,
+        "source": v.source,
+        "scope": v.scope,
+        "project": v.project,
+    }
+
+
+def _exported_version(v: Version) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        **_version_fields(v),
+        "valid_from": to_iso(v.valid_from),
+        "valid_until": to_iso(v.valid_until),
+        "replaced_by": v.replaced_by,
+    }
+
+
+def _under(key: str, prefix: str) -> bool:
+    """Whether ``key`` is ``prefix`` or lies below it, by whole segments (as the store's
+    prefix filter)."""
+    if not prefix:
+        return True
+    child = prefix if prefix.endswith(".") else prefix + "."
+    return key == prefix or key.startswith(child)
 
 
 def _max_tokens(value: object) -> int | None:

@@ -11,6 +11,9 @@ from .recall import Explanation
 
 KINDS: tuple[str, ...] = ("fact", "event", "lesson")
 ACTIONS: tuple[str, ...] = ("created", "updated", "unchanged", "deduplicated")
+# What can replace a version of a memory: a store with its subject_key (upsert), an update
+# (fields or scope), a near-duplicate store that raised its importance (dedup).
+CHANGES: tuple[str, ...] = ("upsert", "update", "dedup")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class MemoryRecord:
     same kind already existed and is returned instead). ``redactions`` names the kinds of
     secret that were replaced by a marker before the text was stored. ``explanation``
     holds the parts of its score when recall was asked to explain (``explain=True``).
+    ``versions`` is how many versions the memory has had, the live one included
+    (:meth:`memento.Memory.history` lists them); set by recall, recent and browse.
     """
 
     id: str
@@ -45,6 +50,7 @@ class MemoryRecord:
     action: str | None = None
     redactions: tuple[str, ...] = field(default=())
     explanation: Explanation | None = None
+    versions: int = 1
 
     @property
     def short_id(self) -> str:
@@ -67,4 +73,40 @@ class MemoryRecord:
             value = data[key]
             data[key] = to_iso(value) if value is not None else None
         data["redactions"] = list(self.redactions)
+        return data
+
+
+@dataclass(frozen=True)
+class MemoryVersion:
+    """One version of a memory (:meth:`memento.Memory.history`): its fields while it held,
+    from ``valid_from`` until ``valid_until`` (None: it is the live version), and the kind
+    of change that replaced it, ``replaced_by`` (``upsert``: stored again under its
+    subject_key; ``update``; ``dedup``: a near duplicate raised its importance; None for
+    the live version). ``version`` counts from 1, the oldest. The live version carries the
+    memory's ``archived_at``."""
+
+    id: str
+    version: int
+    content: str
+    kind: str
+    importance: float
+    subject_key: str | None
+    metadata: dict[str, Any]
+    source: str
+    scope: str
+    project: str | None
+    valid_from: datetime
+    valid_until: datetime | None
+    replaced_by: str | None
+    archived_at: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.valid_until is None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("valid_from", "valid_until", "archived_at"):
+            value = data[key]
+            data[key] = to_iso(value) if value is not None else None
         return data

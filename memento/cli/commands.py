@@ -32,6 +32,7 @@ from .base import (
     progress,
     project_option,
     search_line,
+    version_line,
 )
 
 
@@ -269,11 +270,80 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
         ("archived_at", data["archived_at"] or "-"),
         ("metadata", json.dumps(record.metadata, ensure_ascii=False) if record.metadata else "-"),
     ]
+    if record.versions > 1:
+        rows.append(("versions", f"{record.versions} (memento history {record.short_id})"))
     for name, value in rows:
         click.echo(f"{name + ':':<13}{printable(value)}")
     click.echo("")
     for line in record.content.splitlines() or [""]:
         click.echo(f"    {printable(line)}")
+
+
+@cli.command()
+@click.argument("name", metavar="ID|KEY")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@project_option
+@all_projects_option
+@db_option
+@click.pass_context
+def history(ctx: click.Context, name: str, as_json: bool, sub_db: Path | None) -> None:
+    """Every version of one memory, oldest first, the live one last: when each held,
+    what replaced it, and its fields. Name the memory by id (8+ characters) or by
+    subject key.
+
+    \b
+    Example:
+      memento history user.theme
+      memento history 01KVF2CKW772 --json
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        versions = memory.history(name)
+    if as_json:
+        echo_json([v.to_dict() for v in versions])
+        return
+    for version in versions:
+        click.echo(version_line(version))
+
+
+@cli.command()
+@click.argument("prefix", default="")
+@_limit_option(100)
+@click.option(
+    "--as-of",
+    help="Show the memories as they stood then: 2026-11-20 (its end), '3 days ago', "
+    "'last month' (the forms of --until).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the memories as JSON.")
+@project_option
+@all_projects_option
+@db_option
+@click.pass_context
+def browse(
+    ctx: click.Context,
+    prefix: str,
+    limit: int,
+    as_of: str | None,
+    as_json: bool,
+    sub_db: Path | None,
+) -> None:
+    """Live memories with a subject key under PREFIX (whole segments), sorted by key;
+    with --as-of, as they stood at that time (what was believed before a change).
+
+    \b
+    Example:
+      memento browse user.
+      memento browse project.shop --as-of "last month"
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        records = memory.browse(prefix, limit=limit, as_of=as_of)
+    if as_json:
+        echo_json([r.to_dict() for r in records])
+    elif not records:
+        click.echo("No memories with a subject key under that prefix" + (
+            " at that time." if as_of else "."))
+    else:
+        for record in records:
+            click.echo(list_line(record))
 
 
 @cli.command()

@@ -54,7 +54,9 @@ decisions, how to run or deploy a project) and not in what you were given, call 
 memento_recall; memento_recall_many asks several questions at once. memento_browse with \
 subject_key_prefix "project.<name>." lists what you know about a project. since/until take \
 dates and phrases ("yesterday", "last week", "March 2026"); max_tokens asks for the best \
-results that fit a token budget rather than a count.
+results that fit a token budget rather than a count. A changed memory keeps its earlier \
+versions: memento_history shows what it said before, memento_browse with as_of what was \
+believed at a past time.
 
 Scopes: memories belong to the current project (the client's root folder, else the \
 server's directory) or are global. A memory you store belongs to the current project, \

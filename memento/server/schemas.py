@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..records import KINDS, MemoryRecord
+from ..records import KINDS, MemoryRecord, MemoryVersion
 from ..validate import MAX_LIMIT
 
 if TYPE_CHECKING:
@@ -55,6 +55,11 @@ class _Memory(BaseModel):
     )
     metadata: dict[str, Any] | None = Field(default=None, description="Absent: none")
     source: str | None = Field(default=None, description="Where it came from (absent: mcp)")
+    versions: int | None = Field(
+        default=None,
+        description="How many versions it has had, this one included (absent: 1); "
+        "memento_history lists them",
+    )
 
     @classmethod
     def of(cls, record: MemoryRecord, **extra: Any) -> Self:
@@ -74,6 +79,7 @@ class _Memory(BaseModel):
             archived=_day(record.archived_at),
             metadata=record.metadata or None,
             source=None if record.source == DEFAULT_SOURCE else record.source,
+            versions=record.versions if record.versions > 1 else None,
             **extra,
         )
 
@@ -84,7 +90,7 @@ class _Memory(BaseModel):
         if self.subject_key:
             head.append(self.subject_key)
         head += [f"@{self.project}", self.date, *self._marks()]
-        for name in ("importance", "archived", "source"):
+        for name in ("importance", "archived", "source", "versions"):
             value = getattr(self, name, None)
             if value is not None:
                 head.append(f"{name}={value}")
@@ -296,6 +302,72 @@ class ForgetPrefixResult(BaseModel):
 
     def render(self) -> str:
         return f"{self.status} {_count(self.count)} under {_json(self.prefix)}"
+
+
+class VersionItem(BaseModel):
+    """One version of a memory."""
+
+    version: int = Field(description="1 is the oldest")
+    kind: _KIND
+    subject_key: str | None = None
+    project: str = Field(description='Project it belonged to, or "global"')
+    importance: float | None = Field(default=None, description="0 to 1 (absent: 0.5)")
+    valid_from: str = Field(description="When it began to hold (ISO-8601 UTC)")
+    valid_until: str | None = Field(
+        default=None, description="When it was replaced (absent: the live version)"
+    )
+    replaced_by: Literal["upsert", "update", "dedup"] | None = Field(
+        default=None,
+        description="What replaced it: upsert (stored again under its subject_key), "
+        "update, dedup (a near duplicate raised its importance); absent: the live version",
+    )
+    archived: str | None = Field(default=None, description="Day the memory was forgotten")
+    content: str
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, version: MemoryVersion) -> Self:
+        return cls(
+            version=version.version,
+            kind=version.kind,  # type: ignore[arg-type]
+            subject_key=version.subject_key,
+            project=version.project or version.scope,
+            importance=None if version.importance == DEFAULT_IMPORTANCE else version.importance,
+            valid_from=_moment(version.valid_from),
+            valid_until=_moment(version.valid_until) if version.valid_until else None,
+            replaced_by=version.replaced_by,  # type: ignore[arg-type]
+            archived=_day(version.archived_at),
+            content=version.content,
+            metadata=version.metadata or None,
+        )
+
+    def line(self) -> str:
+        until = f"{self.valid_until} by {self.replaced_by}" if self.valid_until else "now"
+        head = [f"v{self.version}", self.kind]
+        if self.subject_key:
+            head.append(self.subject_key)
+        head += [f"@{self.project}", f"{self.valid_from} -> {until}"]
+        if self.importance is not None:
+            head.append(f"importance={self.importance}")
+        if self.archived:
+            head.append(f"archived={self.archived}")
+        if self.metadata:
+            head.append("metadata=" + _json(self.metadata))
+        return f"[{' '.join(head)}] {self.content.replace(chr(10), chr(10) + '  ')}"
+
+
+def _moment(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HistoryResult(BaseModel):
+    id: str = Field(description="The memory's full id")
+    count: int
+    versions: list[VersionItem] = Field(description="Oldest first, the live one last")
+
+    def render(self) -> str:
+        lines = "\n".join(v.line() for v in self.versions)
+        return f"{self.id}: {self.count} versions, oldest first:\n{lines}"
 
 
 class KindCounts(BaseModel):

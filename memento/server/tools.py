@@ -36,6 +36,7 @@ from .schemas import (
     Explain,
     ForgetPrefixResult,
     ForgetResult,
+    HistoryResult,
     Importance,
     IncludeArchived,
     KindFilter,
@@ -60,6 +61,7 @@ from .schemas import (
     StoreManyResult,
     SubjectKey,
     Until,
+    VersionItem,
 )
 
 log = logging.getLogger("memento.server")
@@ -431,12 +433,36 @@ def memento_browse(
     ] = "",
     limit: Limit = 100,
     all_projects: AllProjects = False,
+    as_of: Annotated[
+        str | None,
+        Field(
+            description="Show the memories as they stood at this time (what was believed "
+            'before a change): 2026-11-20 (its end), "last month", "3 days ago"'
+        ),
+    ] = None,
 ) -> MemoryList:
     """Live memories that have a subject_key starting with the prefix, sorted by key: what
     you know about the user ("user.") or a project ("project.<name>."), in the current
     project and the global memories."""
-    records = _memory(ctx).browse(subject_key_prefix, limit=limit, all_projects=all_projects)
+    records = _memory(ctx).browse(
+        subject_key_prefix, limit=limit, all_projects=all_projects, as_of=as_of
+    )
     return MemoryList(count=len(records), memories=[MemoryItem.of(r) for r in records])
+
+
+def memento_history(
+    ctx: Context,
+    id: Annotated[
+        str, Field(description="Memory id (or a unique prefix of 8+ characters) or subject_key")
+    ],
+    all_projects: AllProjects = False,
+) -> HistoryResult:
+    """Every version of one memory, oldest first, the live one last: what it said before
+    each change, when, and what replaced it (upsert, update or dedup)."""
+    versions = _memory(ctx).history(id, all_projects=all_projects)
+    return HistoryResult(
+        id=versions[-1].id, count=len(versions), versions=[VersionItem.of(v) for v in versions]
+    )
 
 
 def memento_stats(ctx: Context, all_projects: AllProjects = False) -> Stats:
@@ -457,6 +483,7 @@ TOOLS: tuple[tuple[Callable[..., Any], ToolAnnotations], ...] = (
     (memento_forget_prefix, DESTRUCTIVE),
     (memento_recent, READ_ONLY),
     (memento_browse, READ_ONLY),
+    (memento_history, READ_ONLY),
     (memento_stats, READ_ONLY),
     (memento_store_many, WRITES),
     (memento_recall_many, READ_ONLY),
