@@ -60,7 +60,7 @@ from .recall import (
     relevance_terms,
     scaled,
 )
-from .records import CHANGES, KINDS, MemoryRecord, MemoryVersion
+from .records import CHANGES, KINDS, MemoryRecord, MemoryVersion, Related
 from .store import Filters, NewMemory, Row, Store, open_store
 from .store.base import Version
 
@@ -71,6 +71,14 @@ from .store.base import Version
 # a missed restatement only costs a near-duplicate row: so the bar sits above every distinct
 # pair measured. Changing a fact is what subject_key upserts are for.
 DEDUP_SIMILARITY = 0.97
+# A fact or lesson stored without a subject_key lists the live memories of its kind and scope
+# at least this similar (and below DEDUP_SIMILARITY) as ``related``: one of them may be the
+# value it changes. Measured with benches/dedup.py (2026-11-26): at 0.65, 70 % of 30 pairs
+# "same subject, a changed value" are surfaced, none of 435 pairs of facts about different
+# subjects (highest 0.574) and none of 10 pairs of compatible facts about one subject
+# (highest 0.616); 0.60 would surface 83 % but the first compatible pair, 0.75 only 40 %.
+RELATED_SIMILARITY = 0.65
+MAX_RELATED = 3
 MIN_POOL = 50
 # How many results recall returns when not told.
 DEFAULT_LIMIT = 10
@@ -461,7 +469,8 @@ class Memory:
                 self._store.update(existing.seq, values, vector)
                 return self._record(existing.seq, action="updated", redactions=item.redactions)
         elif item.kind in ("fact", "lesson"):
-            hits = self._store.knn(vector, 1, Filters(kinds=(item.kind,), scopes=(scope,)))
+            near = Filters(kinds=(item.kind,), scopes=(scope,))
+            hits = self._store.knn(vector, 1 + MAX_RELATED, near)
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
                 seq = hits[0][0]
                 row = self._store.fetch([seq])[seq]
@@ -469,6 +478,17 @@ class Memory:
                     self._keep_version(row, now, "dedup")
                     self._store.update(seq, {"importance": item.importance, "updated_at": now})
                 return self._record(seq, action="deduplicated", redactions=item.redactions)
+            similar = [(s, 1.0 - d) for s, d in hits if 1.0 - d >= RELATED_SIMILARITY]
+            seq = self._store.insert(self._new_memory(item, now), vector)
+            rows = self._store.fetch([s for s, _ in similar])
+            related = tuple(
+                Related(rows[s].id, round(similarity, 4), rows[s].content)
+                for s, similarity in similar[:MAX_RELATED]
+                if s in rows
+            )
+            return self._record(
+                seq, action="created", redactions=item.redactions, related=related
+            )
         seq = self._store.insert(self._new_memory(item, now), vector)
         return self._record(seq, action="created", redactions=item.redactions)
 

@@ -17,6 +17,16 @@ CHANGES: tuple[str, ...] = ("upsert", "update", "dedup")
 
 
 @dataclass(frozen=True)
+class Related:
+    """A live memory similar to one just stored, below the near-duplicate bar: it may say
+    what the new one replaces (``similarity``: the cosine of their vectors)."""
+
+    id: str
+    similarity: float
+    content: str
+
+
+@dataclass(frozen=True)
 class MemoryRecord:
     """One memory as stored.
 
@@ -31,6 +41,9 @@ class MemoryRecord:
     holds the parts of its score when recall was asked to explain (``explain=True``).
     ``versions`` is how many versions the memory has had, the live one included
     (:meth:`memento.Memory.history` lists them); set by recall, recent and browse.
+    ``related`` is set by a store of a fact or lesson without a subject_key: the live
+    memories of its kind and scope that are similar but not near duplicates, most similar
+    first; one of them may be stale now (update or forget it).
     """
 
     id: str
@@ -51,6 +64,7 @@ class MemoryRecord:
     redactions: tuple[str, ...] = field(default=())
     explanation: Explanation | None = None
     versions: int = 1
+    related: tuple[Related, ...] = field(default=())
 
     @property
     def short_id(self) -> str:
@@ -63,12 +77,16 @@ class MemoryRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: timestamps as ISO-8601 UTC strings; ``explanation`` only when
-        recall explained."""
+        recall explained, ``related`` only when a store found some."""
         data = asdict(self)
         if self.explanation is None:
             del data["explanation"]
         else:
             data["explanation"] = self.explanation.to_dict()
+        if self.related:
+            data["related"] = list(data["related"])
+        else:
+            del data["related"]
         for key in ("created_at", "updated_at", "archived_at"):
             value = data[key]
             data[key] = to_iso(value) if value is not None else None

@@ -4,6 +4,7 @@ MCP server, on real SQLite files and the real model."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from mcp import ClientSession
 
-from memento import Memory, NotFoundError, cli
+from memento import InvalidInputError, Memory, NotFoundError, cli
 from memento.dates import utcnow
 from memento.embedder import Embedder
 
@@ -49,7 +50,7 @@ def test_every_change_keeps_the_previous_version(memory: Memory, changed: dict) 
     assert versions[-1].metadata == {"pr": 42} and versions[-1].live
     assert changed["second"].action == "updated" and changed["second"].versions == 2
     # each version holds from where the one before it stopped
-    for before, after in zip(versions, versions[1:]):
+    for before, after in itertools.pairwise(versions):
         assert before.valid_until == after.valid_from
         assert before.valid_from <= before.valid_until
     assert versions[0].valid_from == memory.get(changed["id"]).created_at
@@ -140,9 +141,11 @@ def test_export_and_import_carry_the_history(
         assert list(copy.export()) == exported  # lossless
         assert copy.history(changed["id"]) == memory.history(changed["id"])
     broken = [{**exported[0], "history": [{**history[0], "replaced_by": "magic"}]}]
-    with Memory(tmp_path / "other.db", embedder=embedder) as other:
-        with pytest.raises(Exception, match="history version 1: replaced_by must be one of"):
-            other.import_records(broken)
+    with (
+        Memory(tmp_path / "other.db", embedder=embedder) as other,
+        pytest.raises(InvalidInputError, match="history version 1: replaced_by must be one of"),
+    ):
+        other.import_records(broken)
 
 
 def test_cli_history_and_browse_as_of(

@@ -516,6 +516,13 @@ def store(
     }
     where = f"project {printable(record.project)}" if record.project else "global"
     click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({where})")
+    if record.related:
+        click.echo(
+            "Similar memories, possibly stale now (memento update ID or memento forget ID):"
+        )
+        for other in record.related:
+            text = printable(" ".join(other.content.split()))
+            click.echo(f"  {other.id[:12]}  {other.similarity:.2f}  {text}")
     if record.redactions:
         click.echo(f"Redacted before storing: {', '.join(record.redactions)}", err=True)
 

@@ -75,6 +75,9 @@ old one instead of contradicting it.
 ("2026-11-24: released v0.3; the migration failed once on Windows"). Events are never merged.
 - kind "lesson": a rule learned the hard way, written as an instruction for next time \
 ("Always run the migrations before the tests in project X, or they fail with ...").
+When a stored fact or lesson comes back with "related" memories, one of them may say what \
+the new one replaces: update it (memento_update) or forget it (memento_forget) rather than \
+keeping both; better still, give facts a subject_key so a change replaces the old value.
 Write each memory so it stands alone: full names, no "he" or "this", one idea per memory. \
 Set importance (0 to 1) higher for things that matter often or a lot. Never store secrets: \
 tokens and passwords are redacted anyway.

@@ -174,6 +174,12 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+class RelatedMemory(BaseModel):
+    id: str
+    similarity: float = Field(description="Cosine similarity to the memory just stored")
+    content: str
+
+
 class StoredMemory(MemoryItem):
     action: Literal["created", "updated", "unchanged", "deduplicated"] = Field(
         description="created: a new memory; updated: the live memory with this subject_key "
@@ -184,16 +190,32 @@ class StoredMemory(MemoryItem):
     redactions: list[str] | None = Field(
         default=None, description="Kinds of secret replaced by a marker before storing"
     )
+    related: list[RelatedMemory] | None = Field(
+        default=None,
+        description="Live memories of the same kind and scope that are similar but not the "
+        "same: if the new memory changes what one of them says, update or forget that one",
+    )
 
     @classmethod
     def of_stored(cls, record: MemoryRecord) -> Self:
+        related = [
+            RelatedMemory(id=r.id, similarity=round(r.similarity, 2), content=r.content)
+            for r in record.related
+        ]
         return cls.of(
-            record, action=record.action or "updated", redactions=list(record.redactions) or None
+            record,
+            action=record.action or "updated",
+            redactions=list(record.redactions) or None,
+            related=related or None,
         )
 
     def line(self) -> str:
         note = f" (redacted: {', '.join(self.redactions)})" if self.redactions else ""
-        return f"{self.action}{note}: {super().line()}"
+        text = f"{self.action}{note}: {super().line()}"
+        for other in self.related or []:
+            content = other.content.replace("\n", " ")
+            text += f"\n  related {other.similarity} [{other.id}] {content}"
+        return text
 
     def render(self) -> str:
         return self.line()
