@@ -1112,7 +1112,11 @@ class Memory:
         scope: str | os.PathLike[str] | None = None,
     ) -> dict[str, int]:
         """Restore exported memories losslessly (same ids, timestamps, archived state,
-        scope). Ids already present are skipped, so importing twice adds nothing. Records
+        scope, earlier versions). A record whose id is present is skipped, so importing
+        twice adds nothing, unless it is a newer state of that memory (changed, and not
+        older than the stored one): then the memory is updated in place and the state it
+        replaces kept as a version (``import``). Returns ``{"added", "updated",
+        "skipped"}``. Records
         without a scope of their own (other tools' memories) go to ``scope``: global unless
         told (``"project"``, a directory). Every record is checked before anything is
         written; then each batch is one transaction."""
@@ -1121,41 +1125,92 @@ class Memory:
         for n, record in enumerate(records):
             where = f"{labels[n]}: " if labels else f"record {n + 1}: "
             prepared.append(self._prepare_import(record, where, fallback))
-        added = skipped = 0
+        added = updated = skipped = 0
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start : start + batch_size]
             with self._lock:
-                known = {new.id for new, _, _ in batch if self._store.find_by_id(new.id)}
-            fresh = [entry for entry in batch if entry[0].id not in known]
-            skipped += len(batch) - len(fresh)
-            if fresh:
-                vectors = self._embed([new.content for new, _, _ in fresh])
-                with self._lock, self._write():
-                    projects = {p for _, p, _ in fresh if p is not None}
-                    projects |= {o.project for _, _, h in fresh for o in h if o.project}
-                    for project in projects:
-                        self._store.register_project(project)
-                    for (new, _, history), vector in zip(fresh, vectors):
-                        if self._store.find_by_id(new.id):
-                            skipped += 1
-                            continue
-                        key = new.subject_key
-                        if (
-                            key is not None
-                            and new.archived_at is None
-                            and self._store.find_live_subject(key, new.scope) is not None
-                        ):  # the live memory already holding the key wins; keep this archived
-                            new = replace(new, archived_at=utcnow())
-                        seq = self._store.insert(new, vector)
-                        for old in history:  # its earlier versions, oldest first
-                            self._store.add_version(
-                                old.row(seq, new), old.valid_from, old.valid_until,
-                                old.replaced_by,
-                            )
-                        added += 1
+                present = {}
+                for new, _, _ in batch:
+                    rows = self._store.find_by_id(new.id)
+                    if rows:
+                        present[new.id] = rows[0]
+            fresh = [entry for entry in batch if entry[0].id not in present]
+            newer = [e for e in batch if e[0].id in present and _supersedes(e[0], present[e[0].id])]
+            skipped += len(batch) - len(fresh) - len(newer)
+            if not fresh and not newer:
+                if progress:
+                    progress(min(start + batch_size, len(prepared)), len(prepared))
+                continue
+            # vectors for the new memories, and for the changed ones whose text changed
+            texts = [new.content for new, _, _ in fresh]
+            texts += [new.content for new, _, _ in newer if new.content != present[new.id].content]
+            vectors = iter(self._embed(texts))
+            fresh_vectors = [next(vectors) for _ in fresh]
+            newer_vectors = [
+                next(vectors) if new.content != present[new.id].content else None
+                for new, _, _ in newer
+            ]
+            with self._lock, self._write():
+                projects = {p for _, p, _ in fresh + newer if p is not None}
+                projects |= {o.project for _, _, h in fresh for o in h if o.project}
+                for project in projects:
+                    self._store.register_project(project)
+                for (new, _, history), vector in zip(fresh, fresh_vectors):
+                    if self._store.find_by_id(new.id):
+                        skipped += 1
+                        continue
+                    key = new.subject_key
+                    if (
+                        key is not None
+                        and new.archived_at is None
+                        and self._store.find_live_subject(key, new.scope) is not None
+                    ):  # the live memory already holding the key wins; keep this archived
+                        new = replace(new, archived_at=utcnow())
+                    seq = self._store.insert(new, vector)
+                    for old in history:  # its earlier versions, oldest first
+                        self._store.add_version(
+                            old.row(seq, new), old.valid_from, old.valid_until, old.replaced_by
+                        )
+                    added += 1
+                for (new, _, _), vector in zip(newer, newer_vectors):
+                    if self._refresh(new, vector):
+                        updated += 1
+                    else:
+                        skipped += 1
             if progress:
                 progress(min(start + batch_size, len(prepared)), len(prepared))
-        return {"added": added, "skipped": skipped}
+        return {"added": added, "updated": updated, "skipped": skipped}
+
+    def _refresh(self, new: NewMemory, vector: bytes | None) -> bool:
+        """Bring a present memory up to a newer imported state, keeping the one it replaces
+        as a version (``import``); False when that is not (or no longer) right: it changed
+        meanwhile, or its subject_key is held by another live memory."""
+        rows = self._store.find_by_id(new.id)
+        if not rows or not _supersedes(new, rows[0]):
+            return False
+        row = rows[0]
+        if vector is None and new.content != row.content:
+            return False  # its text changed since the vector was made: leave it
+        if new.subject_key is not None and new.archived_at is None:
+            holder = self._store.find_live_subject(new.subject_key, new.scope)
+            if holder is not None and holder.seq != row.seq:
+                return False
+        self._keep_version(row, utcnow(), "import")
+        values: dict[str, Any] = {
+            "content": new.content,
+            "kind": new.kind,
+            "importance": new.importance,
+            "subject_key": new.subject_key,
+            "metadata": new.metadata,
+            "source": new.source,
+            "scope": new.scope,
+            "updated_at": new.updated_at,
+            "archived_at": new.archived_at,
+        }
+        if vector is not None:
+            values["embedding_model"] = self.embedder.name
+        self._store.update(row.seq, values, vector)
+        return True
 
     def _prepare_import(
         self, record: Mapping[str, Any], where: str, fallback: Project | None
@@ -1444,6 +1499,15 @@ def _exported_version(v: Version) -> dict[str, Any]:
         "valid_until": to_iso(v.valid_until),
         "replaced_by": v.replaced_by,
     }
+
+
+def _supersedes(new: NewMemory, row: Row) -> bool:
+    """Whether an imported state of a memory replaces the stored one: something that keeps
+    a version differs, and it is not older."""
+    mine = (row.content, row.kind, row.importance, row.subject_key, row.metadata or {}, row.scope)
+    theirs = (new.content, new.kind, new.importance, new.subject_key, new.metadata or {},
+              new.scope)  # fmt: skip
+    return mine != theirs and new.updated_at >= row.updated_at
 
 
 def _under(key: str, prefix: str) -> bool:

@@ -12,8 +12,9 @@ from .recall import Explanation
 KINDS: tuple[str, ...] = ("fact", "event", "lesson")
 ACTIONS: tuple[str, ...] = ("created", "updated", "unchanged", "deduplicated")
 # What can replace a version of a memory: a store with its subject_key (upsert), an update
-# (fields or scope), a near-duplicate store that raised its importance (dedup).
-CHANGES: tuple[str, ...] = ("upsert", "update", "dedup")
+# (fields or scope), a near-duplicate store that raised its importance (dedup), an import of
+# a newer state of it (import).
+CHANGES: tuple[str, ...] = ("upsert", "update", "dedup", "import")
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ class MemoryVersion:
     """One version of a memory (:meth:`memento.Memory.history`): its fields while it held,
     from ``valid_from`` until ``valid_until`` (None: it is the live version), and the kind
     of change that replaced it, ``replaced_by`` (``upsert``: stored again under its
-    subject_key; ``update``; ``dedup``: a near duplicate raised its importance; None for
-    the live version). ``version`` counts from 1, the oldest. The live version carries the
-    memory's ``archived_at``."""
+    subject_key; ``update``; ``dedup``: a near duplicate raised its importance;
+    ``import``: an import brought a newer state; None for the live version). ``version``
+    counts from 1, the oldest. The live version carries the memory's ``archived_at``."""
 
     id: str
     version: int

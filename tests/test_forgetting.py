@@ -145,7 +145,7 @@ def test_each_kind_of_secret_is_redacted_before_the_file(
         assert meta.redactions == (kind,)
         assert value not in json.dumps(meta.metadata)
         imported = m.import_records([{"content": f"imported {text}", "kind": "event"}])
-        assert imported == {"added": 1, "skipped": 0}
+        assert imported == {"added": 1, "updated": 0, "skipped": 0}
         m.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert value.encode() not in _disk(db_path)
 

@@ -136,8 +136,8 @@ def test_export_and_import_carry_the_history(
     assert [v["replaced_by"] for v in history] == ["upsert", "update", "update"]
     assert "versions" not in exported[0]
     with Memory(tmp_path / "copy.db", embedder=embedder) as copy:
-        assert copy.import_records(exported) == {"added": 1, "skipped": 0}
-        assert copy.import_records(exported) == {"added": 0, "skipped": 1}  # idempotent
+        assert copy.import_records(exported) == {"added": 1, "updated": 0, "skipped": 0}
+        assert copy.import_records(exported) == {"added": 0, "updated": 0, "skipped": 1}
         assert list(copy.export()) == exported  # lossless
         assert copy.history(changed["id"]) == memory.history(changed["id"])
     broken = [{**exported[0], "history": [{**history[0], "replaced_by": "magic"}]}]
@@ -146,6 +146,24 @@ def test_export_and_import_carry_the_history(
         pytest.raises(InvalidInputError, match="history version 1: replaced_by must be one of"),
     ):
         other.import_records(broken)
+
+
+def test_importing_a_newer_state_updates_and_keeps_a_version(
+    memory: Memory, changed: dict, tmp_path: Path, embedder: Embedder
+) -> None:
+    with Memory(tmp_path / "laptop.db", embedder=embedder) as laptop:
+        laptop.import_records(list(memory.export()))
+        memory.update(changed["id"], content="The api runs Python 3.14")  # on the desktop
+        newer = list(memory.export())
+        assert laptop.import_records(newer) == {"added": 0, "updated": 1, "skipped": 0}
+        versions = laptop.history(changed["id"])
+        assert [v.replaced_by for v in versions] == ["upsert", "update", "update", "import", None]
+        assert versions[-2].content == "The api runs Python 3.13"
+        assert laptop.recall("Python 3.14")[0].content == "The api runs Python 3.14"
+        assert laptop.import_records(newer) == {"added": 0, "updated": 0, "skipped": 1}
+        laptop.update(changed["id"], content="The api runs PyPy")  # a later local change wins
+        assert laptop.import_records(newer) == {"added": 0, "updated": 0, "skipped": 1}
+        assert laptop.get(changed["id"]).content == "The api runs PyPy"
 
 
 def test_cli_history_and_browse_as_of(

@@ -63,6 +63,10 @@ async def test_time_phrases_and_whole_days(session: ClientSession) -> None:
     assert await contents(session, since="2025-12", until="December 2025") == [
         "Deployed the api in December"
     ]
+    recent = await call(session, "memento_recent", since="2026-11-21", until="2026-11-21")
+    assert [m["content"] for m in recent.structured_content["memories"]] == [
+        "Deployed the api on a Saturday"
+    ]
     bad = await call(session, "memento_recall", query="api", since="the other day")
     assert bad.is_error
     text = bad.content[0].text

@@ -680,9 +680,10 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
     records, labels = _read_jsonl(name)
     with open_memory(target, create=True) as memory, progress("Importing", len(records)) as bar:
         counts = memory.import_records(records, progress=bar, labels=labels)
+    changed = f"{counts['updated']} updated, " if counts["updated"] else ""
     click.echo(
         f"Imported {counts['added']} memories from {name} "
-        f"({counts['skipped']} already present)"
+        f"({changed}{counts['skipped']} already present)"
     )
 
 
@@ -741,9 +742,10 @@ def import_(
             "Importing", len(result.records)
         ) as bar:
             write(memory, result, progress=bar, scope=_import_scope(ctx))
+        changed = f"{result.updated} updated, " if result.updated else ""
         click.echo(
             f"Imported {result.added} memories from {source} ({result.format}); "
-            f"{result.already_present} already present"
+            f"{changed}{result.already_present} already present"
         )
     for reason in result.skipped:
         click.echo(f"Skipped {printable(reason)}", err=True)

@@ -338,10 +338,11 @@ class VersionItem(BaseModel):
     valid_until: str | None = Field(
         default=None, description="When it was replaced (absent: the live version)"
     )
-    replaced_by: Literal["upsert", "update", "dedup"] | None = Field(
+    replaced_by: Literal["upsert", "update", "dedup", "import"] | None = Field(
         default=None,
         description="What replaced it: upsert (stored again under its subject_key), "
-        "update, dedup (a near duplicate raised its importance); absent: the live version",
+        "update, dedup (a near duplicate raised its importance), import (a newer state "
+        "imported); absent: the live version",
     )
     archived: str | None = Field(default=None, description="Day the memory was forgotten")
     content: str

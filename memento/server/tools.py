@@ -418,10 +418,17 @@ def memento_recent(
     ] = None,
     include_archived: IncludeArchived = False,
     all_projects: AllProjects = False,
+    since: Since = None,
+    until: Until = None,
 ) -> MemoryList:
     """The newest memories first (the current project and the global memories)."""
     records = _memory(ctx).recent(
-        limit=limit, kind=kind, include_archived=include_archived, all_projects=all_projects
+        limit=limit,
+        kind=kind,
+        include_archived=include_archived,
+        all_projects=all_projects,
+        since=since,
+        until=until,
     )
     return MemoryList(count=len(records), memories=[MemoryItem.of(r) for r in records])
 

@@ -75,7 +75,7 @@ class Row:
 @dataclass(frozen=True)
 class Version:
     """An earlier version of a memory: its fields from ``valid_from`` until ``valid_until``,
-    when a change of kind ``replaced_by`` (``upsert``, ``update``, ``dedup``) replaced them.
+    when a change of kind ``replaced_by`` (``memento.records.CHANGES``) replaced them.
     ``seq`` is the memory's; ``version`` counts from 1, the oldest."""
 
     seq: int
