@@ -31,9 +31,11 @@ from .context import (
     SESSION_SHARES,
     ContextBlock,
     Section,
+    count_many,
+    full_line,
     pack,
 )
-from .dates import parse_when, utcnow
+from .dates import parse_when, to_iso, utcnow
 from .embedder import Embedder
 from .errors import (
     AmbiguousIdError,
@@ -49,15 +51,19 @@ from .recall import (
     DEFAULT_WEIGHTS,
     RELEVANT,
     Evidence,
+    Explanation,
     Weights,
     adjust,
     coverage,
+    factors,
     fuse,
     relevance,
     relevance_terms,
+    scaled,
 )
-from .records import KINDS, MemoryRecord
+from .records import CHANGES, KINDS, MemoryRecord, MemoryVersion, Related
 from .store import Filters, NewMemory, Row, Store, open_store
+from .store.base import Version
 
 # Two facts (or lessons) whose vectors are at least this similar are the same memory said
 # twice; the second store returns the first. Measured with benches/dedup.py: restatements of
@@ -66,10 +72,27 @@ from .store import Filters, NewMemory, Row, Store, open_store
 # a missed restatement only costs a near-duplicate row: so the bar sits above every distinct
 # pair measured. Changing a fact is what subject_key upserts are for.
 DEDUP_SIMILARITY = 0.97
+# A fact or lesson stored without a subject_key lists the live memories of its kind and scope
+# at least this similar (and below DEDUP_SIMILARITY) as ``related``: one of them may be the
+# value it changes. Measured with benches/dedup.py (2026-11-26): at 0.65, 70 % of 30 pairs
+# "same subject, a changed value" are surfaced, none of 435 pairs of facts about different
+# subjects (highest 0.574) and none of 10 pairs of compatible facts about one subject
+# (highest 0.616); 0.60 would surface 83 % but the first compatible pair, 0.75 only 40 %.
+RELATED_SIMILARITY = 0.65
+MAX_RELATED = 3
 MIN_POOL = 50
+# How many results recall returns when not told.
+DEFAULT_LIMIT = 10
+# No memory's line costs fewer tokens than this (an id, a kind and a date alone cost 20):
+# recall with max_tokens and no limit looks at no more than max_tokens / this results.
+MIN_LINE_TOKENS = 16
 STORE_KEYS = frozenset(
     {"content", "kind", "importance", "subject_key", "metadata", "source", "created_at", "scope"}
 )
+# What an exported earlier version holds besides its times and scope.
+_HISTORY_FIELDS = ("content", "kind", "importance", "subject_key", "metadata", "source")
+# The fields whose change keeps the memory's previous version (Memory.history).
+_VERSIONED = ("content", "kind", "importance", "metadata", "subject_key", "scope")
 # Facts about the user travel with them: keys under this prefix default to the global scope.
 USER_PREFIX = "user."
 # How long the memories given to an agent session are remembered (so a prompt hook does not
@@ -110,6 +133,35 @@ class _Item:
 
 
 @dataclass(frozen=True)
+class _OldVersion:
+    """An earlier version of a memory being imported (its export's ``history``)."""
+
+    item: _Item
+    project: Project | None
+    valid_from: datetime
+    valid_until: datetime
+    replaced_by: str
+
+    def row(self, seq: int, memory: NewMemory) -> Row:
+        """This version as the store keeps versions: a row of the memory ``seq``."""
+        return Row(
+            seq=seq,
+            id=memory.id,
+            content=self.item.content,
+            kind=self.item.kind,
+            subject_key=self.item.subject_key,
+            importance=self.item.importance,
+            metadata=self.item.metadata or {},
+            source=self.item.source,
+            created_at=memory.created_at,
+            updated_at=self.valid_from,
+            archived_at=None,
+            embedding_model=None,
+            scope=self.project.id if self.project else GLOBAL,
+        )
+
+
+@dataclass(frozen=True)
 class _Candidate:
     """One recall hit before the cut: its fused (rank-ordering) score, its relevance."""
 
@@ -117,6 +169,7 @@ class _Candidate:
     score: float
     relevance: float
     evidence: Evidence
+    matched: tuple[int, ...] = ()  # which of the query's relevance terms it contains
 
 
 class Memory:
@@ -344,7 +397,8 @@ class Memory:
         return (GLOBAL, self.project.id)
 
     def _record(self, seq: int, **changes: Any) -> MemoryRecord:
-        return replace(self._store.fetch([seq])[seq].record(), **changes)
+        versions = self._store.version_counts([seq]).get(seq, 0) + 1
+        return replace(self._store.fetch([seq])[seq].record(versions=versions), **changes)
 
     # ---- writing ------------------------------------------------------------------
 
@@ -410,6 +464,7 @@ class Memory:
             ):  # said again, word for word: nothing to change, and updated_at stays
                 return self._record(existing.seq, action="unchanged", redactions=item.redactions)
             if existing is not None:
+                self._keep_version(existing, now, "upsert")
                 values: dict[str, Any] = {
                     "content": item.content,
                     "kind": item.kind,
@@ -423,15 +478,36 @@ class Memory:
                 self._store.update(existing.seq, values, vector)
                 return self._record(existing.seq, action="updated", redactions=item.redactions)
         elif item.kind in ("fact", "lesson"):
-            hits = self._store.knn(vector, 1, Filters(kinds=(item.kind,), scopes=(scope,)))
+            near = Filters(kinds=(item.kind,), scopes=(scope,))
+            hits = self._store.knn(vector, 1 + MAX_RELATED, near)
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
                 seq = hits[0][0]
                 row = self._store.fetch([seq])[seq]
                 if item.importance > row.importance:
+                    self._keep_version(row, now, "dedup")
                     self._store.update(seq, {"importance": item.importance, "updated_at": now})
                 return self._record(seq, action="deduplicated", redactions=item.redactions)
+            similar = [(s, 1.0 - d) for s, d in hits if 1.0 - d >= RELATED_SIMILARITY]
+            seq = self._store.insert(self._new_memory(item, now), vector)
+            rows = self._store.fetch([s for s, _ in similar])
+            related = tuple(
+                Related(rows[s].id, round(similarity, 4), rows[s].content)
+                for s, similarity in similar[:MAX_RELATED]
+                if s in rows
+            )
+            return self._record(
+                seq, action="created", redactions=item.redactions, related=related
+            )
         seq = self._store.insert(self._new_memory(item, now), vector)
         return self._record(seq, action="created", redactions=item.redactions)
+
+    def _keep_version(self, row: Row, now: datetime, change: str) -> None:
+        """Keep ``row`` as it stands (before a change of kind ``change``) as its memory's
+        latest earlier version: valid from the end of the one before it, or from the
+        memory's creation, until ``now``. Inside the change's write transaction."""
+        earlier = self._store.versions([row.seq]).get(row.seq)
+        since = earlier[-1].valid_until if earlier else row.created_at
+        self._store.add_version(row, min(since, now), now, change)
 
     def _new_memory(
         self,
@@ -514,7 +590,10 @@ class Memory:
                         f"subject_key {key!r} already belongs to memory {holder.id[:12]} in "
                         f"{holder.project or GLOBAL}: update or forget that one instead"
                     )
-            values["updated_at"] = utcnow()
+            now = utcnow()
+            if any(values[name] != getattr(row, name) for name in _VERSIONED if name in values):
+                self._keep_version(row, now, "update")
+            values["updated_at"] = now
             self._store.update(row.seq, values, vector)
             return self._record(row.seq, action="updated", redactions=redactions)
 
@@ -617,7 +696,7 @@ class Memory:
     def get(self, id: str) -> MemoryRecord:
         """One memory by id or unique id prefix (8+ characters)."""
         with self._lock:
-            return self._resolve(id).record()
+            return self._records([self._resolve(id)])[0]
 
     @_database_errors
     def recent(
@@ -638,23 +717,123 @@ class Memory:
         )
         with self._lock:
             rows = self._store.rows(filters, order="newest", limit=limit)
-        return [r.record() for r in rows]
+            return self._records(rows)
+
+    def _records(self, rows: Sequence[Row]) -> list[MemoryRecord]:
+        """The records of ``rows``, each with how many versions it has had."""
+        counts = self._store.version_counts([r.seq for r in rows]) if rows else {}
+        return [r.record(versions=counts.get(r.seq, 0) + 1) for r in rows]
 
     @_database_errors
     def browse(
-        self, subject_key_prefix: str = "", limit: int = 100, all_projects: bool = False
+        self,
+        subject_key_prefix: str = "",
+        limit: int = 100,
+        all_projects: bool = False,
+        as_of: datetime | str | None = None,
     ) -> list[MemoryRecord]:
         """Live memories whose subject_key is the prefix or lies below it (whole segments:
-        ``project.shop`` covers ``project.shop.*``, not ``project.shopify``), sorted by key."""
+        ``project.shop`` covers ``project.shop.*``, not ``project.shopify``), sorted by key.
+
+        ``as_of`` (a moment, or a day, month... meaning its end: the forms of ``until``)
+        shows the memories as they stood then, each as the version that held at that
+        moment: what was believed before a change. A memory created later, or forgotten
+        by then, is left out (a memory forgotten and restored since counts as never
+        forgotten: archiving keeps no history)."""
         limit = validate.limit(limit)
-        filters = Filters(
-            prefix=validate.prefix(subject_key_prefix),
-            only_keyed=True,
-            scopes=self._scopes(all_projects),
-        )
+        prefix = validate.prefix(subject_key_prefix)
+        if as_of is not None and as_of != "":
+            moment = parse_when(as_of, "as_of", end=True)
+            return self._browse_as_of(prefix, limit, all_projects, moment)
+        filters = Filters(prefix=prefix, only_keyed=True, scopes=self._scopes(all_projects))
         with self._lock:
             rows = self._store.rows(filters, order="key", limit=limit)
-        return [r.record() for r in rows]
+            return self._records(rows)
+
+    def _browse_as_of(
+        self, prefix: str, limit: int, all_projects: bool, moment: datetime
+    ) -> list[MemoryRecord]:
+        scopes = self._scopes(all_projects)
+        # every memory keyed under the prefix now or in an earlier version, in any scope:
+        # the scope (like the key) is the one of the version that held at the moment
+        filters = Filters(prefix=prefix, only_keyed=True, include_archived=True)
+        with self._lock, self._store.transaction(write=False):
+            rows = {r.seq: r for r in self._store.rows(filters, order="seq")}
+            extra = [s for s in self._store.seqs_with_versions(filters) if s not in rows]
+            rows.update(self._store.fetch(extra))
+            versions = self._store.versions(list(rows))
+        found = []
+        for seq, row in rows.items():
+            if row.created_at > moment or (row.archived_at and row.archived_at <= moment):
+                continue
+            earlier = versions.get(seq, [])
+            held = next((v for v in earlier if moment < v.valid_until), None)
+            record = row.record(versions=len(earlier) + 1)
+            if held is not None:
+                record = replace(record, **_version_fields(held), updated_at=held.valid_from)
+            key = record.subject_key
+            if key is None or not _under(key, prefix):
+                continue
+            if scopes is not None and record.scope not in scopes:
+                continue
+            found.append(record)
+        found.sort(key=lambda r: (r.subject_key or "", r.id))
+        return found[:limit]
+
+    @_database_errors
+    def history(
+        self, id_or_subject_key: str, all_projects: bool = False
+    ) -> list[MemoryVersion]:
+        """Every version of one memory, oldest first, the live one last: its fields, when
+        each held (``valid_from``, ``valid_until``) and what replaced it. The memory is
+        named by its id (or a unique prefix of 8+ characters) or by its subject_key: the
+        live memory holding it (the current project's before a global one), else the
+        latest forgotten one."""
+        if not isinstance(id_or_subject_key, str) or not id_or_subject_key.strip():
+            raise InvalidInputError("give a memory id or a subject_key")
+        with self._lock, self._store.transaction(write=False):
+            row = self._named(id_or_subject_key.strip(), all_projects)
+            earlier = self._store.versions([row.seq]).get(row.seq, [])
+        out = [
+            MemoryVersion(
+                id=row.id, version=v.version, **_version_fields(v), valid_from=v.valid_from,
+                valid_until=v.valid_until, replaced_by=v.replaced_by,
+            )
+            for v in earlier
+        ]
+        live = _version_fields(row)
+        out.append(
+            MemoryVersion(
+                id=row.id, version=len(earlier) + 1, **live,
+                valid_from=earlier[-1].valid_until if earlier else row.created_at,
+                valid_until=None, replaced_by=None, archived_at=row.archived_at,
+            )
+        )
+        return out
+
+    def _named(self, name: str, all_projects: bool) -> Row:
+        """The memory an id (prefix) or a subject_key names."""
+        try:
+            return self._resolve(name)
+        except (InvalidInputError, NotFoundError):
+            pass
+        try:
+            key = validate.subject_key(name)
+        except InvalidInputError:
+            key = None
+        rows = []
+        if key:
+            filters = Filters(prefix=key, include_archived=True, scopes=self._scopes(all_projects))
+            rows = [r for r in self._store.rows(filters, order="newest") if r.subject_key == key]
+        if not rows:
+            raise NotFoundError(
+                f"no memory with id or subject_key {name[:60]!r}: find ids with recall or "
+                "`memento list`, keys with browse"
+            )
+        here = self.project.id if self.project else None
+        rows.sort(key=lambda r: (r.archived_at is not None, r.scope != here,
+                                 -(r.archived_at or r.updated_at).timestamp()))  # fmt: skip
+        return rows[0]
 
     def _filters(
         self,
@@ -666,7 +845,8 @@ class Memory:
         all_projects: bool = False,
     ) -> Filters:
         since_dt = None if since in (None, "") else parse_when(since, "since")
-        until_dt = None if until in (None, "") else parse_when(until, "until")
+        # a day, a month, "last week" as until: up to its end (until=2026-11-21 keeps 16:00)
+        until_dt = None if until in (None, "") else parse_when(until, "until", end=True)
         if since_dt and until_dt and since_dt > until_dt:
             raise InvalidInputError("since is after until: swap them")
         return Filters(
@@ -681,7 +861,7 @@ class Memory:
     def recall(
         self,
         query: str,
-        limit: int = 10,
+        limit: int | None = None,
         kind: str | Sequence[str] | None = None,
         subject_key_prefix: str | None = None,
         since: datetime | str | None = None,
@@ -689,6 +869,8 @@ class Memory:
         include_archived: bool = False,
         min_score: float | None = None,
         all_projects: bool = False,
+        explain: bool = False,
+        max_tokens: int | None = None,
     ) -> list[MemoryRecord]:
         """Memories that match ``query`` by meaning and by keyword, best first, each with a
         ``score`` (the fused rank order, comparable only within one result list) and a
@@ -697,7 +879,17 @@ class Memory:
         global are searched unless ``all_projects``. ``min_score`` keeps only memories whose
         relevance is at least that much, so a query nothing answers returns ``[]``;
         :data:`memento.recall.RELEVANT` (0.5) is the calibrated bar for "relevant". Without
-        ``min_score``, returns min(limit, number of matching memories) records."""
+        ``min_score``, returns min(limit, number of matching memories) records.
+
+        ``limit`` defaults to 10, or with ``max_tokens`` to as many as fit. ``max_tokens``
+        keeps the best results whose lines, counted as the context block counts them
+        (:func:`memento.context.count_tokens` of each memory's line), fit in that many
+        tokens together; one too long for what is left is passed over and the next ones
+        may still fit (as in the context block), and a memory is never cut.
+
+        ``explain=True`` gives each record an ``explanation``
+        (:class:`memento.recall.Explanation`): the parts its score and relevance were made
+        of, and the filters that applied."""
         return self.recall_many(
             [query],
             limit,
@@ -708,13 +900,15 @@ class Memory:
             include_archived,
             min_score,
             all_projects,
+            explain,
+            max_tokens,
         )[0]
 
     @_database_errors
     def recall_many(
         self,
         queries: Sequence[str],
-        limit: int = 10,
+        limit: int | None = None,
         kind: str | Sequence[str] | None = None,
         subject_key_prefix: str | None = None,
         since: datetime | str | None = None,
@@ -722,10 +916,17 @@ class Memory:
         include_archived: bool = False,
         min_score: float | None = None,
         all_projects: bool = False,
+        explain: bool = False,
+        max_tokens: int | None = None,
     ) -> list[list[MemoryRecord]]:
         """:meth:`recall` for several queries in one call (one result list per query);
-        ``min_score`` is a bar on each result's ``relevance``, as in :meth:`recall`."""
+        ``min_score``, ``max_tokens`` and ``explain`` apply to each, as in :meth:`recall`;
+        ``min_score`` is a bar on each result's ``relevance``."""
         texts = validate.queries(queries)
+        tokens = _max_tokens(max_tokens)
+        if limit is None:
+            limit = DEFAULT_LIMIT if tokens is None else tokens // MIN_LINE_TOKENS + 1
+            limit = min(limit, validate.MAX_RECALL_LIMIT)
         limit = validate.limit(limit, maximum=validate.MAX_RECALL_LIMIT)
         threshold = validate.min_score(min_score)
         filters = self._filters(
@@ -733,7 +934,9 @@ class Memory:
         )
         vectors = self._embed(texts) if texts else []
         return [
-            self._search(text, vector, limit, filters, threshold)
+            self._search(
+                text, vector, limit, filters, threshold, explain=bool(explain), max_tokens=tokens
+            )
             for text, vector in zip(texts, vectors)
         ]
 
@@ -745,23 +948,82 @@ class Memory:
         filters: Filters,
         min_score: float | None,
         mode: str = "hybrid",
+        *,
+        explain: bool = False,
+        max_tokens: int | None = None,
     ) -> list[MemoryRecord]:
         """The best ``limit`` candidates by fused score, keeping only those whose relevance
-        is at least ``min_score`` (never padded with weaker ones). Relevance is assessed
-        ``limit`` candidates at a time, best first, until enough pass: stemming all ~85
-        candidates of a SciFact recall costs 6 ms, the recall itself 13."""
-        hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode)
-        query_terms = self._store.stems(relevance_terms(text))
+        is at least ``min_score`` (never padded with weaker ones) and, with ``max_tokens``,
+        whose lines fit in it. Relevance is assessed ``limit`` candidates at a time, best
+        first, until enough pass: stemming all ~85 candidates of a SciFact recall costs
+        6 ms, the recall itself 13."""
+        trace: dict[str, Any] | None = {} if explain else None
+        hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode, trace)
+        words = relevance_terms(text)
+        query_terms = self._store.stems(words)
+        seqs = {row.id: row.seq for row, _, _ in hits}
         results: list[MemoryRecord] = []
+        spent = 0
         for start in range(0, len(hits), limit):
-            for c in self._assess(query_terms, hits[start : start + limit]):
-                if min_score is None or c.relevance >= min_score:
-                    results.append(
-                        c.row.record(round(c.score, 6), relevance=round(c.relevance, 6))
-                    )
+            found = [
+                (c, c.row.record(round(c.score, 6), relevance=round(c.relevance, 6)))
+                for c in self._assess(query_terms, hits[start : start + limit])
+                if min_score is None or c.relevance >= min_score
+            ]
+            if trace is not None:
+                applied = _applied(filters, min_score, max_tokens)
+                found = [
+                    (c, replace(r, explanation=self._explain(c, trace, words, applied)))
+                    for c, r in found
+                ]
+            if max_tokens is None:
+                results.extend(r for _, r in found)
+            else:
+                costs = count_many([full_line(r) + "\n" for _, r in found])
+                for (_, record), cost in zip(found, costs):
+                    if spent + cost <= max_tokens and len(results) < limit:
+                        results.append(record)
+                        spent += cost
+                if max_tokens - spent < MIN_LINE_TOKENS:
+                    break
             if len(results) >= limit:
                 break
-        return results[:limit]
+        results = results[:limit]
+        with self._lock:
+            counts = self._store.version_counts([seqs[r.id] for r in results])
+        return [replace(r, versions=counts[seqs[r.id]] + 1) if seqs[r.id] in counts else r
+                for r in results]  # fmt: skip
+
+    def _explain(
+        self, c: _Candidate, trace: dict[str, Any], words: list[str], applied: dict[str, Any]
+    ) -> Explanation:
+        """The parts of one result's score, from what :meth:`_hits` traced."""
+        seq = c.row.seq
+        vector = trace["vector"].get(seq)
+        keyword = trace["keyword"].get(seq)
+        age_days = (trace["now"] - c.row.created_at).total_seconds() / 86400
+        importance_factor, recency_factor = factors(c.row.importance, age_days, self.weights)
+        return Explanation(
+            vector_rank=vector[0] if vector else None,
+            vector_part=vector[1] if vector else 0.0,
+            similarity=c.evidence.similarity,
+            keyword_rank=keyword[0] if keyword else None,
+            keyword_part=keyword[1] if keyword else 0.0,
+            bm25=trace["bm25"].get(seq),
+            matched_terms=tuple(words[i] for i in c.matched),
+            fused=trace["fused"][seq],
+            importance=c.row.importance,
+            importance_factor=importance_factor,
+            age_days=age_days,
+            recency_factor=recency_factor,
+            score=c.score,
+            coverage=c.evidence.coverage,
+            query_terms=c.evidence.terms,
+            relevance=c.relevance,
+            method=self.weights.method,
+            weights={"vector": self.weights.vector, "keyword": self.weights.keyword},
+            filters=applied,
+        )
 
     def _candidates(
         self, text: str, vector: bytes, pool: int, filters: Filters, mode: str = "hybrid"
@@ -772,10 +1034,18 @@ class Memory:
         return self._assess(self._store.stems(relevance_terms(text)), hits)
 
     def _hits(
-        self, text: str, vector: bytes, pool: int, filters: Filters, mode: str
+        self,
+        text: str,
+        vector: bytes,
+        pool: int,
+        filters: Filters,
+        mode: str,
+        trace: dict[str, Any] | None = None,
     ) -> list[tuple[Row, float, float]]:
         """(row, fused score after importance and recency, cosine similarity) of every
-        candidate, best score first."""
+        candidate, best score first. ``trace`` (a dict) is filled with what an explanation
+        needs: each list's places and scaled scores, the BM25 scores, the fused scores and
+        the moment the ages were taken at."""
         with self._lock, self._store.transaction(write=False):
             vector_hits = self._store.knn(vector, pool, filters) if mode != "keyword" else []
             keyword_hits = (
@@ -793,6 +1063,14 @@ class Memory:
                 "run `memento verify`, then restore from a backup"
             )
         now = utcnow()
+        if trace is not None:
+            trace.update(
+                vector=scaled(vector_hits, self.weights),
+                keyword=scaled(keyword_hits, self.weights),
+                bm25={seq: -raw for seq, raw in keyword_hits},
+                fused=fused,
+                now=now,
+            )
         hits = []
         for seq, base in fused.items():
             row = rows[seq]
@@ -812,7 +1090,8 @@ class Memory:
         found = []
         for (row, score, similarity), document in zip(hits, documents):
             evidence = Evidence(similarity, coverage(query_terms, document), len(query_terms))
-            found.append(_Candidate(row, score, relevance(evidence), evidence))
+            matched = tuple(i for i, word in enumerate(query_terms) if word & document)
+            found.append(_Candidate(row, score, relevance(evidence), evidence, matched))
         return found
 
     # ---- bulk -----------------------------------------------------------------------
@@ -822,10 +1101,13 @@ class Memory:
         """Every memory, archived included, oldest first, as JSON-ready dicts."""
         with self._lock:
             rows = list(self._store.iter_rows())
+            versions = self._store.versions([r.seq for r in rows])
         for row in rows:
             data = row.record().to_dict()
-            for key in ("score", "relevance", "action", "redactions"):
+            for key in ("score", "relevance", "action", "redactions", "versions"):
                 data.pop(key)
+            if row.seq in versions:
+                data["history"] = [_exported_version(v) for v in versions[row.seq]]
             yield data
 
     @_database_errors
@@ -838,47 +1120,109 @@ class Memory:
         scope: str | os.PathLike[str] | None = None,
     ) -> dict[str, int]:
         """Restore exported memories losslessly (same ids, timestamps, archived state,
-        scope). Ids already present are skipped, so importing twice adds nothing. Records
+        scope, earlier versions). A record whose id is present is skipped, so importing
+        twice adds nothing, unless it is a newer state of that memory (changed, and not
+        older than the stored one): then the memory is updated in place and the state it
+        replaces kept as a version (``import``). Returns ``{"added", "updated",
+        "skipped"}``. Records
         without a scope of their own (other tools' memories) go to ``scope``: global unless
         told (``"project"``, a directory). Every record is checked before anything is
         written; then each batch is one transaction."""
         fallback = None if scope in (None, "", GLOBAL) else self._scope_project(scope)
-        prepared: list[tuple[NewMemory, Project | None]] = []
+        prepared: list[tuple[NewMemory, Project | None, list[_OldVersion]]] = []
         for n, record in enumerate(records):
             where = f"{labels[n]}: " if labels else f"record {n + 1}: "
             prepared.append(self._prepare_import(record, where, fallback))
-        added = skipped = 0
+        added = updated = skipped = 0
         for start in range(0, len(prepared), batch_size):
             batch = prepared[start : start + batch_size]
             with self._lock:
-                known = {new.id for new, _ in batch if self._store.find_by_id(new.id)}
-            fresh = [(new, project) for new, project in batch if new.id not in known]
-            skipped += len(batch) - len(fresh)
-            if fresh:
-                vectors = self._embed([new.content for new, _ in fresh])
-                with self._lock, self._write():
-                    for project in {p for _, p in fresh if p is not None}:
-                        self._store.register_project(project)
-                    for (new, _), vector in zip(fresh, vectors):
-                        if self._store.find_by_id(new.id):
-                            skipped += 1
-                            continue
-                        key = new.subject_key
-                        if (
-                            key is not None
-                            and new.archived_at is None
-                            and self._store.find_live_subject(key, new.scope) is not None
-                        ):  # the live memory already holding the key wins; keep this archived
-                            new = replace(new, archived_at=utcnow())
-                        self._store.insert(new, vector)
-                        added += 1
+                present = {}
+                for new, _, _ in batch:
+                    rows = self._store.find_by_id(new.id)
+                    if rows:
+                        present[new.id] = rows[0]
+            fresh = [entry for entry in batch if entry[0].id not in present]
+            newer = [e for e in batch if e[0].id in present and _supersedes(e[0], present[e[0].id])]
+            skipped += len(batch) - len(fresh) - len(newer)
+            if not fresh and not newer:
+                if progress:
+                    progress(min(start + batch_size, len(prepared)), len(prepared))
+                continue
+            # vectors for the new memories, and for the changed ones whose text changed
+            texts = [new.content for new, _, _ in fresh]
+            texts += [new.content for new, _, _ in newer if new.content != present[new.id].content]
+            vectors = iter(self._embed(texts))
+            fresh_vectors = [next(vectors) for _ in fresh]
+            newer_vectors = [
+                next(vectors) if new.content != present[new.id].content else None
+                for new, _, _ in newer
+            ]
+            with self._lock, self._write():
+                projects = {p for _, p, _ in fresh + newer if p is not None}
+                projects |= {o.project for _, _, h in fresh for o in h if o.project}
+                for project in projects:
+                    self._store.register_project(project)
+                for (new, _, history), vector in zip(fresh, fresh_vectors):
+                    if self._store.find_by_id(new.id):
+                        skipped += 1
+                        continue
+                    key = new.subject_key
+                    if (
+                        key is not None
+                        and new.archived_at is None
+                        and self._store.find_live_subject(key, new.scope) is not None
+                    ):  # the live memory already holding the key wins; keep this archived
+                        new = replace(new, archived_at=utcnow())
+                    seq = self._store.insert(new, vector)
+                    for old in history:  # its earlier versions, oldest first
+                        self._store.add_version(
+                            old.row(seq, new), old.valid_from, old.valid_until, old.replaced_by
+                        )
+                    added += 1
+                for (new, _, _), vector in zip(newer, newer_vectors):
+                    if self._refresh(new, vector):
+                        updated += 1
+                    else:
+                        skipped += 1
             if progress:
                 progress(min(start + batch_size, len(prepared)), len(prepared))
-        return {"added": added, "skipped": skipped}
+        return {"added": added, "updated": updated, "skipped": skipped}
+
+    def _refresh(self, new: NewMemory, vector: bytes | None) -> bool:
+        """Bring a present memory up to a newer imported state, keeping the one it replaces
+        as a version (``import``); False when that is not (or no longer) right: it changed
+        meanwhile, or its subject_key is held by another live memory."""
+        rows = self._store.find_by_id(new.id)
+        if not rows or not _supersedes(new, rows[0]):
+            return False
+        row = rows[0]
+        if vector is None and new.content != row.content:
+            return False  # its text changed since the vector was made: leave it
+        if new.subject_key is not None and new.archived_at is None:
+            holder = self._store.find_live_subject(new.subject_key, new.scope)
+            if holder is not None and holder.seq != row.seq:
+                return False
+        self._keep_version(row, utcnow(), "import")
+        values: dict[str, Any] = {
+            "content": new.content,
+            "kind": new.kind,
+            "importance": new.importance,
+            "subject_key": new.subject_key,
+            "metadata": new.metadata,
+            "source": new.source,
+            "scope": new.scope,
+            "updated_at": new.updated_at,
+            "archived_at": new.archived_at,
+        }
+        if vector is not None:
+            values["embedding_model"] = self.embedder.name
+        self._store.update(row.seq, values, vector)
+        return True
 
     def _prepare_import(
         self, record: Mapping[str, Any], where: str, fallback: Project | None
-    ) -> tuple[NewMemory, Project | None]:
+    ) -> tuple[NewMemory, Project | None, list[_OldVersion]]:
         hint = (
             " (is this a `memento export` file? For another tool's memories use "
             "`memento import`)"
@@ -910,9 +1254,40 @@ class Memory:
                 updated_at=parse_when(updated, "updated_at") if updated else created,
                 archived_at=parse_when(archived, "archived_at") if archived else None,
             )
-            return new, project
+            return new, project, self._prepare_history(record.get("history"), project)
         except InvalidInputError as exc:
             raise InvalidInputError(f"{where}{exc}") from None
+
+    def _prepare_history(self, history: object, project: Project | None) -> list[_OldVersion]:
+        """The earlier versions of an exported memory (its ``history``), checked and
+        redacted as a store would, oldest first."""
+        if history is None:
+            return []
+        if not isinstance(history, list):
+            raise InvalidInputError("history must be a list of earlier versions")
+        versions: list[tuple[int, _OldVersion]] = []
+        for n, entry in enumerate(history, 1):
+            where = f"history version {n}: "
+            if not isinstance(entry, Mapping):
+                raise InvalidInputError(f"{where}expected an object")
+            try:
+                fields = {k: entry[k] for k in _HISTORY_FIELDS if k in entry}
+                item = self._prepare({**fields, "scope": GLOBAL}, "")
+                change = entry.get("replaced_by")
+                if change not in CHANGES:
+                    raise InvalidInputError(f"replaced_by must be one of {', '.join(CHANGES)}")
+                start = parse_when(entry.get("valid_from"), "valid_from")
+                stop = parse_when(entry.get("valid_until"), "valid_until")
+                if start > stop:
+                    raise InvalidInputError("valid_from is after valid_until")
+                order = entry.get("version", n)
+                if isinstance(order, bool) or not isinstance(order, int):
+                    raise InvalidInputError("version must be a whole number")
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{where}{exc}") from None
+            owner = _exported_project(entry) if "scope" in entry else project
+            versions.append((order, _OldVersion(item, owner, start, stop, change)))
+        return [v for _, v in sorted(versions, key=lambda pair: pair[0])]
 
     @_database_errors
     def reembed(
@@ -1161,6 +1536,83 @@ class Memory:
         return pack(
             header, [Section("", found)], budget, max(MIN_BUDGET, budget // LINE_SHARE_PROMPT)
         )
+
+
+def _version_fields(v: Version | Row) -> dict[str, Any]:
+    """The fields a version keeps, as MemoryRecord and MemoryVersion name them."""
+    return {
+        "content": v.content,
+        "kind": v.kind,
+        "importance": v.importance,
+        "subject_key": v.subject_key,
+        "metadata": v.metadata,
+        "source": v.source,
+        "scope": v.scope,
+        "project": v.project,
+    }
+
+
+def _exported_version(v: Version) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        **_version_fields(v),
+        "valid_from": to_iso(v.valid_from),
+        "valid_until": to_iso(v.valid_until),
+        "replaced_by": v.replaced_by,
+    }
+
+
+def _supersedes(new: NewMemory, row: Row) -> bool:
+    """Whether an imported state of a memory replaces the stored one: something that keeps
+    a version differs, and it is not older."""
+    mine = (row.content, row.kind, row.importance, row.subject_key, row.metadata or {}, row.scope)
+    theirs = (new.content, new.kind, new.importance, new.subject_key, new.metadata or {},
+              new.scope)  # fmt: skip
+    return mine != theirs and new.updated_at >= row.updated_at
+
+
+def _under(key: str, prefix: str) -> bool:
+    """Whether ``key`` is ``prefix`` or lies below it, by whole segments (as the store's
+    prefix filter)."""
+    if not prefix:
+        return True
+    child = prefix if prefix.endswith(".") else prefix + "."
+    return key == prefix or key.startswith(child)
+
+
+def _max_tokens(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"max_tokens must be a whole number of tokens, got {value!r}")
+    if not MIN_LINE_TOKENS <= value <= MAX_BUDGET:
+        raise InvalidInputError(
+            f"max_tokens must be between {MIN_LINE_TOKENS} and {MAX_BUDGET}, got {value}: no "
+            f"memory's line costs fewer than {MIN_LINE_TOKENS}"
+        )
+    return value
+
+
+def _applied(filters: Filters, min_score: float | None, max_tokens: int | None) -> dict[str, Any]:
+    """The filters a search applied, as an explanation lists them (only those set)."""
+    applied: dict[str, Any] = {}
+    if filters.kinds:
+        applied["kind"] = list(filters.kinds)
+    if filters.prefix:
+        applied["subject_key_prefix"] = filters.prefix
+    if filters.since is not None:
+        applied["since"] = to_iso(filters.since)
+    if filters.until is not None:
+        applied["until"] = to_iso(filters.until)
+    if filters.include_archived:
+        applied["include_archived"] = True
+    if filters.scopes is not None:
+        applied["scopes"] = list(filters.scopes)
+    if min_score is not None:
+        applied["min_score"] = min_score
+    if max_tokens is not None:
+        applied["max_tokens"] = max_tokens
+    return applied
 
 
 def _identifier(value: Any, name: str) -> Any:

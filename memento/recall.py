@@ -66,45 +66,59 @@ class Weights:
 DEFAULT_WEIGHTS = Weights()
 
 
+def scaled(hits: Sequence[tuple[int, float]], weights: Weights) -> dict[int, tuple[int, float]]:
+    """The place (1 = best) and the scaled score (0..1, 1 for the best) of each key in one
+    best-first list of (key, raw score), as :func:`fuse` weighs it: min-max scaled raw
+    scores (``relative``), or ``(rrf_k + 1) / (rrf_k + rank)`` (``rrf``)."""
+    if weights.method == "rrf":
+        return {
+            key: (rank, (weights.rrf_k + 1) / (weights.rrf_k + rank))
+            for rank, (key, _) in enumerate(hits, start=1)
+        }
+    if not hits:
+        return {}
+    # Both raw scores are "lower is better": cosine distance, and bm25() as SQLite gives it.
+    values = [-raw for _, raw in hits]
+    low, high = min(values), max(values)
+    span = high - low
+    return {
+        key: (rank, (value - low) / span if span > 0 else 1.0)
+        for rank, ((key, _), value) in enumerate(zip(hits, values), start=1)
+    }
+
+
 def fuse(
     vector_hits: Sequence[tuple[int, float]],
     keyword_hits: Sequence[tuple[int, float]],
     weights: Weights = DEFAULT_WEIGHTS,
 ) -> dict[int, float]:
-    """Fuse two best-first lists of (key, raw score) into one score per key, in [0, 1].
+    """Fuse two best-first lists of (key, raw score) into one score per key, in [0, 1]: the
+    weighted mean of each key's :func:`scaled` scores (0 in a list it is not in).
 
     ``rrf``: reciprocal-rank fusion, scaled so that being first in both lists scores 1.
     ``relative``: each list's scores min-max scaled to [0, 1] (vector hits carry cosine
-    distances, keyword hits SQLite's negated BM25), then a weighted mean.
+    distances, keyword hits SQLite's BM25), then a weighted mean.
     """
     total = weights.vector + weights.keyword
     scores: dict[int, float] = {}
-    lists = ((vector_hits, weights.vector), (keyword_hits, weights.keyword))
-    if weights.method == "rrf":
-        for hits, weight in lists:
-            for rank, (key, _) in enumerate(hits, start=1):
-                scores[key] = scores.get(key, 0.0) + weight / (weights.rrf_k + rank)
-        top = total / (weights.rrf_k + 1)
-        return {key: value / top for key, value in scores.items()}
-    for hits, weight in lists:
-        if not hits:
-            continue
-        # Both raw scores are "lower is better": cosine distance, and bm25() as SQLite gives it.
-        values = [-raw for _, raw in hits]
-        low, high = min(values), max(values)
-        span = high - low
-        for (key, _), value in zip(hits, values):
-            scaled = (value - low) / span if span > 0 else 1.0
-            scores[key] = scores.get(key, 0.0) + weight * scaled
+    for hits, weight in ((vector_hits, weights.vector), (keyword_hits, weights.keyword)):
+        for key, (_, value) in scaled(hits, weights).items():
+            scores[key] = scores.get(key, 0.0) + weight * value
     return {key: value / total for key, value in scores.items()}
 
 
-def adjust(score: float, importance: float, age_days: float, weights: Weights) -> float:
-    """Importance (0..1, neutral at 0.5) and recency (halving every half-life) as gentle
-    multiplicative factors on a fused score."""
+def factors(importance: float, age_days: float, weights: Weights) -> tuple[float, float]:
+    """The importance factor (0..1, neutral at 0.5) and the recency factor (its bonus
+    halving every half-life) that :func:`adjust` multiplies a fused score by."""
     factor = 1.0 + weights.importance * (importance - 0.5)
     recency = math.pow(0.5, max(age_days, 0.0) / weights.recency_half_life_days)
-    return score * factor * (1.0 + weights.recency * recency)
+    return factor, 1.0 + weights.recency * recency
+
+
+def adjust(score: float, importance: float, age_days: float, weights: Weights) -> float:
+    """Importance and recency as gentle multiplicative factors on a fused score."""
+    importance_factor, recency_factor = factors(importance, age_days, weights)
+    return score * importance_factor * recency_factor
 
 
 # ---- relevance ----------------------------------------------------------------------------
@@ -181,3 +195,51 @@ def relevance(evidence: Evidence) -> float:
         + RELEVANCE_COVERAGE * evidence.coverage
     )
     return 1.0 / (1.0 + math.exp(-z))
+
+
+# ---- explanations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a memory was recalled where it was: every part of its score (``recall(...,
+    explain=True)``). In numbers: ``fused = (weights["vector"] * vector_part +
+    weights["keyword"] * keyword_part) / (weights["vector"] + weights["keyword"])``, ``score =
+    fused * importance_factor * recency_factor``, and ``relevance`` the logistic function of
+    ``similarity`` and ``coverage`` (:func:`relevance`).
+
+    ``vector_rank`` and ``keyword_rank`` are its places (1 = best) in the nearest-neighbour
+    and the keyword candidate lists, None when it is not in one; ``vector_part`` and
+    ``keyword_part`` its scaled scores there (:func:`scaled`, 0 when absent). ``similarity``
+    is the cosine of the query's and the memory's vectors (computed for a keyword-only hit
+    too), ``bm25`` its keyword score (higher is better; None when no query word matched).
+    ``matched_terms`` are the query's words (stop words dropped) found in its content or
+    subject key, stemmed as the keyword index stems, and ``coverage`` their share of the
+    query's ``query_terms`` words (out of at least 3). ``filters`` are the exact filters the
+    search applied (absent: none)."""
+
+    vector_rank: int | None
+    vector_part: float
+    similarity: float
+    keyword_rank: int | None
+    keyword_part: float
+    bm25: float | None
+    matched_terms: tuple[str, ...]
+    fused: float
+    importance: float
+    importance_factor: float
+    age_days: float
+    recency_factor: float
+    score: float
+    coverage: float
+    query_terms: int
+    relevance: float
+    method: str
+    weights: dict[str, float]
+    filters: dict[str, object]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in self.__dict__.items()
+        }

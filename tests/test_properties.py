@@ -102,8 +102,8 @@ def test_export_then_import_is_lossless(plain, fresh, items) -> None:
         again = target.import_records(exported)
 
         assert list(target.export()) == exported
-    assert first == {"added": len(exported), "skipped": 0}
-    assert again == {"added": 0, "skipped": len(exported)}
+    assert first == {"added": len(exported), "updated": 0, "skipped": 0}
+    assert again == {"added": 0, "updated": 0, "skipped": len(exported)}
 
 
 @SETTINGS

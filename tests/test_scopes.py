@@ -153,7 +153,7 @@ def test_export_and_import_carry_the_scope(db_path: Path, embedder, tmp_path: Pa
         ("global", None),
     }
     with Memory(tmp_path / "copy.db", embedder=embedder) as copy:
-        assert copy.import_records(exported) == {"added": 2, "skipped": 0}
+        assert copy.import_records(exported) == {"added": 2, "updated": 0, "skipped": 0}
         assert [e for e in copy.export()] == exported
         foreign = copy.import_records([{"content": "From another tool"}], scope=str(shop))
         assert foreign["added"] == 1

@@ -26,6 +26,7 @@ TOOLS = {
     "memento_forget_prefix",
     "memento_recent",
     "memento_browse",
+    "memento_history",
     "memento_stats",
     "memento_store_many",
     "memento_recall_many",
@@ -34,6 +35,7 @@ READ_ONLY = {
     "memento_recall",
     "memento_recent",
     "memento_browse",
+    "memento_history",
     "memento_stats",
     "memento_recall_many",
 }
@@ -79,7 +81,7 @@ async def session(db: Path, mcp_connect: Any) -> AsyncIterator[ClientSession]:
         yield client
 
 
-async def test_lists_exactly_the_ten_tools_with_schemas(session: ClientSession) -> None:
+async def test_lists_exactly_the_eleven_tools_with_schemas(session: ClientSession) -> None:
     tools = {tool.name: tool for tool in (await session.list_tools()).tools}
 
     assert set(tools) == TOOLS

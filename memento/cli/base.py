@@ -25,7 +25,8 @@ from ..embedder import Embedder
 from ..errors import MementoError, ModelError
 from ..memory import Memory
 from ..projects import Project, find_project
-from ..records import MemoryRecord
+from ..recall import Explanation
+from ..records import MemoryRecord, MemoryVersion
 from ..textsafe import json_printable, printable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -191,6 +192,8 @@ def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
     On a terminal the content is cut to fit its width; elsewhere it is whole."""
     day = record.created_at.strftime("%Y-%m-%d")
     head = f"{lead}{record.short_id}  {day}  {record.kind:<6}  imp={record.importance:.2f}  "
+    if record.versions > 1:
+        head += f"v{record.versions} "
     if record.project:
         head += f"@{printable(record.project)} "
     if record.subject_key:
@@ -211,6 +214,60 @@ def search_line(n: int, record: MemoryRecord) -> str:
     (ranks right-aligned, so ranks of 10 and up keep the columns; the relevance last)."""
     value = record.relevance if record.relevance is not None else record.score
     return list_line(record, suffix=f"  {value or 0.0:.2f}", lead=f"  {n:>2}. ")
+
+
+def version_line(version: MemoryVersion) -> str:
+    """``v1  2026-11-20 10:02 -> 2026-11-24 09:15  upsert  fact  imp=0.50  [user.theme] ...``
+    (when it held, what replaced it; the live version says ``now``)."""
+    start = version.valid_from.strftime("%Y-%m-%d %H:%M")
+    if version.valid_until is None:
+        span, change = f"{start} -> now             ", "live  "
+        if version.archived_at is not None:
+            change = "forgotten"
+    else:
+        span = f"{start} -> {version.valid_until.strftime('%Y-%m-%d %H:%M')}"
+        change = f"{version.replaced_by:<6}"
+    head = f"  v{version.version:<3} {span}  {change}  {version.kind:<6}  "
+    head += f"imp={version.importance:.2f}  "
+    if version.project:
+        head += f"@{printable(version.project)} "
+    if version.subject_key:
+        head += f"[{printable(version.subject_key)}] "
+    return head + printable(" ".join(version.content.split()))
+
+
+def explanation_lines(why: Explanation) -> list[str]:
+    """A result's score and relevance taken apart, three lines (``search --explain``)."""
+    vector = (
+        f"vector #{why.vector_rank} part {why.vector_part:.3f}" if why.vector_rank
+        else "vector: not a candidate"
+    )
+    if why.keyword_rank:
+        keyword = f"keyword #{why.keyword_rank} bm25 {why.bm25:.3f} part {why.keyword_part:.3f}"
+    else:
+        keyword = "keyword: no match"
+    matched = ", ".join(printable(t) for t in why.matched_terms) or "none"
+    mean = "mean" if why.weights["vector"] == why.weights["keyword"] else "weighted mean"
+    return [
+        f"score {why.score:.4f} = fused {why.fused:.4f} x importance {why.importance_factor:.3f}"
+        f" (imp {why.importance:.2f}) x recency {why.recency_factor:.3f} "
+        f"({why.age_days:.1f} days old)",
+        f"fused = {mean} of {vector}; {keyword} ({why.method} fusion)",
+        f"relevance {why.relevance:.3f} from cosine {why.similarity:.3f} and coverage "
+        f"{why.coverage:.2f} (matched {len(why.matched_terms)} of {why.query_terms} query words, "
+        f"counted over at least 3: {matched})",
+    ]
+
+
+def explained_filters(why: Explanation) -> str:
+    """The filters a search applied, one line."""
+    if not why.filters:
+        return "filters: none"
+    parts = []
+    for name, value in why.filters.items():
+        shown = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{name}={printable(shown)}")
+    return "filters: " + " ".join(parts)
 
 
 def echo_json(data: Any) -> None:

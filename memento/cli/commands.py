@@ -26,11 +26,14 @@ from .base import (
     db_option,
     db_path,
     echo_json,
+    explained_filters,
+    explanation_lines,
     list_line,
     open_memory,
     progress,
     project_option,
     search_line,
+    version_line,
 )
 
 
@@ -172,9 +175,15 @@ def _limit_option(default: int, maximum: int = MAX_LIMIT) -> Callable[..., Any]:
 
 
 _since = click.option(
-    "--since", help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h."
+    "--since",
+    help="Created at or after: 2026-11-01, 2026-11-24T10:00Z, 7d, 12h, '3 days ago', today, "
+    "yesterday, 'last week', 'this month', 'March 2026', 2026-03 (days in UTC).",
 )
-_until = click.option("--until", help="Created at or before (same forms as --since).")
+_until = click.option(
+    "--until",
+    help="Created at or before (same forms as --since); a day or month counts whole: "
+    "--until 2026-11-21 includes that day.",
+)
 _prefix = click.option(
     "--prefix", "-p",
     help="Only subject keys under this, by whole segments (project.shop: project.shop.*).",
@@ -263,6 +272,8 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
         ("archived_at", data["archived_at"] or "-"),
         ("metadata", json.dumps(record.metadata, ensure_ascii=False) if record.metadata else "-"),
     ]
+    if record.versions > 1:
+        rows.append(("versions", f"{record.versions} (memento history {record.short_id})"))
     for name, value in rows:
         click.echo(f"{name + ':':<13}{printable(value)}")
     click.echo("")
@@ -271,8 +282,81 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 
 
 @cli.command()
+@click.argument("name", metavar="ID|KEY")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@project_option
+@all_projects_option
+@db_option
+@click.pass_context
+def history(ctx: click.Context, name: str, as_json: bool, sub_db: Path | None) -> None:
+    """Every version of one memory, oldest first, the live one last: when each held,
+    what replaced it, and its fields. Name the memory by id (8+ characters) or by
+    subject key.
+
+    \b
+    Example:
+      memento history user.theme
+      memento history 01KVF2CKW772 --json
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        versions = memory.history(name)
+    if as_json:
+        echo_json([v.to_dict() for v in versions])
+        return
+    for version in versions:
+        click.echo(version_line(version))
+
+
+@cli.command()
+@click.argument("prefix", default="")
+@_limit_option(100)
+@click.option(
+    "--as-of",
+    help="Show the memories as they stood then: 2026-11-20 (its end), '3 days ago', "
+    "'last month' (the forms of --until).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the memories as JSON.")
+@project_option
+@all_projects_option
+@db_option
+@click.pass_context
+def browse(
+    ctx: click.Context,
+    prefix: str,
+    limit: int,
+    as_of: str | None,
+    as_json: bool,
+    sub_db: Path | None,
+) -> None:
+    """Live memories with a subject key under PREFIX (whole segments), sorted by key;
+    with --as-of, as they stood at that time (what was believed before a change).
+
+    \b
+    Example:
+      memento browse user.
+      memento browse project.shop --as-of "last month"
+    """
+    with open_memory(db_path(ctx, sub_db)) as memory:
+        records = memory.browse(prefix, limit=limit, as_of=as_of)
+    if as_json:
+        echo_json([r.to_dict() for r in records])
+    elif not records:
+        click.echo("No memories with a subject key under that prefix" + (
+            " at that time." if as_of else "."))
+    else:
+        for record in records:
+            click.echo(list_line(record))
+
+
+@cli.command()
 @click.argument("query")
-@_limit_option(10, MAX_RECALL_LIMIT)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, MAX_RECALL_LIMIT),
+    help=f"How many memories at most (default 10, at most {MAX_RECALL_LIMIT}; with "
+    "--max-tokens, as many as fit).",
+)
 @_kind_option("Only this kind.")
 @_prefix
 @_since
@@ -283,6 +367,15 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
     help="Keep only results whose relevance (0 to 1, the same meaning for every query) is at "
     "least this; 0.5 is the bar the Claude Code hooks use. Default: keep all.",
 )
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16, 20_000),
+    help="Only the best results that fit in this many tokens, counted as the context block "
+    "counts a memory's line.",
+)
+@click.option(
+    "--explain", is_flag=True, help="Show the parts of each result's score and relevance."
+)
 @click.option("--all", "-a", "include_archived", is_flag=True, help="Include archived memories.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @project_option
@@ -292,12 +385,14 @@ def show(ctx: click.Context, memory_id: str, as_json: bool, sub_db: Path | None)
 def search(
     ctx: click.Context,
     query: str,
-    limit: int,
+    limit: int | None,
     kind: str | None,
     prefix: str | None,
     since: str | None,
     until: str | None,
     min_score: float | None,
+    max_tokens: int | None,
+    explain: bool,
     include_archived: bool,
     as_json: bool,
     sub_db: Path | None,
@@ -307,8 +402,9 @@ def search(
     \b
     Example:
       memento search "what theme does the user like"
-      memento search "deploy" --kind lesson --since 30d --prefix project.api
-      memento search "how do we deploy" --min-score 0.5
+      memento search "deploy" --kind lesson --since "last month" --prefix project.api
+      memento search "how do we deploy" --min-score 0.5 --max-tokens 500
+      memento search "deploy" --explain
     """
     if not query.strip():
         raise click.ClickException(
@@ -325,14 +421,21 @@ def search(
             until=until,
             include_archived=include_archived,
             min_score=min_score,
+            explain=explain,
+            max_tokens=max_tokens,
         )
     if as_json:
         echo_json([r.to_dict() for r in records])
     elif not records:
         click.echo("No matching memories." if min_score is None else "Nothing relevant.")
     else:
+        if explain and records[0].explanation is not None:
+            click.echo(explained_filters(records[0].explanation))
         for n, record in enumerate(records, 1):
             click.echo(search_line(n, record))
+            if explain and record.explanation is not None:
+                for line in explanation_lines(record.explanation):
+                    click.echo(f"        {line}")
 
 
 def _parse_meta(values: Sequence[str]) -> dict[str, Any] | None:
@@ -416,6 +519,13 @@ def store(
     }
     where = f"project {printable(record.project)}" if record.project else "global"
     click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({where})")
+    if record.related:
+        click.echo(
+            "Similar memories, possibly stale now (memento update ID or memento forget ID):"
+        )
+        for other in record.related:
+            text = printable(" ".join(other.content.split()))
+            click.echo(f"  {other.id[:12]}  {other.similarity:.2f}  {text}")
     if record.redactions:
         click.echo(f"Redacted before storing: {', '.join(record.redactions)}", err=True)
 
@@ -580,9 +690,10 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
     records, labels = _read_jsonl(name)
     with open_memory(target, create=True) as memory, progress("Importing", len(records)) as bar:
         counts = memory.import_records(records, progress=bar, labels=labels)
+    changed = f"{counts['updated']} updated, " if counts["updated"] else ""
     click.echo(
         f"Imported {counts['added']} memories from {name} "
-        f"({counts['skipped']} already present)"
+        f"({changed}{counts['skipped']} already present)"
     )
 
 
@@ -641,9 +752,10 @@ def import_(
             "Importing", len(result.records)
         ) as bar:
             write(memory, result, progress=bar, scope=_import_scope(ctx))
+        changed = f"{result.updated} updated, " if result.updated else ""
         click.echo(
             f"Imported {result.added} memories from {source} ({result.format}); "
-            f"{result.already_present} already present"
+            f"{changed}{result.already_present} already present"
         )
     for reason in result.skipped:
         click.echo(f"Skipped {printable(reason)}", err=True)

@@ -50,6 +50,7 @@ class ImportResult:
     skipped: list[str] = field(default_factory=list)  # "row 4: empty content", ...
     dry_run: bool = False
     added: int = 0
+    updated: int = 0  # present, and the source holds a newer state (kept as a version)
     already_present: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ class ImportResult:
             "source": str(self.source),
             "found": len(self.records),
             "added": self.added,
+            "updated": self.updated,
             "already_present": self.already_present,
             "skipped": self.skipped,
             "dry_run": self.dry_run,
@@ -79,6 +81,7 @@ def write(
             result.records, progress=progress, labels=result.labels, scope=scope
         )
         result.added = counts["added"]
+        result.updated = counts["updated"]
         result.already_present = counts["skipped"]
     return result
 

@@ -52,7 +52,11 @@ memento://context (or the prompt memento_context) at the start of work. Either w
 asking the user something they may have told you before (preferences, names, paths, \
 decisions, how to run or deploy a project) and not in what you were given, call \
 memento_recall; memento_recall_many asks several questions at once. memento_browse with \
-subject_key_prefix "project.<name>." lists what you know about a project.
+subject_key_prefix "project.<name>." lists what you know about a project. since/until take \
+dates and phrases ("yesterday", "last week", "March 2026"); max_tokens asks for the best \
+results that fit a token budget rather than a count. A changed memory keeps its earlier \
+versions: memento_history shows what it said before, memento_browse with as_of what was \
+believed at a past time.
 
 Scopes: memories belong to the current project (the client's root folder, else the \
 server's directory) or are global. A memory you store belongs to the current project, \
@@ -71,6 +75,9 @@ old one instead of contradicting it.
 ("2026-11-24: released v0.3; the migration failed once on Windows"). Events are never merged.
 - kind "lesson": a rule learned the hard way, written as an instruction for next time \
 ("Always run the migrations before the tests in project X, or they fail with ...").
+When a stored fact or lesson comes back with "related" memories, one of them may say what \
+the new one replaces: update it (memento_update) or forget it (memento_forget) rather than \
+keeping both; better still, give facts a subject_key so a change replaces the old value.
 Write each memory so it stands alone: full names, no "he" or "this", one idea per memory. \
 Set importance (0 to 1) higher for things that matter often or a lot. Never store secrets: \
 tokens and passwords are redacted anyway.
@@ -182,8 +189,9 @@ def _schema_type(spec: dict[str, Any]) -> str:
             kinds.append(" or ".join(repr(v) for v in option["enum"]))
         elif option.get("type") in names:
             text = names[option["type"]]
-            if option["type"] in ("number", "integer") and "minimum" in option:
-                text += f" from {option['minimum']} to {option.get('maximum', '...')}"
+            bounds = option if "minimum" in option else spec  # optional: bounds outside anyOf
+            if option["type"] in ("number", "integer") and "minimum" in bounds:
+                text += f" from {bounds['minimum']} to {bounds.get('maximum', '...')}"
             kinds.append(text)
     return " or ".join(dict.fromkeys(kinds))
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ..records import KINDS, MemoryRecord
+from ..records import KINDS, MemoryRecord, MemoryVersion
 from ..validate import MAX_LIMIT, MAX_QUERIES, MAX_RECALL_LIMIT
 
 if TYPE_CHECKING:
@@ -55,6 +55,11 @@ class _Memory(BaseModel):
     )
     metadata: dict[str, Any] | None = Field(default=None, description="Absent: none")
     source: str | None = Field(default=None, description="Where it came from (absent: mcp)")
+    versions: int | None = Field(
+        default=None,
+        description="How many versions it has had, this one included (absent: 1); "
+        "memento_history lists them",
+    )
 
     @classmethod
     def of(cls, record: MemoryRecord, **extra: Any) -> Self:
@@ -74,6 +79,7 @@ class _Memory(BaseModel):
             archived=_day(record.archived_at),
             metadata=record.metadata or None,
             source=None if record.source == DEFAULT_SOURCE else record.source,
+            versions=record.versions if record.versions > 1 else None,
             **extra,
         )
 
@@ -84,7 +90,7 @@ class _Memory(BaseModel):
         if self.subject_key:
             head.append(self.subject_key)
         head += [f"@{self.project}", self.date, *self._marks()]
-        for name in ("importance", "archived", "source"):
+        for name in ("importance", "archived", "source", "versions"):
             value = getattr(self, name, None)
             if value is not None:
                 head.append(f"{name}={value}")
@@ -110,13 +116,68 @@ class RecalledMemory(_Memory):
     relevance: float = Field(
         description="How likely it answers the query, 0 to 1 (comparable across queries)"
     )
+    explanation: dict[str, Any] | None = Field(
+        default=None,
+        description="With explain: the parts of its rank score (score = fused x "
+        "importance_factor x recency_factor; fused = the mean of vector_part and "
+        "keyword_part, its scaled scores in the vector and keyword candidate lists, where "
+        "vector_rank and keyword_rank are its places) and of its relevance (similarity: "
+        "cosine; coverage: share of the query's words matched, matched_terms)",
+    )
 
     @classmethod
     def of_recalled(cls, record: MemoryRecord) -> Self:
-        return cls.of(record, relevance=round(record.relevance or 0.0, 2))
+        why = record.explanation
+        return cls.of(
+            record,
+            relevance=round(record.relevance or 0.0, 2),
+            explanation=None if why is None else _rounded(_lean_explanation(why.to_dict())),
+        )
 
     def _marks(self) -> list[str]:
         return [f"{self.relevance}"]
+
+    def line(self) -> str:
+        text = super().line()
+        why = self.explanation
+        if why is None:
+            return text
+        parts = [f"score={why['score']} = fused {why['fused']}"]
+        parts.append(f"x importance {why['importance_factor']} x recency {why['recency_factor']}")
+        if why["vector_rank"] is not None:
+            parts.append(f"; vector #{why['vector_rank']} part {why['vector_part']}")
+        if why["keyword_rank"] is not None:
+            parts.append(f"; keyword #{why['keyword_rank']} part {why['keyword_part']}")
+        matched = ",".join(why["matched_terms"]) or "-"
+        parts.append(
+            f"; relevance from cosine {why['similarity']}, coverage {why['coverage']} "
+            f"(matched {matched})"
+        )
+        return f"{text}\n  why: {' '.join(parts)}"
+
+
+def _lean_explanation(data: dict[str, Any]) -> dict[str, Any]:
+    """An explanation without what is the same for every result (the filters go once in
+    the result; the fusion method and weights are the server's defaults)."""
+    return {k: v for k, v in data.items() if k not in ("filters", "method", "weights")}
+
+
+def _rounded(value: Any) -> Any:
+    """Numbers to 4 decimals, in nested dicts and lists (an explanation costs fewer tokens
+    and says as much)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+class RelatedMemory(BaseModel):
+    id: str
+    similarity: float = Field(description="Cosine similarity to the memory just stored")
+    content: str
 
 
 class StoredMemory(MemoryItem):
@@ -129,16 +190,32 @@ class StoredMemory(MemoryItem):
     redactions: list[str] | None = Field(
         default=None, description="Kinds of secret replaced by a marker before storing"
     )
+    related: list[RelatedMemory] | None = Field(
+        default=None,
+        description="Live memories of the same kind and scope that are similar but not the "
+        "same: if the new memory changes what one of them says, update or forget that one",
+    )
 
     @classmethod
     def of_stored(cls, record: MemoryRecord) -> Self:
+        related = [
+            RelatedMemory(id=r.id, similarity=round(r.similarity, 2), content=r.content)
+            for r in record.related
+        ]
         return cls.of(
-            record, action=record.action or "updated", redactions=list(record.redactions) or None
+            record,
+            action=record.action or "updated",
+            redactions=list(record.redactions) or None,
+            related=related or None,
         )
 
     def line(self) -> str:
         note = f" (redacted: {', '.join(self.redactions)})" if self.redactions else ""
-        return f"{self.action}{note}: {super().line()}"
+        text = f"{self.action}{note}: {super().line()}"
+        for other in self.related or []:
+            content = other.content.replace("\n", " ")
+            text += f"\n  related {other.similarity} [{other.id}] {content}"
+        return text
 
     def render(self) -> str:
         return self.line()
@@ -231,12 +308,26 @@ class RecallResult(BaseModel):
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
     omitted: int | None = OMITTED
+    filters: dict[str, Any] | None = Field(
+        default=None, description="With explain: the exact filters the search applied"
+    )
+
+    @classmethod
+    def of_records(cls, records: Sequence[MemoryRecord]) -> Self:
+        why = records[0].explanation if records else None
+        return cls(
+            count=len(records),
+            memories=[RecalledMemory.of_recalled(r) for r in records],
+            filters=why.filters if why is not None else None,
+        )
 
     def render(self) -> str:
         if not self.memories:
             return "No memories found." + _left_out(self.omitted)
-        legend = f"{_count(self.count)}, best first (relevance 0-1 after the date):"
-        return f"{legend}\n{_lines(self.memories)}{_left_out(self.omitted)}"
+        legend = f"{_count(self.count)}, best first (relevance 0-1 after the date)"
+        if self.filters is not None:
+            legend += f"; filters {_json(self.filters)}"
+        return f"{legend}:\n{_lines(self.memories)}{_left_out(self.omitted)}"
 
 
 class QueryResult(BaseModel):
@@ -244,10 +335,13 @@ class QueryResult(BaseModel):
     count: int
     memories: list[RecalledMemory] = Field(description="Best first")
     omitted: int | None = OMITTED
+    filters: dict[str, Any] | None = Field(
+        default=None, description="With explain: the exact filters the search applied"
+    )
 
     def render(self) -> str:
         found = RecallResult(
-            count=self.count, memories=self.memories, omitted=self.omitted
+            count=self.count, memories=self.memories, omitted=self.omitted, filters=self.filters
         ).render()
         return f"{_json(self.query)}: {found}"
 
@@ -326,6 +420,73 @@ _PENDING = (
     " (the text stays in the database files while another process reads them; "
     "memento finishes the purge on a later write or exit)"
 )
+
+
+class VersionItem(BaseModel):
+    """One version of a memory."""
+
+    version: int = Field(description="1 is the oldest")
+    kind: _KIND
+    subject_key: str | None = None
+    project: str = Field(description='Project it belonged to, or "global"')
+    importance: float | None = Field(default=None, description="0 to 1 (absent: 0.5)")
+    valid_from: str = Field(description="When it began to hold (ISO-8601 UTC)")
+    valid_until: str | None = Field(
+        default=None, description="When it was replaced (absent: the live version)"
+    )
+    replaced_by: Literal["upsert", "update", "dedup", "import"] | None = Field(
+        default=None,
+        description="What replaced it: upsert (stored again under its subject_key), "
+        "update, dedup (a near duplicate raised its importance), import (a newer state "
+        "imported); absent: the live version",
+    )
+    archived: str | None = Field(default=None, description="Day the memory was forgotten")
+    content: str
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, version: MemoryVersion) -> Self:
+        return cls(
+            version=version.version,
+            kind=version.kind,  # type: ignore[arg-type]
+            subject_key=version.subject_key,
+            project=version.project or version.scope,
+            importance=None if version.importance == DEFAULT_IMPORTANCE else version.importance,
+            valid_from=_moment(version.valid_from),
+            valid_until=_moment(version.valid_until) if version.valid_until else None,
+            replaced_by=version.replaced_by,  # type: ignore[arg-type]
+            archived=_day(version.archived_at),
+            content=version.content,
+            metadata=version.metadata or None,
+        )
+
+    def line(self) -> str:
+        until = f"{self.valid_until} by {self.replaced_by}" if self.valid_until else "now"
+        head = [f"v{self.version}", self.kind]
+        if self.subject_key:
+            head.append(self.subject_key)
+        head += [f"@{self.project}", f"{self.valid_from} -> {until}"]
+        if self.importance is not None:
+            head.append(f"importance={self.importance}")
+        if self.archived:
+            head.append(f"archived={self.archived}")
+        if self.metadata:
+            head.append("metadata=" + _json(self.metadata))
+        return f"[{' '.join(head)}] {self.content.replace(chr(10), chr(10) + '  ')}"
+
+
+def _moment(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HistoryResult(BaseModel):
+    id: str = Field(description="The memory's full id")
+    count: int
+    versions: list[VersionItem] = Field(description="Oldest first, the live one last")
+
+    def render(self) -> str:
+        lines = "\n".join(v.line() for v in self.versions)
+        return f"{self.id}: {self.count} versions, oldest first:\n{lines}"
 
 
 class KindCounts(BaseModel):
@@ -412,10 +573,11 @@ Limit = Annotated[
     ),
 ]
 RecallLimit = Annotated[
-    int,
+    int | None,
     BeforeValidator(_whole),
     Field(
-        description=f"Maximum number of results (1 to {MAX_RECALL_LIMIT})",
+        description=f"Maximum number of results (1 to {MAX_RECALL_LIMIT}; default 10, or "
+        "with max_tokens as many as fit)",
         json_schema_extra={"minimum": 1, "maximum": MAX_RECALL_LIMIT},
     ),
 ]
@@ -435,16 +597,34 @@ PrefixFilter = Annotated[
 ]
 Since = Annotated[
     str | None,
-    Field(description="Only memories created at or after: ISO date/time or an age (7d, 12h)"),
+    Field(
+        description="Only memories created at or after: ISO date/time, an age (7d, 12h, "
+        '"3 days ago") or a phrase (today, yesterday, "last week", "this month", '
+        '"March 2026", 2026-03); days in UTC'
+    ),
 ]
 Until = Annotated[
     str | None,
-    Field(description="Only memories created at or before: ISO date/time or an age (7d, 12h)"),
+    Field(
+        description="Only memories created at or before (the forms of since); a day or a "
+        "month counts whole: 2026-11-21 includes that day"
+    ),
 ]
 IncludeArchived = Annotated[bool, Field(description="Also search forgotten (archived) memories")]
 MinScore = Annotated[
     float | None,
     Field(description="Drop results whose relevance (0 to 1) is below this (default: keep all)"),
+]
+MaxTokens = Annotated[
+    int | None,
+    Field(
+        description="Return the best results that fit in this many tokens (as the context "
+        "block counts them) instead of a fixed count; limit still caps the number",
+        json_schema_extra={"minimum": 16, "maximum": 20000},
+    ),
+]
+Explain = Annotated[
+    bool, Field(description="Give each result an explanation: the parts of its score")
 ]
 Scope = Annotated[
     str | None,

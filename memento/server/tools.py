@@ -34,13 +34,16 @@ from ..records import KINDS, MemoryRecord
 from .schemas import (
     AllProjects,
     Budget,
+    Explain,
     ForgetPrefixResult,
     ForgetResult,
+    HistoryResult,
     Importance,
     IncludeArchived,
     KindFilter,
     KindParam,
     Limit,
+    MaxTokens,
     MemoryId,
     MemoryItem,
     MemoryList,
@@ -61,6 +64,7 @@ from .schemas import (
     StoreManyResult,
     SubjectKey,
     Until,
+    VersionItem,
 )
 
 log = logging.getLogger("memento.server")
@@ -272,7 +276,7 @@ def memento_store_many(
 def memento_recall(
     ctx: Context,
     query: Annotated[str, Field(description="What you want to know, in plain words")],
-    limit: RecallLimit = 10,
+    limit: RecallLimit = None,
     kind: KindFilter = None,
     subject_key_prefix: PrefixFilter = None,
     since: Since = None,
@@ -280,6 +284,8 @@ def memento_recall(
     include_archived: IncludeArchived = False,
     min_score: MinScore = None,
     all_projects: AllProjects = False,
+    max_tokens: MaxTokens = None,
+    explain: Explain = False,
 ) -> RecallResult:
     """Search memory by meaning and by keyword, in the current project and the global
     memories; best matches first, each with its relevance (0 to 1). Call this before asking
@@ -294,18 +300,30 @@ def memento_recall(
         include_archived=include_archived,
         min_score=min_score,
         all_projects=all_projects,
+        max_tokens=max_tokens,
+        explain=explain,
     )
-    budget = Budget()
+    return _recalled(records, Budget())
+
+
+def _recalled(records: list[MemoryRecord], budget: Budget) -> RecallResult:
+    """Recall results as sent: within the answer's size budget, and with the filters that
+    applied when they were explained."""
+    before = budget.omitted
     memories = budget.fit([RecalledMemory.of_recalled(r) for r in records])
+    why = records[0].explanation if records else None
     return RecallResult(
-        count=len(memories), memories=memories, omitted=budget.omitted_or_none()
+        count=len(memories),
+        memories=memories,
+        omitted=(budget.omitted - before) or None,
+        filters=why.filters if why is not None else None,
     )
 
 
 def memento_recall_many(
     ctx: Context,
     queries: Queries,
-    limit: RecallLimit = 10,
+    limit: RecallLimit = None,
     kind: KindFilter = None,
     subject_key_prefix: PrefixFilter = None,
     since: Since = None,
@@ -313,6 +331,8 @@ def memento_recall_many(
     include_archived: IncludeArchived = False,
     min_score: MinScore = None,
     all_projects: AllProjects = False,
+    max_tokens: MaxTokens = None,
+    explain: Explain = False,
 ) -> RecallManyResult:
     """memento_recall for several queries in one call (the same filters apply to each)."""
     batches = _memory(ctx).recall_many(
@@ -325,18 +345,14 @@ def memento_recall_many(
         include_archived=include_archived,
         min_score=min_score,
         all_projects=all_projects,
+        max_tokens=max_tokens,
+        explain=explain,
     )
     budget = Budget()  # one for the whole answer, spent in the order of the queries
     results = []
     for query, records in zip(queries, batches):
-        before = budget.omitted
-        memories = budget.fit([RecalledMemory.of_recalled(r) for r in records])
-        omitted = budget.omitted - before
-        results.append(
-            QueryResult(
-                query=query, count=len(memories), memories=memories, omitted=omitted or None
-            )
-        )
+        found = _recalled(records, budget)
+        results.append(QueryResult(query=query, **found.model_dump(exclude_none=True)))
     return RecallManyResult(results=results)
 
 
@@ -429,10 +445,17 @@ def memento_recent(
     ] = None,
     include_archived: IncludeArchived = False,
     all_projects: AllProjects = False,
+    since: Since = None,
+    until: Until = None,
 ) -> MemoryList:
     """The newest memories first (the current project and the global memories)."""
     records = _memory(ctx).recent(
-        limit=limit, kind=kind, include_archived=include_archived, all_projects=all_projects
+        limit=limit,
+        kind=kind,
+        include_archived=include_archived,
+        all_projects=all_projects,
+        since=since,
+        until=until,
     )
     return _listed(records)
 
@@ -444,11 +467,20 @@ def memento_browse(
     ] = "",
     limit: Limit = 100,
     all_projects: AllProjects = False,
+    as_of: Annotated[
+        str | None,
+        Field(
+            description="Show the memories as they stood at this time (what was believed "
+            'before a change): 2026-11-20 (its end), "last month", "3 days ago"'
+        ),
+    ] = None,
 ) -> MemoryList:
     """Live memories that have a subject_key starting with the prefix, sorted by key: what
     you know about the user ("user.") or a project ("project.<name>."), in the current
     project and the global memories."""
-    records = _memory(ctx).browse(subject_key_prefix, limit=limit, all_projects=all_projects)
+    records = _memory(ctx).browse(
+        subject_key_prefix, limit=limit, all_projects=all_projects, as_of=as_of
+    )
     return _listed(records)
 
 
@@ -456,6 +488,21 @@ def _listed(records: list[MemoryRecord]) -> MemoryList:
     budget = Budget()
     memories = budget.fit([MemoryItem.of(r) for r in records])
     return MemoryList(count=len(memories), memories=memories, omitted=budget.omitted_or_none())
+
+
+def memento_history(
+    ctx: Context,
+    id: Annotated[
+        str, Field(description="Memory id (or a unique prefix of 8+ characters) or subject_key")
+    ],
+    all_projects: AllProjects = False,
+) -> HistoryResult:
+    """Every version of one memory, oldest first, the live one last: what it said before
+    each change, when, and what replaced it (upsert, update or dedup)."""
+    versions = _memory(ctx).history(id, all_projects=all_projects)
+    return HistoryResult(
+        id=versions[-1].id, count=len(versions), versions=[VersionItem.of(v) for v in versions]
+    )
 
 
 def memento_stats(ctx: Context, all_projects: AllProjects = False) -> Stats:
@@ -476,6 +523,7 @@ TOOLS: tuple[tuple[Callable[..., Any], ToolAnnotations], ...] = (
     (memento_forget_prefix, DESTRUCTIVE),
     (memento_recent, READ_ONLY),
     (memento_browse, READ_ONLY),
+    (memento_history, READ_ONLY),
     (memento_stats, READ_ONLY),
     (memento_store_many, WRITES),
     (memento_recall_many, READ_ONLY),

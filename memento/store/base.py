@@ -100,6 +100,27 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Version:
+    """An earlier version of a memory: its fields from ``valid_from`` until ``valid_until``,
+    when a change of kind ``replaced_by`` (``memento.records.CHANGES``) replaced them.
+    ``seq`` is the memory's; ``version`` counts from 1, the oldest."""
+
+    seq: int
+    version: int
+    content: str
+    kind: str
+    subject_key: str | None
+    importance: float
+    metadata: dict[str, Any]
+    source: str
+    scope: str
+    project: str | None
+    valid_from: datetime
+    valid_until: datetime
+    replaced_by: str
+
+
+@dataclass(frozen=True)
 class NewMemory:
     """Everything a new row holds: built once by ``Memory`` for a store and for an import."""
 
@@ -285,7 +306,29 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, seqs: Sequence[int]) -> None:
-        """Delete memories and every trace of their text the store can reach."""
+        """Delete memories, their earlier versions, and every trace of their text the store
+        can reach."""
+
+    # ---- earlier versions (Memory.history) ------------------------------------------
+
+    @abstractmethod
+    def add_version(
+        self, row: Row, valid_from: datetime, valid_until: datetime, replaced_by: str
+    ) -> None:
+        """Keep ``row``'s fields as the memory's next earlier version (inside a write)."""
+
+    @abstractmethod
+    def versions(self, seqs: Sequence[int]) -> dict[int, list[Version]]:
+        """The earlier versions of each memory that has any, oldest first."""
+
+    @abstractmethod
+    def version_counts(self, seqs: Sequence[int]) -> dict[int, int]:
+        """How many earlier versions each memory that has any keeps."""
+
+    @abstractmethod
+    def seqs_with_versions(self, filters: Filters) -> list[int]:
+        """The memories with an earlier version that ``filters``' prefix and scopes match
+        (what a browse of the past needs besides the live rows)."""
 
     def after_delete(self) -> None:  # noqa: B027 - optional hook
         """Called after the transaction of a hard delete commits (e.g. to checkpoint)."""
@@ -310,4 +353,4 @@ class Store(ABC):
         """Forget what ``session`` was given, and/or every record older than ``before``."""
 
 
-__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store"]
+__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store", "Version"]

@@ -33,7 +33,7 @@ from ..recall import keyword_query
 from . import sqlite_index as index
 from . import sqlite_migrations as migrations
 from .base import COLUMNS as WRITABLE
-from .base import Filters, NewMemory, Row, Store, read_metadata
+from .base import Filters, NewMemory, Row, Store, Version, read_metadata
 from .sqlite_index import VectorMeta
 
 BUSY_TIMEOUT_MS = 30_000
@@ -609,6 +609,7 @@ def delete(conn: apsw.Connection, seqs: Sequence[int]) -> None:
             (seq,),
         )
         conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
+        conn.execute("DELETE FROM memory_versions WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM memories WHERE seq = ?", (seq,))
         index.delete_row(conn, seq)
 
@@ -1070,6 +1071,71 @@ class SQLiteStore(Store):
 
     def purge_pending(self) -> bool:
         return get_setting(self.conn, PURGE_PENDING) is not None
+
+    # ---- earlier versions -------------------------------------------------------------
+
+    def add_version(
+        self, row: Row, valid_from: datetime, valid_until: datetime, replaced_by: str
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO memory_versions(seq, version, content, kind, subject_key, importance, "
+            "metadata, source, scope, valid_from, valid_until, replaced_by) VALUES (?, "
+            "(SELECT coalesce(max(version), 0) + 1 FROM memory_versions WHERE seq = ?), "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.seq, row.seq, row.content, row.kind, row.subject_key, row.importance,
+                json.dumps(row.metadata or {}, ensure_ascii=False), row.source,
+                project_code(self.conn, row.scope), to_iso(valid_from), to_iso(valid_until),
+                replaced_by,
+            ),
+        )
+
+    def versions(self, seqs: Sequence[int]) -> dict[int, list[Version]]:
+        out: dict[int, list[Version]] = {}
+        for start in range(0, len(seqs), 500):
+            part = [int(s) for s in seqs[start : start + 500]]
+            rows = self.conn.execute(
+                "SELECT v.seq, v.version, v.content, v.kind, v.subject_key, v.importance, "
+                "v.metadata, v.source, p.id, p.name, v.valid_from, v.valid_until, "
+                "v.replaced_by FROM memory_versions v JOIN projects p ON p.code = v.scope "
+                f"WHERE v.seq IN ({','.join('?' * len(part))}) ORDER BY v.seq, v.version",
+                part,
+            )
+            for r in rows:
+                out.setdefault(int(r[0]), []).append(
+                    Version(
+                        seq=int(r[0]), version=int(r[1]), content=r[2], kind=r[3],
+                        subject_key=r[4], importance=float(r[5]),
+                        metadata=json.loads(r[6]) if r[6] else {}, source=r[7], scope=r[8],
+                        project=None if r[8] == GLOBAL else r[9], valid_from=from_iso(r[10]),
+                        valid_until=from_iso(r[11]), replaced_by=r[12],
+                    )
+                )
+        return out
+
+    def version_counts(self, seqs: Sequence[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for start in range(0, len(seqs), 500):
+            part = [int(s) for s in seqs[start : start + 500]]
+            rows = self.conn.execute(
+                "SELECT seq, count(*) FROM memory_versions "
+                f"WHERE seq IN ({','.join('?' * len(part))}) GROUP BY seq",
+                part,
+            )
+            out.update((int(seq), int(n)) for seq, n in rows)
+        return out
+
+    def seqs_with_versions(self, filters: Filters) -> list[int]:
+        keyed = replace(
+            filters, include_archived=True, only_keyed=True, kinds=None, since=None, until=None
+        )
+        where, params = memories_where(keyed, alias="v")
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                f"SELECT DISTINCT v.seq FROM memory_versions v WHERE {where}", params
+            )
+        ]
 
     # ---- what agent sessions were given ----------------------------------------------
 

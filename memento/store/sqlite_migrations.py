@@ -185,12 +185,39 @@ def _v5_injected(conn: apsw.Connection, dimension: int) -> None:
     )
 
 
+def _v6_versions(conn: apsw.Connection, dimension: int) -> None:
+    # The earlier versions of each memory (Memory.history): the fields a change replaced,
+    # when they held, and what replaced them. Never embedded and never in memory_fts, so
+    # they cost their text and nothing else; a hard forget deletes them with the memory.
+    conn.execute(
+        """
+        CREATE TABLE memory_versions (
+            seq INTEGER NOT NULL REFERENCES memories(seq) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject_key TEXT,
+            importance REAL NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            source TEXT NOT NULL,
+            scope INTEGER NOT NULL,
+            valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL,
+            replaced_by TEXT NOT NULL,
+            PRIMARY KEY (seq, version)
+        ) WITHOUT ROWID;
+        CREATE INDEX memory_versions_subject ON memory_versions(subject_key);
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
     (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
     (3, "memory_bits (coarse vector index) and memory_fts_vocab", _v3_scale_index),
     (4, "project scopes: projects, memories.scope, scope beside every vector", _v4_scopes),
     (5, "injected: memories already given to an agent session", _v5_injected),
+    (6, "memory_versions: the earlier versions of each memory", _v6_versions),
 ]
 LATEST = MIGRATIONS[-1][0]
 
