@@ -52,7 +52,7 @@ from memento.recall import (
 
 KINDS = ("own", "other", "scifact")
 LIMIT = 10  # recall's default limit: a question keeps a gold turn if one is among these
-POOL = 50  # recall's candidate pool per list (memory.MIN_POOL)
+POOL = 50  # recall's candidate pool per list (memento.memory.search.MIN_POOL)
 # The share of ``other`` queries that must return nothing at the chosen bar: the issue asks
 # for 90 %; five points of margin because the held-out half of LoCoMo is harder, and for
 # context injection a memory given unasked costs more than one missed.

@@ -184,7 +184,7 @@ async def test_mcp_store_result_reports_redactions(
     redacted, and the secret is not in the file."""
     from mcp import Client
 
-    from memento import memory as memory_module
+    from memento.memory import base as memory_module  # where Memory makes its Embedder()
     from memento.server import create_server
 
     monkeypatch.setattr(memory_module, "Embedder", lambda: hash_embedder)
