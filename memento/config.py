@@ -10,7 +10,30 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from .errors import DatabaseError
+
+# scheme://... : a URL, never a relative file path (postgresql://user:pw@host/db would
+# otherwise create ./postgresql:/user:pw@host/db, the password in a directory name)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(location: str | Path) -> bool:
+    """Whether a database location is a URL (a server) rather than a file path."""
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def url_refused(location: str) -> DatabaseError:
+    """The error for a URL where only a file path works yet (the URL itself is left out of
+    the message: it may hold a password)."""
+    scheme = location.split("://", 1)[0]
+    return DatabaseError(
+        f"{scheme}:// URLs are not supported as a database: give the path of a SQLite file "
+        "with --db or MEMENTO_PATH"
+    )
+
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -18,8 +41,6 @@ BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 def default_db_path() -> Path:
     """The database path from ``MEMENTO_PATH``, else the XDG data directory (also when
     ``MEMENTO_PATH`` holds a URL: that is no file path, and logs still need a directory)."""
-    from .store import is_url
-
     env = os.environ.get("MEMENTO_PATH")
     if env and not is_url(env.strip()):
         return Path(env).expanduser()
@@ -31,8 +52,6 @@ def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
     """An explicit path (``~`` expanded) or the default one, made absolute. A URL (given,
     or in ``MEMENTO_PATH``) is refused: read as a path, ``postgresql://user:pw@host/db``
     created ``./postgresql:/user:pw@host/db``, the password in a directory name."""
-    from .store import is_url, url_refused
-
     text = os.fspath(path) if path not in (None, "") else os.environ.get("MEMENTO_PATH", "")
     if isinstance(text, str) and is_url(text.strip()):
         raise url_refused(text.strip())
@@ -43,8 +62,6 @@ def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
 def resolve_location(location: str | os.PathLike[str] | None) -> str | Path:
     """Where the memories live: a URL as given (``scheme://...``), else the file path of
     :func:`resolve_db_path`. ``MEMENTO_PATH`` may hold either."""
-    from .store import is_url
-
     if location in (None, ""):
         env = os.environ.get("MEMENTO_PATH", "").strip()
         if env and is_url(env):

@@ -85,7 +85,7 @@ class DbPath(click.Path):
     :func:`resolve_db_path` to refuse in one line."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from ..store import is_url
+        from ..config import is_url
 
         if isinstance(value, str) and is_url(value.strip()):
             return value.strip()

@@ -3,29 +3,10 @@ later, database servers named by URL. ``open_store`` picks the backend from the 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from ..errors import DatabaseError
+from ..config import is_url, url_refused
 from .base import COLUMNS, Filters, NewMemory, Row, Store
-
-# scheme://... : a URL, never a relative file path (postgresql://user:pw@host/db would
-# otherwise create ./postgresql:/user:pw@host/db, the password in a directory name)
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def is_url(location: str | Path) -> bool:
-    return isinstance(location, str) and bool(_URL.match(location))
-
-
-def url_refused(location: str) -> DatabaseError:
-    """The error for a URL where only a file path works yet (the URL itself is left out of
-    the message: it may hold a password)."""
-    scheme = location.split("://", 1)[0]
-    return DatabaseError(
-        f"{scheme}:// URLs are not supported as a database: give the path of a SQLite file "
-        "with --db or MEMENTO_PATH"
-    )
 
 
 def open_store(location: str | Path, create: bool = True) -> Store:
