@@ -205,7 +205,9 @@ def test_importers_turn_foreign_keys_into_valid_ones(db_path, hash_embedder, tmp
         conn.execute("INSERT INTO memories VALUES ('Deploys on Fridays', ' Project Shop..Deploy ')")
     with Memory(db_path, embedder=hash_embedder) as m:
         import_source(m, source)
-        assert [r.subject_key for r in m.browse("project_shop")] == ["project_shop.deploy"]
+        (imported,) = m.browse("project_shop")
+        assert imported.subject_key == "project_shop.deploy"
+        assert imported.source == "pmb:pmb.db"  # where it came from: importer and file
 
 
 def test_search_min_score_says_nothing_is_relevant(db_path, three):

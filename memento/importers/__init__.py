@@ -112,7 +112,13 @@ def read_source(path: str | Path, format: str = "auto") -> ImportResult:
         )
     if not path.is_file():
         raise InvalidInputError(f"{path} is not a file: give the path of the store to import")
-    return READERS[chosen](path)
+    result = READERS[chosen](path)
+    # where each memory came from: the importer and the file's name (``source`` is shown by
+    # `memento show` and kept in every version; the name, not the path, which may say more
+    # about the machine than the memory needs)
+    for item in result.records:
+        item["source"] = f"{result.format}:{path.name}"[:100]
+    return result
 
 
 def import_source(
