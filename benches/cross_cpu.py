@@ -21,7 +21,8 @@ For every pair (documents by one path, queries by another): nDCG@10 and R@100, a
 cosine between the two paths' vectors of the same query. Vectors are cached in --workdir.
 
     python benches/cross_cpu.py --fp32-model /tmp/model_fp32.onnx --workdir /tmp/xcpu
-    qemu-x86_64 -cpu Haswell python benches/cross_cpu.py embed-queries /tmp/xcpu/q-avx2.npy
+    MEMENTO_MODEL_CACHE=off qemu-x86_64 -cpu Haswell \\
+        python benches/cross_cpu.py embed-queries /tmp/xcpu/q-avx2.npy 30   # first 30 claims
     python benches/cross_cpu.py --workdir /tmp/xcpu --queries avx2=/tmp/xcpu/q-avx2.npy
 """
 
@@ -207,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         from memento.embedder import Embedder
 
         *_, query_texts, _ = load_scifact()
-        np.save(argv[1], Embedder(threads=1).embed(query_texts))
+        count = int(argv[2]) if len(argv) > 2 else len(query_texts)  # the first N claims
+        np.save(argv[1], Embedder(threads=1).embed(query_texts[:count]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/memento-cross-cpu"))
