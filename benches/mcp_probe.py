@@ -56,8 +56,12 @@ def server_command() -> list[str]:
 
 def _env(db: Path) -> dict[str, str]:
     env = {"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"}
-    if os.environ.get("MEMENTO_EMBEDDING_MODEL"):
-        env["MEMENTO_EMBEDDING_MODEL"] = os.environ["MEMENTO_EMBEDDING_MODEL"]
+    # The MCP client passes on only a few variables (PATH, HOME, ...): without these the
+    # server would import another memento than the one measured (PYTHONPATH) or use
+    # another model cache.
+    for name in ("MEMENTO_EMBEDDING_MODEL", "PYTHONPATH", "XDG_CACHE_HOME", "MEMENTO_MODEL_CACHE"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     return env
 
 

@@ -45,6 +45,9 @@ MAX_SESSIONS = 3
 # timestamps in coarse ticks could give a change made in the same tick the same ctime
 # (the "racy git" problem). Two seconds covers FAT's mtime and ext3's one-second ctime.
 RACY_NS = 2_000_000_000
+# Runs (texts, or batches) in one embed() call from which they are shared out among threads:
+# fewer cost more in starting threads than they save.
+PARALLEL_MIN = 4
 
 
 def sha256_file(path: Path) -> str:
@@ -470,7 +473,14 @@ class Embedder:
         batch shift each other's vectors (cosine down to 0.954 measured on the fidelity
         fixture), and on a laptop CPU batching bought no speed (600 SciFact sentences:
         89.6/s one at a time, 77.2/s in batches of 32). One text, one vector, always.
-        Batches, when used, are sorted by length and padded to their longest text."""
+        Batches, when used, are sorted by length and padded to their longest text.
+
+        Many texts run one at a time are shared out among ``threads`` Python threads, each
+        calling the one session (onnxruntime runs concurrent calls and releases the GIL):
+        a short text keeps two cores only half busy, so two texts in flight at once use
+        them better (``PARALLEL_MIN`` says when). Each text is still its own run with the
+        same inputs, so its vector is bit-identical to the sequential one (checked in
+        tests/test_embedder.py)."""
         import numpy as np
 
         self.load()
@@ -481,27 +491,42 @@ class Embedder:
         encodings = self._encode(texts)
         # Sorting by length keeps padding small when a big batch is split up.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in chunk)
-            ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, index in enumerate(chunk):
-                enc = encodings[index]
-                length = sum(enc.attention_mask)
-                ids[row, :length] = enc.ids[:length]
-                mask[row, :length] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._input_names:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run(None, feeds)[0]
-            if hidden.shape[-1] != self.dimension:  # a model whose output width is symbolic
-                raise self._dimension_error(int(hidden.shape[-1]))
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[chunk] = pooled / np.maximum(norms, 1e-12)
+        chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        workers = min(self.threads, len(chunks))
+        if workers > 1 and len(chunks) >= PARALLEL_MIN:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers, thread_name_prefix="memento-embed") as pool:
+                for chunk, vectors in zip(
+                    chunks, pool.map(lambda c: self._run([encodings[i] for i in c]), chunks)
+                ):
+                    out[chunk] = vectors
+        else:
+            for chunk in chunks:
+                out[chunk] = self._run([encodings[i] for i in chunk])
         return out
+
+    def _run(self, encodings: Sequence[Any]) -> np.ndarray:
+        """The unit vectors of one batch of encodings, padded to the longest."""
+        import numpy as np
+
+        width = max(len(enc.ids) for enc in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            length = sum(enc.attention_mask)
+            ids[row, :length] = enc.ids[:length]
+            mask[row, :length] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        if hidden.shape[-1] != self.dimension:  # a model whose output width is symbolic
+            raise self._dimension_error(int(hidden.shape[-1]))
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.maximum(norms, 1e-12)
 
     def _dimension_error(self, width: int) -> ModelError:
         return ModelError(

@@ -64,6 +64,8 @@ def test_tiny_run_writes_every_key_and_skips_missing_backends(
     embedding = results["groups"]["embedding"]
     assert embedding["status"] == "ok"
     assert embedding["rows"]["memento int8"]["sentences_per_s"] > 0
+    serial = embedding["rows"]["memento int8, one call per text"]
+    assert serial["sentences_per_s"] > 0 and serial["identical_vectors_to_memento_int8"]
     assert "not found" in embedding["rows"]["fp32 ONNX"]["skipped"]
     assert "not importable" in embedding["rows"]["sentence-transformers"]["skipped"]
     assert embedding["headline_memento_vs_st"] is None

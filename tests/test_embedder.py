@@ -46,6 +46,18 @@ def test_vectors_are_unit_length_and_batching_does_not_change_them(embedder: Emb
     assert np.allclose(together, alone, atol=1e-5)
 
 
+def test_a_vector_does_not_depend_on_the_texts_embedded_with_it() -> None:
+    """Many texts run on several threads at once (store_many, import, reembed); each text's
+    vector is bit-for-bit the one it gets alone, whatever shares the call."""
+    embedder = Embedder(threads=3)  # the threaded path even on a one-CPU machine
+    texts = [f"note {i}: service s{i} deploys to " + "eu-west " * (i % 9) for i in range(24)]
+    together = embedder.embed(texts)
+    reversed_ = embedder.embed(texts[::-1])[::-1]
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    assert np.array_equal(together, alone)
+    assert np.array_equal(reversed_, alone)
+
+
 def test_long_input_is_truncated_at_256_tokens(embedder: Embedder) -> None:
     words = " ".join(f"word{i}" for i in range(2000))
     a = embedder.embed_one(words)
