@@ -5,6 +5,10 @@
 - ``MEMENTO_EMBEDDING_MODEL``: a local model directory (manifest.json + model.onnx +
   tokenizer.json) or a Hugging Face repo id; default: the model bundled with memento.
 - ``MEMENTO_REDACT``: ``off`` stores text verbatim; anything else redacts secrets first.
+- ``MEMENTO_MODEL_CACHE``: ``off`` makes the embedder hash the model and build its session in
+  every process instead of keeping both under ``$XDG_CACHE_HOME/memento`` (``memento.embedder``).
+- ``MEMENTO_HOOK_TIMEOUT``: seconds a Claude Code hook may take before it gives up, printing
+  nothing (default 5; ``memento.integrations.claude_code.hooks``).
 """
 
 from __future__ import annotations
