@@ -253,10 +253,14 @@ def test_stats_and_about(run, filled: dict[str, str], db_path: Path) -> None:
     assert data["dimension"] == 384 and data["path"] == str(db_path)
     about = ok(run("about"))
     assert about.index("About you:") < about.index("user.theme") < about.index("Recent events:")
+    # the lessons learned have their own part, between the user's facts and the events
+    lessons = about[about.index("Lessons learned:") : about.index("Recent events:")]
+    assert filled["lesson"][:12] in lessons
     assert "Deployed release 2.3" in about
     about_json = json.loads(ok(run("about", "--json")))
     assert [r["id"] for r in about_json["user"]] == [filled["theme"]]
     assert [r["id"] for r in about_json["events"]] == [filled["event"]]
+    assert [r["id"] for r in about_json["lessons"]] == [filled["lesson"]]
 
 
 def test_reembed(run, filled: dict[str, str]) -> None:
