@@ -16,11 +16,12 @@ everything else works.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from memento.embedder import sha256_file  # the digest memento checks on every load
 
 GOLDEN_SENTENCES = [
     "I prefer dark mode in every editor.",
@@ -28,14 +29,6 @@ GOLDEN_SENTENCES = [
     "The staging database listens on port 5433.",
     "Deployed release 2.3 to production on Friday.",
 ]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def onnx_dimension(model: Path) -> int:
@@ -84,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_seq_length": args.max_seq_length,
         "pooling": "mean",
         "normalized": True,
-        "files": {"model.onnx": sha256(model), "tokenizer.json": sha256(tokenizer)},
+        "files": {"model.onnx": sha256_file(model), "tokenizer.json": sha256_file(tokenizer)},
     }
     if args.reference_python:
         manifest["golden"] = {
