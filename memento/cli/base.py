@@ -209,6 +209,16 @@ def list_line(record: MemoryRecord, suffix: str = "", lead: str = "  ") -> str:
     return f"{head}{text}{suffix}"
 
 
+def memories(count: int) -> str:
+    """``1 memory``, ``3 memories``."""
+    return f"{count} memory" if count == 1 else f"{count:,} memories"
+
+
+def scope_of(record: MemoryRecord) -> str:
+    """Where a memory belongs, as a command reports it: ``project shop`` or ``global``."""
+    return f"project {printable(record.project)}" if record.project else "global"
+
+
 def search_line(n: int, record: MemoryRecord) -> str:
     """``   1. 01KVF2CKW772  2026-11-20  fact    imp=0.80  [user.theme] I prefer ...  0.83``
     (ranks right-aligned, so ranks of 10 and up keep the columns; the relevance last)."""

@@ -29,9 +29,11 @@ from .base import (
     explained_filters,
     explanation_lines,
     list_line,
+    memories,
     open_memory,
     progress,
     project_option,
+    scope_of,
     search_line,
     version_line,
 )
@@ -76,9 +78,8 @@ def init(
     elif upgraded:
         click.echo(f"Upgraded {target} from schema version {upgraded} to {version}")
     else:
-        noun = "memory" if stats["total"] == 1 else "memories"
         click.echo(
-            f"{target} already exists: {stats['total']} {noun}, schema version {version} "
+            f"{target} already exists: {memories(stats['total'])}, schema version {version} "
             "(nothing to do; --force starts empty)"
         )
 
@@ -517,8 +518,7 @@ def store(
         "unchanged": "Unchanged:",
         "deduplicated": "Already known:",
     }
-    where = f"project {printable(record.project)}" if record.project else "global"
-    click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({where})")
+    click.echo(f"{verb.get(record.action or '', 'Stored')} {record.short_id} ({scope_of(record)})")
     if record.related:
         click.echo(
             "Similar memories, possibly stale now (memento update ID or memento forget ID):"
@@ -608,8 +608,7 @@ def export(
         with partial.open("w", encoding="utf-8") as out:
             _write_rows(out, rows)
         partial.replace(output)
-        noun = "memory" if len(rows) == 1 else "memories"
-        click.echo(f"Exported {len(rows)} {noun} to {output}", err=True)
+        click.echo(f"Exported {memories(len(rows))} to {output}", err=True)
     else:
         _write_rows(sys.stdout, rows)
 
@@ -879,13 +878,12 @@ def forget_prefix(
         if hard:
             found = memory.forget_prefix(prefix, hard=True, dry_run=True)
             if found:
-                noun = "memory" if found == 1 else "memories"
-                confirm(f"Delete {found} {noun} under {prefix!r} for good?", yes)
+                confirm(f"Delete {memories(found)} under {prefix!r} for good?", yes)
         count = memory.forget_prefix(prefix, hard=hard)
         pending = hard and count > 0 and memory.purge_pending
-    noun = "memory" if count == 1 else "memories"
     click.echo(
-        f"{'Deleted' if hard else 'Archived'} {count} {noun} under {prefix!r}{_pending(pending)}"
+        f"{'Deleted' if hard else 'Archived'} {memories(count)} under {prefix!r}"
+        f"{_pending(pending)}"
     )
 
 
@@ -951,8 +949,7 @@ def update(
     if as_json:
         echo_json(record.to_dict())
         return
-    where = f"project {printable(record.project)}" if record.project else "global"
-    click.echo(f"Updated {record.short_id} ({where})")
+    click.echo(f"Updated {record.short_id} ({scope_of(record)})")
 
 
 @cli.command(name="restore-prefix")
@@ -971,8 +968,7 @@ def restore_prefix(ctx: click.Context, prefix: str, sub_db: Path | None) -> None
     """
     with open_memory(db_path(ctx, sub_db)) as memory:
         counts = memory.restore_prefix(prefix)
-    noun = "memory" if counts["restored"] == 1 else "memories"
-    line = f"Restored {counts['restored']} {noun} under {prefix!r}"
+    line = f"Restored {memories(counts['restored'])} under {prefix!r}"
     if counts["kept"]:
         line += f"; {counts['kept']} kept archived (a live memory holds their key)"
     click.echo(line)

@@ -283,8 +283,7 @@ class MemoryBase:
         return (GLOBAL, self.project.id)
 
     def _record(self, seq: int, **changes: Any) -> MemoryRecord:
-        versions = self._store.version_counts([seq]).get(seq, 0) + 1
-        return replace(self._store.fetch([seq])[seq].record(versions=versions), **changes)
+        return replace(self._records([self._store.fetch([seq])[seq]])[0], **changes)
 
     def _records(self, rows: Sequence[Row]) -> list[MemoryRecord]:
         """The records of ``rows``, each with how many versions it has had."""

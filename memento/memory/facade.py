@@ -22,7 +22,7 @@ from ..dates import parse_when, utcnow
 from ..errors import InvalidInputError
 from ..projects import GLOBAL, Project
 from ..records import KINDS, MemoryRecord, Related
-from ..store import Filters
+from ..store import Filters, Row
 from .base import Item, database_errors, identifier, redacted
 from .briefing import Briefing
 from .bulk import Bulk
@@ -115,52 +115,58 @@ class Memory(Bulk, History, Briefing, Search):
     def _write_one(self, item: Item, vector: bytes) -> MemoryRecord:
         now = utcnow()
         scope = item.project.id if item.project else GLOBAL
+        related: tuple[Related, ...] = ()
         if item.subject_key is not None:
             existing = self._store.find_live_subject(item.subject_key, scope)
-            if existing is not None and (
-                existing.content == item.content
-                and existing.kind == item.kind
-                and existing.importance == item.importance
-                and (item.metadata is None or existing.metadata == item.metadata)
-            ):  # said again, word for word: nothing to change, and updated_at stays
-                return self._record(existing.seq, action="unchanged", redactions=item.redactions)
             if existing is not None:
-                self._keep_version(existing, now, "upsert")
-                values: dict[str, Any] = {
-                    "content": item.content,
-                    "kind": item.kind,
-                    "importance": item.importance,
-                    "source": item.source,
-                    "updated_at": now,
-                    "embedding_model": self.embedder.name,
-                }
-                if item.metadata is not None:
-                    values["metadata"] = item.metadata
-                self._store.update(existing.seq, values, vector)
-                return self._record(existing.seq, action="updated", redactions=item.redactions)
+                return self._upsert(existing, item, vector, now)
         elif item.kind in ("fact", "lesson"):
             near = Filters(kinds=(item.kind,), scopes=(scope,))
             hits = self._store.knn(vector, 1 + MAX_RELATED, near)
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
-                seq = hits[0][0]
-                row = self._store.fetch([seq])[seq]
-                if item.importance > row.importance:
-                    self._keep_version(row, now, "dedup")
-                    self._store.update(seq, {"importance": item.importance, "updated_at": now})
-                return self._record(seq, action="deduplicated", redactions=item.redactions)
+                return self._deduplicated(hits[0][0], item, now)
             similar = [(s, 1.0 - d) for s, d in hits if 1.0 - d >= RELATED_SIMILARITY]
-            seq = self._store.insert(self._new_memory(item, now), vector)
             rows = self._store.fetch([s for s, _ in similar])
             related = tuple(
                 Related(rows[s].id, round(similarity, 4), rows[s].content)
                 for s, similarity in similar[:MAX_RELATED]
                 if s in rows
             )
-            return self._record(
-                seq, action="created", redactions=item.redactions, related=related
-            )
         seq = self._store.insert(self._new_memory(item, now), vector)
-        return self._record(seq, action="created", redactions=item.redactions)
+        return self._record(seq, action="created", redactions=item.redactions, related=related)
+
+    def _upsert(self, existing: Row, item: Item, vector: bytes, now: datetime) -> MemoryRecord:
+        """A store under a subject_key the live memory ``existing`` holds: it is replaced in
+        place (its old state kept as a version), unless it was said again word for word."""
+        if (
+            existing.content == item.content
+            and existing.kind == item.kind
+            and existing.importance == item.importance
+            and (item.metadata is None or existing.metadata == item.metadata)
+        ):  # nothing to change, and updated_at stays
+            return self._record(existing.seq, action="unchanged", redactions=item.redactions)
+        self._keep_version(existing, now, "upsert")
+        values: dict[str, Any] = {
+            "content": item.content,
+            "kind": item.kind,
+            "importance": item.importance,
+            "source": item.source,
+            "updated_at": now,
+            "embedding_model": self.embedder.name,
+        }
+        if item.metadata is not None:
+            values["metadata"] = item.metadata
+        self._store.update(existing.seq, values, vector)
+        return self._record(existing.seq, action="updated", redactions=item.redactions)
+
+    def _deduplicated(self, seq: int, item: Item, now: datetime) -> MemoryRecord:
+        """A near duplicate of the live memory ``seq``: that one is returned, keeping the
+        higher importance."""
+        row = self._store.fetch([seq])[seq]
+        if item.importance > row.importance:
+            self._keep_version(row, now, "dedup")
+            self._store.update(seq, {"importance": item.importance, "updated_at": now})
+        return self._record(seq, action="deduplicated", redactions=item.redactions)
 
     @database_errors
     def update(

@@ -159,6 +159,7 @@ class Search(MemoryBase):
         seqs = {row.id: row.seq for row, _, _ in hits}
         results: list[MemoryRecord] = []
         spent = 0
+        applied = _applied(filters, min_score, max_tokens) if trace is not None else {}
         for start in range(0, len(hits), limit):
             found = [
                 (c, c.row.record(round(c.score, 6), relevance=round(c.relevance, 6)))
@@ -166,7 +167,6 @@ class Search(MemoryBase):
                 if min_score is None or c.relevance >= min_score
             ]
             if trace is not None:
-                applied = _applied(filters, min_score, max_tokens)
                 found = [
                     (c, replace(r, explanation=self._explain(c, trace, words, applied)))
                     for c, r in found
@@ -186,8 +186,7 @@ class Search(MemoryBase):
         results = results[:limit]
         with self._lock:
             counts = self._store.version_counts([seqs[r.id] for r in results])
-        return [replace(r, versions=counts[seqs[r.id]] + 1) if seqs[r.id] in counts else r
-                for r in results]  # fmt: skip
+        return [replace(r, versions=counts.get(seqs[r.id], 0) + 1) for r in results]
 
     def _explain(
         self, c: _Candidate, trace: dict[str, Any], words: list[str], applied: dict[str, Any]
