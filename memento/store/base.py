@@ -227,6 +227,12 @@ class Store(ABC):
     def recreate_vectors(self, dimension: int) -> None:
         """Replace the vector storage with an empty one of ``dimension`` (every memory stale)."""
 
+    @abstractmethod
+    def vectors(self, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The stored vector of each of ``seqs`` as little-endian float32 bytes, exactly as
+        written (``memento copy`` moves them to another store); a seq without one is left
+        out."""
+
     # ---- reads ----------------------------------------------------------------------
 
     @abstractmethod

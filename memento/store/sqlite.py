@@ -971,6 +971,26 @@ class SQLiteStore(Store):
         index.reset(self.conn)
         self.mark_all_stale()
 
+    def vectors(self, seqs: Sequence[int]) -> dict[int, bytes]:
+        # from the float copies in memory_bits, one B-tree row each (vec0's lookup by rowid
+        # walks a chunk blob per row); memory_vec for what they lack
+        found: dict[int, bytes] = {}
+        tables = ["memory_vec"]
+        if index.has_table(self.conn):
+            tables.insert(0, "memory_bits")
+        for table in tables:
+            missing = [int(s) for s in seqs if int(s) not in found]
+            key = "seq" if table == "memory_bits" else "rowid"
+            for start in range(0, len(missing), 500):
+                part = missing[start : start + 500]
+                rows = self.conn.execute(
+                    f"SELECT {key}, embedding FROM {table} "
+                    f"WHERE {key} IN ({','.join('?' * len(part))}) AND embedding IS NOT NULL",
+                    part,
+                )
+                found.update((int(seq), bytes(blob)) for seq, blob in rows)
+        return found
+
     # ---- reads ----------------------------------------------------------------------
 
     def fetch(self, seqs: Sequence[int]) -> dict[int, Row]:

@@ -1,0 +1,247 @@
+"""`memento copy SRC DST`: a whole store into another, losslessly and idempotently, on real
+SQLite files (the same code runs through the Store interface for any backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memento import DatabaseError, InvalidInputError, Memory, cli
+from memento.embedder import Embedder
+from memento.memory.copy import copy_store
+from tests.conftest import HashEmbedder
+
+
+@pytest.fixture(autouse=True)
+def _one_model(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cli._embedders, None, embedder)
+
+
+def fill(path: Path, embedder: object, project: Path) -> dict[str, str]:
+    """A store with a bit of everything a copy must carry: versions (an upsert and an
+    update), an archived memory, a project scope, metadata, importance, source, an old
+    created_at."""
+    project.mkdir(exist_ok=True)
+    with Memory(path, embedder=embedder) as m:  # type: ignore[arg-type]
+        theme = m.store("I prefer dark mode in editors", subject_key="user.theme", importance=0.8)
+        m.store("I prefer light mode in editors", subject_key="user.theme", importance=0.8)
+        db = m.store(
+            "The shop uses PostgreSQL 16 for orders",
+            subject_key="project.shop.db",
+            scope=str(project),
+            metadata={"ticket": "OPS-7", "nested": {"a": [1, 2]}},
+            source="claude-code",
+        )
+        m.update(db.id, content="The shop uses PostgreSQL 17 for orders")
+        old = m.store("The staging server is called apollo", subject_key="infra.staging")
+        m.forget(old.id)
+        event = m.store(
+            "Deployed release 2.3 to production",
+            kind="event",
+            created_at="2026-11-20T09:30:00Z",
+            importance=0.3,
+        )
+        lesson = m.store("Run the migrations before deploying the API", kind="lesson")
+    return {"theme": theme.id, "db": db.id, "old": old.id, "event": event.id,
+            "lesson": lesson.id}  # fmt: skip
+
+
+def snapshot(path: Path, embedder: object) -> dict[str, object]:
+    """Everything a user can read of a store: the export (histories included), the
+    projects, and every stored vector by id."""
+    with Memory(path, embedder=embedder) as m:  # type: ignore[arg-type]
+        rows = list(m.backend.iter_rows())
+        vectors = m.backend.vectors([r.seq for r in rows])
+        return {
+            "export": list(m.export()),
+            "projects": [(p["id"], p["name"], p["root"]) for p in m.backend.projects()],
+            "vectors": {r.id: vectors[r.seq] for r in rows},
+            "model": m.backend.get_setting("embedding_model"),
+        }
+
+
+def test_copy_into_a_new_file_is_lossless_and_recall_works_on_it(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "copies" / "dst.db"
+    ids = fill(src, embedder, tmp_path / "shop")
+    result = copy_store(src, dst)
+    assert (result.added, result.updated, result.unchanged, result.kept) == (5, 0, 0, 0)
+    assert result.created and result.versions == 2 and result.projects == 1
+    assert result.stale == 0 and result.model == embedder.name
+    before, after = snapshot(src, embedder), snapshot(dst, embedder)
+    assert after == before
+    with Memory(dst, embedder=embedder) as m:
+        [old] = [r for r in m.export() if r["id"] == ids["old"]]
+        assert old["archived_at"] is not None
+        history = m.history(ids["theme"])
+        assert [v.content for v in history] == [
+            "I prefer dark mode in editors",
+            "I prefer light mode in editors",
+        ]
+        assert [v.replaced_by for v in history] == ["upsert", None]
+        hits = m.recall("which database stores the orders", all_projects=True)
+        assert hits[0].id == ids["db"] and hits[0].project == "shop"
+        assert m.recall("what theme does the user like")[0].id == ids["theme"]
+    with Memory(src, embedder=embedder) as m:
+        scores = [h.score for h in m.recall("which database stores the orders")]
+    with Memory(dst, embedder=embedder) as m:
+        assert [h.score for h in m.recall("which database stores the orders")] == scores
+
+
+def test_copying_twice_adds_nothing_and_a_third_copy_brings_the_changes(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    ids = fill(src, hash_embedder, tmp_path / "shop")
+    copy_store(src, dst)
+    first = snapshot(dst, hash_embedder)
+    again = copy_store(src, dst)
+    assert (again.added, again.updated, again.unchanged, again.versions) == (0, 0, 5, 0)
+    assert not again.created
+    assert snapshot(dst, hash_embedder) == first
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.store("I prefer solarized in editors", subject_key="user.theme", importance=0.8)
+        m.forget(ids["lesson"])
+        m.restore(ids["old"])
+        m.store("The CI runs on GitHub Actions")
+    third = copy_store(src, dst)
+    assert (third.added, third.updated, third.unchanged, third.kept) == (1, 3, 2, 0)
+    assert third.versions == 1  # the theme's third version; archive/restore keep none
+    assert snapshot(dst, hash_embedder) == snapshot(src, hash_embedder)
+
+
+def test_a_memory_changed_later_in_the_target_is_kept_and_never_lost(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    ids = fill(src, hash_embedder, tmp_path / "shop")
+    copy_store(src, dst)
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.update(ids["event"], content="Deployed release 2.4 to production")
+    result = copy_store(src, dst)
+    assert result.kept == 1 and result.updated == 0
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.get(ids["event"]).content == "Deployed release 2.4 to production"
+    # then the source changes it later still: the target takes that, and keeps its own
+    # state as a version
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.update(ids["event"], content="Deployed release 3.0 to production")
+    result = copy_store(src, dst)
+    assert result.updated == 1
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert [v.content for v in m.history(ids["event"])] == [
+            "Deployed release 2.3 to production",
+            "Deployed release 2.4 to production",
+            "Deployed release 3.0 to production",
+        ]
+
+
+def test_copy_into_a_populated_store_keeps_its_memories(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    ids = fill(src, hash_embedder, tmp_path / "shop")
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        mine = m.store("The user writes in British English", subject_key="user.spelling")
+        theirs = m.store("I prefer a high-contrast theme", subject_key="user.theme")
+    result = copy_store(src, dst)
+    assert result.added == 5 and result.archived == 1
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.get(mine.id).content == "The user writes in British English"
+        # the target's live memory keeps the key; the copied one arrives archived
+        assert m.get(theirs.id).archived_at is None
+        assert m.get(ids["theme"]).archived_at is not None
+        assert m.stats(all_projects=True)["total"] == 7
+    assert copy_store(src, dst).added == 0
+
+
+def test_vectors_of_another_model_are_copied_and_counted_stale(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    fill(src, hash_embedder, tmp_path / "shop")
+    other = HashEmbedder(name="other-model")
+    with Memory(dst, embedder=other) as m:  # type: ignore[arg-type]
+        m.store("a memory of the target")
+    result = copy_store(src, dst)
+    assert result.stale == 5 and result.model == "other-model"
+    with Memory(dst, embedder=other) as m:  # type: ignore[arg-type]
+        assert m.reembed() == 5
+        assert m.backend.count_stale_vectors("other-model") == 0
+
+
+def test_refusals_leave_both_stores_untouched(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+    src = tmp_path / "src.db"
+    fill(src, hash_embedder, tmp_path / "shop")
+    with pytest.raises(InvalidInputError, match="the same store"):
+        copy_store(src, src)
+    (tmp_path / "link.db").symlink_to(src)
+    with pytest.raises(InvalidInputError, match="the same store"):
+        copy_store(src, tmp_path / "link.db")
+    with pytest.raises(DatabaseError, match=r"no memento database at .*missing\.db"):
+        copy_store(tmp_path / "missing.db", tmp_path / "new.db")
+    assert not (tmp_path / "new.db").exists()
+    small = tmp_path / "small.db"
+    with Memory(small, embedder=HashEmbedder(dimension=16)) as m:  # type: ignore[arg-type]
+        m.store("a memory of sixteen dimensions")
+    with pytest.raises(DatabaseError, match=r"vectors of 16 dimensions, .* of 384"):
+        copy_store(src, small)
+    with Memory(small, embedder=HashEmbedder(dimension=16)) as m:  # type: ignore[arg-type]
+        assert m.stats()["total"] == 1
+    (tmp_path / "notes.txt").write_text("not a database")
+    with pytest.raises(DatabaseError, match=r"notes\.txt is not a SQLite database"):
+        copy_store(tmp_path / "notes.txt", tmp_path / "new.db")
+    with pytest.raises(InvalidInputError, match="give the target store"):
+        copy_store(src, " ")
+
+
+def test_vectors_come_from_the_vector_table_when_the_index_lacks_them(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    path = tmp_path / "src.db"
+    with Memory(path, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        record = m.store("a memory")
+        seq = m.backend.find_by_id(record.id)[0].seq
+        expected = m.backend.vectors([seq])[seq]
+        m.conn.execute("DELETE FROM memory_bits")
+        assert m.backend.vectors([seq, 999]) == {seq: expected}
+
+
+def test_cli_copy_prints_one_line_and_errors_exit_1(tmp_path: Path, embedder: Embedder) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    fill(src, embedder, tmp_path / "shop")
+    runner = CliRunner()
+    result = runner.invoke(cli.cli, ["copy", str(src), str(dst)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"Copied 5 memories from {src} to {dst} (new): 5 added; 2 earlier versions, 1 project\n"
+    )
+    assert result.stderr == ""  # no progress bar without a terminal
+    result = runner.invoke(cli.cli, ["copy", str(src), str(dst)])
+    assert result.stdout == f"Copied 5 memories from {src} to {dst}: 0 added, 5 unchanged\n"
+    result = runner.invoke(cli.cli, ["copy", str(src), str(src)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the source and the target are the same store")
+    assert result.stderr.count("\n") == 1
+    result = runner.invoke(cli.cli, ["copy", str(tmp_path / "nope.db"), str(dst)])
+    assert result.exit_code == 1 and "no memento database" in result.stderr
+    assert runner.invoke(cli.cli, ["copy", str(src)]).exit_code == 2
+
+
+def test_cli_copy_says_when_the_target_needs_reembed(
+    tmp_path: Path, embedder: Embedder, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.store("made by the hash model")
+    with Memory(dst, embedder=embedder) as m:
+        m.store("made by the bundled model")
+    result = CliRunner().invoke(cli.cli, ["copy", str(src), str(dst)])
+    assert result.exit_code == 0
+    assert result.stderr == (
+        f"1 memory in {dst} has a vector of another model than {embedder.name}: run "
+        f"`memento reembed --db {dst}`\n"
+    )
