@@ -548,3 +548,21 @@ class Embedder:
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+
+# One embedder per model per process, so a process that opens several databases (the tests,
+# a script driving the CLI's ``main``) reads and verifies the model once.
+_embedders: dict[str | None, Embedder] = {}
+
+
+def shared_embedder() -> Embedder | None:
+    """The process's embedder for the model ``MEMENTO_EMBEDDING_MODEL`` names (made on the
+    first call). None when the model's manifest cannot be read: ``Memory`` then raises the
+    model error if it ever needs to embed."""
+    spec = embedding_model_spec()
+    if spec not in _embedders:
+        try:
+            _embedders[spec] = Embedder()
+        except ModelError:
+            return None
+    return _embedders[spec]

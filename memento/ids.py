@@ -46,6 +46,12 @@ def new_id(timestamp_ms: int | None = None) -> str:
         value = (head << _TAIL_BITS) | (random & ((1 << _TAIL_BITS) - 1))
     else:
         value = ((int(timestamp_ms) & ((1 << 48) - 1)) << 80) | random
+    return encode_ulid(value)
+
+
+def encode_ulid(value: int) -> str:
+    """A 128-bit number as a ULID's 26 Crockford base32 characters (the first carries only
+    3 bits)."""
     chars = []
     for _ in range(ID_LENGTH):
         chars.append(_ALPHABET[value & 31])

@@ -6,6 +6,7 @@ every test still gets a fresh database file.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -85,6 +86,17 @@ def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
 
 
+def server_env(db: Path) -> dict[str, str]:
+    """The environment of a server process a test starts: only what it needs (a client
+    passes little through), plus PYTHONPATH, so the child runs the code under test, and
+    coverage's setting, so ``pytest --cov`` measures the child too."""
+    env = {"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"}
+    for key in ("PYTHONPATH", "COVERAGE_PROCESS_CONFIG"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
 MCP_TIMEOUT = 60  # seconds for any one MCP exchange, model load included: a hang fails
 
 
@@ -101,7 +113,7 @@ async def _mcp_session(
     params = StdioServerParameters(
         command=command[0],
         args=list(command[1:]),
-        env={"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"},
+        env=server_env(db),
     )
     with log.open("a") as errlog:
         async with (

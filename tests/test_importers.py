@@ -234,3 +234,44 @@ def test_pmb_reads_an_odd_table_name_and_keeps_unreadable_numbers_as_text(
         "The sensor saturated during the run": "inf",
         "The sensor read 21.5 C": 21.5,
     }
+
+
+def test_nan_in_metadata_becomes_text_and_the_words_nan_stay(
+    memory: Memory, tmp_path: Path
+) -> None:
+    # Issue 19: "NaN" was replaced by "null" in the JSON text of the metadata, so a note
+    # saying "NaN values" was stored as "null values".
+    path = tmp_path / "sqlite_vec.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE memories (id INTEGER PRIMARY KEY, content_hash TEXT, content TEXT, "
+        "tags TEXT, memory_type TEXT, metadata TEXT, created_at REAL)"
+    )
+    conn.execute(
+        "INSERT INTO memories(content_hash, content, tags, memory_type, metadata, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        ("h1", "The loader drops NaN values", "data", "note",
+         '{"note": "NaN values in column B", "ratio": NaN, "limits": [Infinity, 1]}',
+         1762000000.0),
+    )  # fmt: skip
+    conn.commit()
+    conn.close()
+    assert import_mcp_memory_service(memory, path).added == 1
+    [record] = memory.export()
+    assert record["content"] == "The loader drops NaN values"
+    assert record["metadata"]["note"] == "NaN values in column B"
+    assert record["metadata"]["ratio"] == "nan"
+    assert record["metadata"]["limits"] == ["inf", 1]
+
+
+def test_stable_ids_are_ulids_sorted_by_creation(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from memento.ids import normalize_id_prefix
+    from memento.importers.common import stable_id
+
+    early = stable_id("a", created_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    late = stable_id("a", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert normalize_id_prefix(early) == early and len(early) == 26
+    assert early < late and early[:10] != late[:10]
+    assert stable_id("a") == stable_id("a") != stable_id("b")

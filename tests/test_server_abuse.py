@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import server_env
+
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 60  # seconds for any one answer, model load included
@@ -88,7 +90,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RawS
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
-            env={"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"},
+            env=server_env(db),
             limit=2**24,
         )
         raw = RawServer(process)

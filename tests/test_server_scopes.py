@@ -22,6 +22,8 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import ListRootsResult, Root
 
+from tests.conftest import server_env
+
 pytestmark = [
     pytest.mark.anyio,
     # roots are deprecated from protocol 2026-07-28 on, but today's clients offer them
@@ -55,7 +57,7 @@ async def connect(
     params = StdioServerParameters(
         command=command[0],
         args=list(command[1:]),
-        env={"MEMENTO_PATH": str(db), "HF_HUB_OFFLINE": "1"},
+        env=server_env(db),
         cwd=cwd,
     )
 

@@ -20,9 +20,9 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..config import embedding_model_spec, resolve_db_path
-from ..embedder import Embedder
-from ..errors import MementoError, ModelError
+from ..config import resolve_db_path
+from ..embedder import _embedders, shared_embedder  # noqa: F401  (cli._embedders: tests share one model)
+from ..errors import MementoError
 from ..memory import Memory
 from ..projects import Project, find_project
 from ..recall import Explanation
@@ -32,22 +32,6 @@ from ..textsafe import json_printable, printable
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # Progress bars appear only for jobs this large (about a second of embedding).
 PROGRESS_MIN_ITEMS = 100
-
-_embedders: dict[str | None, Embedder] = {}
-
-
-def shared_embedder() -> Embedder | None:
-    """One embedder per model per process, so a process that opens several databases (the
-    tests, a script driving ``main``) loads the model once. None when the model's manifest
-    cannot be read: ``Memory`` then raises the model error if it ever needs to embed."""
-    spec = embedding_model_spec()
-    if spec not in _embedders:
-        try:
-            _embedders[spec] = Embedder()
-        except ModelError:
-            return None
-    return _embedders[spec]
-
 
 class MementoGroup(click.Group):
     """Turns a MementoError (and an unreadable file) into one line and exit 1."""

@@ -13,10 +13,13 @@ from typing import Any
 import click
 
 from ..config import resolve_location
+from ..context import MAX_BUDGET
 from ..errors import InvalidInputError, MementoError
+from ..jsonl import read_jsonl
+from ..memory.search import MIN_LINE_TOKENS
 from ..records import KINDS
 from ..textsafe import json_printable, printable
-from ..validate import MAX_LIMIT, MAX_METADATA_DEPTH, MAX_RECALL_LIMIT
+from ..validate import MAX_LIMIT, MAX_RECALL_LIMIT
 from .base import (
     _human_size,
     _one_line,
@@ -370,7 +373,7 @@ def browse(
 )
 @click.option(
     "--max-tokens",
-    type=click.IntRange(16, 20_000),
+    type=click.IntRange(MIN_LINE_TOKENS, MAX_BUDGET),
     help="Only the best results that fit in this many tokens, counted as the context block "
     "counts a memory's line.",
 )
@@ -645,23 +648,8 @@ def _read_jsonl(name: str) -> tuple[list[Any], list[str]]:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError(f"{name} is not UTF-8 text: is it a memento export?") from None
-    records, labels = [], []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError as exc:
-            raise InvalidInputError(
-                f"line {n}: not valid JSON ({exc.msg}); nothing was imported"
-            ) from None
-        except RecursionError:  # past Python's parser: far past the metadata depth limit
-            raise InvalidInputError(
-                f"line {n}: nested too deeply to read (metadata may nest at most "
-                f"{MAX_METADATA_DEPTH} levels); nothing was imported"
-            ) from None
-        labels.append(f"line {n}")
-    return records, labels
+    lines = read_jsonl(text)
+    return [value for _, value in lines], [label for label, _ in lines]
 
 
 @cli.command(name="import_data")
@@ -783,7 +771,7 @@ def reembed(ctx: click.Context, everything: bool, sub_db: Path | None) -> None:
 
 @cli.command()
 @click.option(
-    "--events", "-e", type=click.IntRange(1, 1000), default=10, show_default=True,
+    "--events", "-e", type=click.IntRange(1, MAX_LIMIT), default=10, show_default=True,
     help="How many recent events.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..context import MAX_BUDGET, PROMPT_BUDGET, SESSION_BUDGET
 from ..textsafe import printable
 from .base import (
     all_projects_option,
@@ -24,8 +25,9 @@ from .base import (
 @click.option(
     "--budget",
     "-b",
-    type=click.IntRange(0, 20_000),
-    help="Hard cap in tokens (default: 1200 without --prompt, 400 with).",
+    type=click.IntRange(0, MAX_BUDGET),
+    help=f"Hard cap in tokens (default: {SESSION_BUDGET} without --prompt, {PROMPT_BUDGET} "
+    "with).",
 )
 @click.option("--session", "session_id", help="An agent session id: skip what it was given.")
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its memories as JSON.")
@@ -65,7 +67,7 @@ def context(
 
 @cli.command()
 @click.argument("event", type=click.Choice(["session-start", "user-prompt"]))
-@click.option("--budget", "-b", type=click.IntRange(0, 20_000), help="Hard cap in tokens.")
+@click.option("--budget", "-b", type=click.IntRange(0, MAX_BUDGET), help="Hard cap in tokens.")
 @db_option
 @click.pass_context
 def hook(ctx: click.Context, event: str, budget: int | None, sub_db: Path | None) -> None:

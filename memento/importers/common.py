@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable
@@ -21,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..dates import parse_when, to_iso
 from ..errors import DatabaseError, InvalidInputError
+from ..ids import encode_ulid
 from ..validate import MAX_CONTENT_CHARS, MAX_SUBJECT_KEY_CHARS
 
 if TYPE_CHECKING:
     from ..memory import Memory
-
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 # Foreign kinds (memory types, categories) that mean an event or a lesson here; anything
 # else becomes a fact, and the original value is kept in metadata["original_kind"].
@@ -94,12 +94,7 @@ def stable_id(*parts: object, created_at: datetime | None = None) -> str:
         ms = int(created_at.timestamp() * 1000) & ((1 << 48) - 1)
     else:
         ms = int.from_bytes(digest[10:16], "big")
-    value = (ms << 80) | int.from_bytes(digest[:10], "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return encode_ulid((ms << 80) | int.from_bytes(digest[:10], "big"))
 
 
 def map_kind(value: object) -> tuple[str, str | None]:
@@ -252,8 +247,22 @@ def record(
 
 
 def json_safe(value: dict[str, Any]) -> dict[str, Any]:
-    """The dict with anything JSON cannot hold (bytes, NaN, ...) turned into text."""
-    return json.loads(json.dumps(value, default=str, ensure_ascii=False).replace("NaN", "null"))
+    """The dict with anything JSON cannot hold turned into text: bytes, dates and other
+    objects, and the numbers NaN and infinity (SQLite reads ``9e999`` as infinity; one
+    such value used to refuse a whole import) as ``"nan"``, ``"inf"``. Only values change,
+    never text: replacing "NaN" in the JSON turned the words "NaN values" into "null
+    values"."""
+    return json.loads(json.dumps(_finite(value), default=str, ensure_ascii=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
+from ..jsonl import read_jsonl
 from .common import ImportResult, clean_content, clean_key, record, stable_id, write
 
 if TYPE_CHECKING:
@@ -57,16 +58,10 @@ def read_objects(path: Path) -> list[tuple[str, dict[str, Any]]]:
         if isinstance(whole, dict) and ("entities" in whole or "relations" in whole):
             return _graph_objects(whole)
     objects = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise InvalidInputError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
+    for label, obj in read_jsonl(text, f"{path} "):
         if not isinstance(obj, dict):
-            raise InvalidInputError(f"{path} line {n}: expected a JSON object")
-        objects.append((f"line {n}", obj))
+            raise InvalidInputError(f"{path} {label}: expected a JSON object")
+        objects.append((label, obj))
     return objects
 
 

@@ -24,7 +24,6 @@ Columns that are not mapped are kept in ``metadata["pmb"]``.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +144,7 @@ def _add_row(
     if original_kind:
         metadata["original_kind"] = original_kind
     extra = {k: v for k, v in row.items() if k not in mapped and v is not None}
-    extra = {k: _json_value(v) for k, v in extra.items() if not isinstance(v, bytes)}
+    extra = {k: v for k, v in extra.items() if not isinstance(v, bytes)}
     if extra:
         metadata["pmb"] = extra
     created = parse_time(get("created"))
@@ -168,14 +167,6 @@ def _add_row(
         )
     )
     result.labels.append(label)
-
-
-def _json_value(value: Any) -> Any:
-    """A column value JSON can carry: SQLite reads ``9e999`` as infinity, which no JSON
-    holds (one such value used to refuse the whole import); it is kept as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _memento_id(value: object) -> str | None:
