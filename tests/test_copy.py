@@ -158,6 +158,27 @@ def test_copy_into_a_populated_store_keeps_its_memories(
     assert copy_store(src, dst).added == 0
 
 
+def test_a_memory_written_to_the_source_during_the_copy_is_copied_with_its_project(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    fill(src, hash_embedder, tmp_path / "shop")
+    (tmp_path / "billing").mkdir()
+    seen: list[tuple[int, int]] = []
+    with Memory(src, embedder=hash_embedder) as writer:  # type: ignore[arg-type]
+
+        def progress(done: int, total: int) -> None:
+            seen.append((done, total))
+            if done == 2:  # after the first batch, another process writes
+                writer.store("Invoices are numbered per year", scope=str(tmp_path / "billing"))
+
+        result = copy_store(src, dst, batch_size=2, progress=progress)
+    assert seen[0] == (0, 5) and result.added == 6 and result.projects == 2
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        [invoices] = [r for r in m.export() if r["content"].startswith("Invoices")]
+        assert invoices["project"] == "billing"
+
+
 def test_vectors_of_another_model_are_copied_and_counted_stale(
     tmp_path: Path, hash_embedder: HashEmbedder
 ) -> None:

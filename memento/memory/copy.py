@@ -182,12 +182,12 @@ def _copy(
     with _described(src):
         counts = src.counts(Filters(include_archived=True))
         total = sum(counts["live_by_kind"].values()) + counts["archived"]
-        projects = [p for p in src.projects() if p["id"] != GLOBAL]
+        projects = {p["id"]: p for p in src.projects() if p["id"] != GLOBAL}
         model = src.get_setting("embedding_model")
     with _described(dst), dst.transaction(write=True):
         had = {p["id"] for p in dst.projects()}
-        for p in projects:  # first: every memory and version names its project
-            dst.register_project(Project(id=p["id"], name=p["name"], root=p["root"] or ""))
+        for p in projects.values():  # first: every memory and version names its project
+            _register(dst, p)
         if model is not None and dst.get_setting("embedding_model") is None:
             dst.set_setting("embedding_model", model)
         model = dst.get_setting("embedding_model")
@@ -201,7 +201,16 @@ def _copy(
             rows = src.fetch(seqs)
             vectors = src.vectors(list(rows))
             versions = src.versions(list(rows))
+            scopes = {r.scope for r in rows.values()}
+            scopes |= {v.scope for vs in versions.values() for v in vs}
+            # a project made in the source since the copy began
+            fresh = scopes - set(projects) - {GLOBAL}
+            if fresh:
+                found = {p["id"]: p for p in src.projects() if p["id"] in fresh}
+                projects.update(found)
         with _described(dst), dst.transaction(write=True):
+            for scope in fresh:
+                _register(dst, projects[scope])
             for seq in seqs:
                 if seq in rows:
                     _copy_one(dst, rows[seq], vectors.get(seq), versions.get(seq, []), model,
@@ -213,8 +222,14 @@ def _copy(
         stale = dst.count_stale_vectors(model) if model else 0
     return CopyResult(
         source=src.location, target=dst.location, total=done, stale=stale, created=created,
-        model=model, projects=len({p["id"] for p in projects} - had), **tally,
+        model=model, projects=len(set(projects) - had), **tally,
     )  # fmt: skip
+
+
+def _register(dst: Store, project: dict[str, Any]) -> None:
+    dst.register_project(
+        Project(id=project["id"], name=project["name"], root=project["root"] or "")
+    )
 
 
 def _batches(src: Store, size: int) -> Iterator[list[int]]:
