@@ -275,3 +275,41 @@ def test_stable_ids_are_ulids_sorted_by_creation(tmp_path: Path) -> None:
     assert normalize_id_prefix(early) == early and len(early) == 26
     assert early < late and early[:10] != late[:10]
     assert stable_id("a") == stable_id("a") != stable_id("b")
+
+
+def test_pmb_reads_odd_importances_times_tags_and_byte_content(tmp_path: Path) -> None:
+    """What `memento import --dry-run` shows for the values other stores hold: a word, a
+    1-10 or 1-100 score for importance; epoch seconds or milliseconds (as numbers or text)
+    and SQLite's own timestamps for times; tags as JSON or a comma list; BLOB text."""
+    from memento.importers.pmb import read_pmb
+
+    path = tmp_path / "notes.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body BLOB, priority, timestamp, tags, metadata)")
+    conn.executemany(
+        "INSERT INTO notes VALUES (?, ?, ?, ?, ?)",
+        [
+            ("word high", "High", 1763978400000, '["a", "b"]', '{"k": 1}'),
+            ("score 7", "7", "1763978400", "x, y", "[1, 2]"),
+            ("score 70", 70, "2026-11-24 10:00:00 local", "[broken", "not json"),
+            ("unknown word", "urgent-ish", "sometime", None, None),
+            (b"bytes content \xff", None, 1e20, "  ", None),
+        ],
+    )
+    conn.commit()
+    conn.close()
+    records = {r["content"]: r for r in read_pmb(path).records}
+    assert {text: r["importance"] for text, r in records.items()} == {
+        "word high": 0.8, "score 7": 0.7, "score 70": 0.7, "unknown word": 0.5,
+        "bytes content \ufffd": 0.5,
+    }  # fmt: skip
+    assert records["word high"]["created_at"] == "2025-11-24T10:00:00.000000Z"
+    assert records["score 7"]["created_at"] == "2025-11-24T10:00:00.000000Z"
+    assert records["score 70"]["created_at"] == "2026-11-24T10:00:00.000000Z"
+    # unreadable or out-of-range times: the import's own time is used
+    assert "created_at" not in records["unknown word"]
+    assert "created_at" not in records["bytes content \ufffd"]
+    assert records["word high"]["metadata"] == {"k": 1, "tags": ["a", "b"]}
+    assert records["score 7"]["metadata"] == {"tags": ["x", "y"]}
+    assert records["score 70"]["metadata"] == {"tags": ["[broken"]}
+    assert records["bytes content \ufffd"]["metadata"] == {}

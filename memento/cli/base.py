@@ -46,6 +46,11 @@ class MementoGroup(click.Group):
                 raise
             where = f" ({exc.filename})" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1, as for a failure; Ctrl-C during a
+            # command ends the way shells expect (128 + SIGINT), saying so
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
