@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
 from click.testing import CliRunner, Result
 
-from memento import DatabaseError, Memory, cli
+from memento import DatabaseError, InvalidInputError, Memory, cli
 from memento.store.base import TOO_DEEP_KEY
 
 
@@ -295,3 +297,27 @@ def test_an_export_line_too_deep_to_read_is_one_line_error(tmp_path: Path) -> No
         "Error: line 1: nested too deeply to read (metadata may nest at most 32 levels); "
         "nothing was imported\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: m.store(5), "content must be text, got int"),
+        (lambda m: m.store("x", subject_key=5), "subject_key must be text, got int"),
+        (lambda m: m.store("x", source=""), "source must be a non-empty string"),
+        (lambda m: m.store("x", metadata={"a": "b" * 100_001}), "metadata is over 100,000"),
+        (lambda m: m.store("x", metadata={n: "x" * 1000 for n in map(str, range(101))}),
+         "metadata is over 100,000"),
+        (lambda m: m.recall(5), "query must be text, got int"),
+        (lambda m: m.recall("   "), "query is empty"),
+        (lambda m: m.recall("x", min_score="high"), "min_score must be a number, got 'high'"),
+        (lambda m: m.recall_many("one query"), "recall_many takes a list of query strings"),
+        (lambda m: m.recent(subject_key_prefix=5), "subject_key prefix must be text, got int"),
+    ],
+)  # fmt: skip
+def test_wrong_values_through_the_api_are_one_clear_error(
+    memory: Memory, call: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        call(memory)
+    assert memory.stats()["total"] == 0
