@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -224,3 +225,40 @@ async def test_mcp_history_tool_and_counts(session: ClientSession, changed: dict
             "memento_browse", {"subject_key_prefix": "project.", "as_of": t1}
         )
         assert then.structured_content["memories"][0]["content"] == "The api runs Python 3.11"
+
+
+GOOD_VERSION = {
+    "content": "The API runs on port 8000", "valid_from": "2026-11-01T00:00:00Z",
+    "valid_until": "2026-11-02T00:00:00Z", "replaced_by": "update",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"history": "v1"}, "record 1: history must be a list of earlier versions"),
+        ({"history": ["v1"]}, "record 1: history version 1: expected an object"),
+        ({"history": [{**GOOD_VERSION, "valid_from": "2026-11-03T00:00:00Z"}]},
+         "history version 1: valid_from is after valid_until"),
+        ({"history": [{**GOOD_VERSION, "version": "first"}]},
+         "history version 1: version must be a whole number"),
+        ({"history": [{**GOOD_VERSION, "replaced_by": "magic"}]},
+         "history version 1: replaced_by must be one of upsert, update, dedup, import"),
+        ({"scope": 5}, "record 1: scope must be 'global' or a project id (text)"),
+    ],
+)  # fmt: skip
+def test_an_export_with_a_bad_history_is_refused_whole(
+    memory: Memory, change: dict[str, Any], message: str
+) -> None:
+    record = {
+        "id": "01KATMWM80ERZR809G13EXVA4F", "content": "The API runs on port 8080",
+        "created_at": "2026-11-01T00:00:00Z", **change,
+    }  # fmt: skip
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        memory.import_records([record])
+    assert memory.stats()["total"] == 0
+
+
+def test_history_needs_a_name(memory: Memory) -> None:
+    with pytest.raises(InvalidInputError, match="give a memory id or a subject_key"):
+        memory.history("  ")
