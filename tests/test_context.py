@@ -327,3 +327,40 @@ def test_hook_command_lines():
     assert parse_command_line(["hook", "user-prompt", "--help"]) is None
     with pytest.raises(HookInputError):
         parse_command_line(["hook", "user-prompt", "--budget", "lots"])
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "logged"),
+    [
+        (["hook", "user-prompt", "--budget", "lots"], None, "--budget must be a whole number"),
+        (["hook", "user-prompt", "--colour", "red"], None, "unexpected hook option '--colour'"),
+        (["hook", "session-end"], None, "unknown hook: use session-start or user-prompt"),
+        (["hook", "user-prompt"], "x" * (4 * 1024 * 1024 + 1), "input larger than 4194304"),
+        (["hook", "user-prompt"], "prompt:   ", None),  # an empty prompt: nothing to add
+        (["--verbose", "hook", "user-prompt"], None, None),  # not a hook line: click says why
+    ],
+)
+def test_a_hook_with_a_bad_command_line_prints_nothing_and_logs_why(
+    args, stdin, logged, seeded, projects
+):
+    shop, _ = projects
+    if stdin is None or stdin.startswith("prompt:"):
+        stdin = _hook_input(shop, prompt=(stdin or "prompt:how do I test?")[7:])
+    out = run_cli(*args, stdin=stdin, env={"MEMENTO_PATH": str(seeded)})
+    assert out.returncode == 0 and out.stdout == b""
+    log = seeded.parent / "hooks.log"
+    if logged is None:
+        assert not log.exists()
+    else:
+        assert logged in log.read_text()
+    if args[0] == "--verbose":
+        assert b"No such option '--verbose'" in out.stderr
+
+
+def test_a_hook_with_an_unreadable_time_limit_uses_the_default(seeded, projects):
+    shop, _ = projects
+    out = run_cli(
+        "--db", str(seeded), "hook", "session-start",
+        stdin=_hook_input(shop, source="startup"), env={"MEMENTO_HOOK_TIMEOUT": "soon"},
+    )  # fmt: skip
+    assert out.returncode == 0 and b"make test-fast" in out.stdout
