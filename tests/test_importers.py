@@ -313,3 +313,35 @@ def test_pmb_reads_odd_importances_times_tags_and_byte_content(tmp_path: Path) -
     assert records["score 7"]["metadata"] == {"tags": ["x", "y"]}
     assert records["score 70"]["metadata"] == {"tags": ["[broken"]}
     assert records["bytes content \ufffd"]["metadata"] == {}
+
+
+def test_mcp_memory_json_skips_what_it_cannot_use_and_says_why(tmp_path: Path) -> None:
+    from memento.importers.mcp_memory_json import read_mcp_memory_json
+
+    lines = [
+        {"type": "entity", "name": "  ", "observations": ["orphan"]},
+        {"type": "entity", "name": "Dana", "observations": ["x" * 100_001, "Likes tea"]},
+        {"type": "relation", "from": "Dana", "to": "", "relationType": "knows"},
+        {"type": "note", "text": "not a graph item"},
+        [1, 2],
+    ]
+    path = tmp_path / "memory.json"
+    path.write_text("\n".join(json.dumps(line) for line in lines[:4]) + "\n", encoding="utf-8")
+    result = read_mcp_memory_json(path)
+    assert [r["content"] for r in result.records] == ["Dana: Likes tea"]
+    assert result.skipped == [
+        "line 1: entity without a name",
+        "line 2 observation 1: empty or oversized text",
+        "line 3: relation needs from, to and relationType",
+        "line 4: type 'note' is neither entity nor relation",
+    ]
+    path.write_text(json.dumps(lines[4]) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"memory\.json line 1: expected a JSON object"):
+        read_mcp_memory_json(path)
+    path.write_bytes(b'{"type": "entity", "name": "caf\xe9"}\n')
+    with pytest.raises(InvalidInputError, match="is not UTF-8 text"):
+        read_mcp_memory_json(path)
+    # the older form: one object, non-objects in its lists left out
+    path.write_text(json.dumps({"entities": [{"name": "Ana", "entityType": "person"}, 5]}))
+    result = read_mcp_memory_json(path)
+    assert [r["content"] for r in result.records] == ["Ana is a person"]

@@ -77,9 +77,10 @@ def copy_store(
     """Copy every memory of the store at ``source`` into the store at ``target`` (a file
     path or a URL each; the target is created when missing). See the module docstring for
     what is copied and what a second copy does. ``progress(done, total)`` is called after
-    each batch. Raises DatabaseError for a missing source, a target that is the source or
-    holds vectors of another dimension, and any storage failure; batches already written
-    stay (copying again resumes)."""
+    each batch. Raises InvalidInputError when the target is the source, DatabaseError for
+    a missing source, a target holding vectors of another dimension (or another
+    application's tables), and any storage failure; batches already written stay (copying
+    again resumes)."""
     src_location, dst_location = _location(source, "source"), _location(target, "target")
     if _same(src_location, dst_location):
         raise InvalidInputError(
@@ -96,7 +97,7 @@ def copy_store(
         created = not is_url(dst_location) and not Path(dst_location).exists()
         dst = open_store(dst_location, create=True)
         try:
-            if src.location == dst.location:  # the same store under two names (a symlink)
+            if src.location == dst.location:  # one server named two ways
                 raise InvalidInputError(
                     f"the source and the target are the same store ({src.location}): give "
                     "another target"
