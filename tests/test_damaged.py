@@ -4,6 +4,7 @@ line through the API and the CLI, and leaves the file as it was."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -182,3 +183,32 @@ def test_model_file_with_wrong_sha256(
     assert "sha256" in _error_line(_memento(db_path, "search", "anything"))
     assert _memento(db_path, "list").exit_code == 0  # what needs no model still works
     assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("error", "errno_", "advice"),
+    [
+        ("ReadOnlyError", None, "/d/m.db is read-only: fix its permissions"),
+        ("BusyError", None, "/d/m.db stayed locked by another process for 30 s: retry"),
+        ("CantOpenError", None, "cannot open /d/m.db: check that the path and its directory"),
+        ("FullError", None, "the disk holding /d/m.db is full: free some space and retry"),
+        ("IOError", errno.ENOSPC, "the disk holding /d/m.db is full: free some space and retry"),
+        ("IOError", errno.EFBIG, "it reached the file-size limit of this process (ulimit -f)"),
+        ("IOError", None, "database error on /d/m.db: disk I/O error"),
+    ],
+)
+def test_each_driver_error_reads_as_what_to_do(
+    error: str, errno_: int | None, advice: str
+) -> None:
+    import apsw
+
+    from memento.store.sqlite import describe_sqlite_error
+
+    exc = getattr(apsw, error)("disk I/O error")
+    assert advice in describe_sqlite_error(exc, Path("/d/m.db"), errno_)
+
+
+def test_a_file_where_a_directory_should_be_is_refused(tmp_path: Path, hash_embedder) -> None:
+    (tmp_path / "blocker").write_text("I am a file")
+    with pytest.raises(DatabaseError, match=r"cannot create directory .*blocker/sub"):
+        Memory(tmp_path / "blocker" / "sub" / "memory.db", embedder=hash_embedder)
