@@ -147,3 +147,20 @@ def test_installed_package_carries_the_model() -> None:
     assert bundled_model_dir() == package_dir / "models" / "all-MiniLM-L6-v2"
     for name in ("manifest.json", "model.onnx", "tokenizer.json"):
         assert (bundled_model_dir() / name).is_file()
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (None, "no model manifest at .*manifest.json: point MEMENTO_EMBEDDING_MODEL at"),
+        ("{not json", "cannot read model manifest .*manifest.json"),
+        ('{"name": "m", "files": {}}', "model manifest .*manifest.json lacks 'dimension'"),
+    ],
+)
+def test_a_model_directory_without_a_good_manifest_is_one_clear_error(
+    tmp_path: Path, manifest: str | None, message: str
+) -> None:
+    if manifest is not None:
+        (tmp_path / "manifest.json").write_text(manifest, encoding="utf-8")
+    with pytest.raises(ModelError, match=message):
+        Embedder(tmp_path)
