@@ -266,3 +266,63 @@ def test_cli_copy_says_when_the_target_needs_reembed(
         f"1 memory in {dst} has a vector of another model than {embedder.name}: run "
         f"`memento reembed --db {dst}`\n"
     )
+
+
+def test_copying_again_after_reembedding_the_source_brings_the_new_vectors(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    fill(src, hash_embedder, tmp_path / "shop")
+    other = HashEmbedder(name="other-model")
+    with Memory(dst, embedder=other) as m:  # type: ignore[arg-type]
+        m.store("a memory of the target")
+    assert copy_store(src, dst).stale == 5
+    with Memory(src, embedder=other) as m:  # type: ignore[arg-type]
+        assert m.reembed() == 5  # the source moves to the target's model
+    again = copy_store(src, dst)
+    assert (again.updated, again.stale) == (5, 0)
+    theirs, ours = snapshot(src, other)["vectors"], snapshot(dst, other)["vectors"]
+    assert all(ours[memory_id] == vector for memory_id, vector in theirs.items())
+
+
+def test_a_newer_source_state_whose_key_the_target_gave_to_another_memory_is_kept(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    ids = fill(src, hash_embedder, tmp_path / "shop")
+    copy_store(src, dst)
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.forget(ids["theme"])
+        holder = m.store("I prefer a sepia theme", subject_key="user.theme")
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.update(ids["theme"], importance=0.9)  # later than the target's forget
+    result = copy_store(src, dst)
+    assert result.kept == 1 and result.updated == 0
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.get(ids["theme"]).archived_at is not None
+        assert m.get(holder.id).archived_at is None
+
+
+def test_a_source_that_is_not_a_memento_store_or_lacks_a_vector_is_refused(
+    tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch(mode=0o600)
+    with pytest.raises(DatabaseError, match=r"empty\.db is not a memento database"):
+        copy_store(empty, tmp_path / "dst.db")
+    src = tmp_path / "src.db"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        first = m.store("a memory with its vector")
+        lost = m.store("a memory whose vector was lost")
+        seq = m.backend.find_by_id(lost.id)[0].seq
+        m.conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
+        m.conn.execute("DELETE FROM memory_bits WHERE seq = ?", (seq,))
+    with pytest.raises(DatabaseError, match=rf"memory {lost.id} in .* has no vector: run "
+                       r"`memento reembed --all --db"):  # fmt: skip
+        copy_store(src, tmp_path / "dst.db")
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.reembed(all=True)  # what the message says to do
+    result = copy_store(src, tmp_path / "dst.db")
+    assert result.added == 2
+    with Memory(tmp_path / "dst.db", embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.get(first.id).content == "a memory with its vector"

@@ -258,8 +258,8 @@ def _copy_one(
     """One memory of the source into the target (inside the target's write)."""
     if vector is None:
         raise DatabaseError(
-            f"memory {row.id} in {source} has no vector: run `memento reembed --db {source}`, "
-            "then copy again (what was copied so far stays)"
+            f"memory {row.id} in {source} has no vector: run `memento reembed --all --db "
+            f"{source}`, then copy again (what was copied so far stays)"
         )
     found = dst.find_by_id(row.id)
     if not found:
