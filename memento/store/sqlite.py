@@ -35,6 +35,7 @@ from . import sqlite_migrations as migrations
 from .base import COLUMNS as WRITABLE
 from .base import Filters, NewMemory, Row, Store, Version, read_metadata
 from .sqlite_index import VectorMeta
+from .sqlite_tokens import SQLiteTokens
 
 BUSY_TIMEOUT_MS = 30_000
 VEC_MAX_K = 4096
@@ -881,7 +882,7 @@ def select_rows(
     return [to_row(r) for r in conn.execute(sql, params)]
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteTokens, Store):
     """One SQLite file through one APSW connection (``conn``: the escape hatch for tests,
     benchmarks and ``memento verify``)."""
 
