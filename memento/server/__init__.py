@@ -21,6 +21,7 @@ Importing this module pulls in the MCP SDK (~0.7 s); no other memento module imp
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import sys
@@ -37,9 +38,9 @@ from pydantic import ConfigDict, Field, ValidationError
 from .. import __version__
 from ..config import default_db_path
 from ..errors import MementoError
-from ..memory import Memory
+from ..memory import Grant, Memory
 from ..projects import Project, find_project
-from .tools import TOOLS, State, log, tool
+from .tools import TOOLS, State, grant_of, log, tool
 
 INSTRUCTIONS = """\
 memento is your persistent memory: it outlives this conversation and is shared by every \
@@ -116,10 +117,18 @@ async def _current_project(ctx: ServerRequestContext[State, Any], call_next: Cal
     or writes memory, and again after the client says its roots changed."""
     state = ctx.lifespan_context
     if ctx.method == "notifications/roots/list_changed":
-        state.roots_changed()
+        state.roots_changed(ctx.session)
     elif ctx.method in READS_MEMORY:
-        await state.resolve_project(ctx.session)
+        grant = grant_of(ctx.request)
+        if grant is None or grant.project is None:  # a bound token decides the project
+            await state.resolve_project(ctx.session)
+        _client.set((ctx.session, grant))
     return await call_next(ctx)
+
+
+# The client of the request being handled, for the resource and the prompt (the SDK hands a
+# static resource no Context); worker threads inherit it (anyio copies the context).
+_client: contextvars.ContextVar[tuple[Any, Grant | None]] = contextvars.ContextVar("client")
 
 
 READS_MEMORY = frozenset({"tools/call", "resources/read", "prompts/get"})
@@ -241,9 +250,9 @@ def create_server(
     def block(topic: str | None) -> str:
         if state is None or state.memory is None:
             raise ResourceError(state.error if state and state.error else "memory is not open")
-        state.wait_ready()
-        memory = state.memory
+        session, grant = _client.get()
         try:
+            memory = state.memory_for(session, grant)
             text = memory.context(prompt=topic).text
         except MementoError as exc:
             raise ResourceError(str(exc)) from exc
