@@ -206,31 +206,44 @@ def _schema_type(spec: dict[str, Any]) -> str:
 
 
 def create_server(
-    db_path: str | None = None, project: str | os.PathLike[str] | None = None
+    db_path: str | None = None,
+    project: str | os.PathLike[str] | None = None,
+    memory: Memory | None = None,
 ) -> MCPServer[State]:
     """The memento MCP server over the database at ``db_path`` (None: ``MEMENTO_PATH`` or
     the default path). ``project`` (a directory) pins the current project; without it, the
-    client's roots choose it, else the server's working directory."""
+    client's roots choose it, else the server's working directory. ``memory``: a memory
+    opened already (the HTTP server opens it to check its tokens before listening); it is
+    warmed up at once, and closed when the server stops."""
     state: State | None = None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
         nonlocal state
-        try:
-            memory = Memory(path=db_path, project=project)
-        except MementoError as exc:
-            # Keep serving so the agent sees why, rather than a server that will not start.
-            log.error("cannot open memory: %s", exc)
-            state = State(memory=None, error=str(exc))
-            yield state
-            return
-        state = State(memory=memory, pinned=project is not None)
+        opened = memory
+        if opened is None:
+            try:
+                opened = Memory(path=db_path, project=project)
+            except MementoError as exc:
+                # Keep serving so the agent sees why, rather than a server that will not
+                # start.
+                log.error("cannot open memory: %s", exc)
+                state = State(memory=None, error=str(exc))
+                yield state
+                return
+        state = State(memory=opened, pinned=project is not None)
         if project is None:
-            state.fallback = memory.project = _working_directory_project()
+            state.fallback = opened.project = _working_directory_project()
+        if memory is not None:  # many clients will come: load the model before the first
+            state.warm_up()
         try:
             yield state
         finally:
-            memory.close()
+            # A stop during the warm-up waits for it: the interpreter exiting while the
+            # loading thread is inside onnxruntime aborted the process ("terminate called
+            # without an active exception", status -6) instead of exiting 143.
+            state.wait_ready()
+            opened.close()
 
     server: MCPServer[State] = _Server(
         "memento",
