@@ -230,7 +230,7 @@ def test_forget_prefix_takes_percent_and_underscore_literally(
 
 def test_init_force_recreates_and_init_upgrades(run, filled: dict[str, str], db_path: Path) -> None:
     said = ok(run("init")).strip()  # keeps memories, and says so
-    assert said == f"{db_path} already exists: 4 memories, schema version 6 (nothing to do; " \
+    assert said == f"{db_path} already exists: 4 memories, schema version 7 (nothing to do; " \
         "--force starts empty)"
     assert filled["theme"][:12] in ok(run("list"))
     ok(run("init", "--force", "--yes"))
