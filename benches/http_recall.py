@@ -71,14 +71,22 @@ def build_store(path: Path, project: Path, count: int) -> None:
             )
 
 
-def summary(latencies: Sequence[float], wall: float) -> dict[str, Any]:
+def summary(latencies: Sequence[float], wall: float, cpu: float) -> dict[str, Any]:
+    """``cpu``: this process's CPU seconds (all threads) over the measured calls."""
     return {
         "calls": len(latencies),
         "calls_per_s": round(len(latencies) / wall, 1),
         "p50_ms": round(percentile(latencies, 50) * 1000, 1),
         "p95_ms": round(percentile(latencies, 95) * 1000, 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        "cpu_ms_per_call": round(cpu / len(latencies) * 1000, 1),
     }
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def in_process(db: Path, project: Path, queries: list[str], clients: int) -> dict[str, Any]:
@@ -102,16 +110,19 @@ def in_process(db: Path, project: Path, queries: list[str], clients: int) -> dic
                 latencies.extend(taken)
 
         threads = [threading.Thread(target=work, args=(share,)) for share in shares]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return summary(latencies, time.perf_counter() - began)
+        return summary(latencies, time.perf_counter() - began, time.process_time() - cpu)
 
 
-async def over_http(url: str, token: str, queries: list[str], clients: int) -> dict[str, Any]:
-    """The recalls from ``clients`` SDK sessions at once, one call at a time each."""
+async def over_http(
+    url: str, token: str, queries: list[str], clients: int, server_pid: int
+) -> dict[str, Any]:
+    """The recalls from ``clients`` SDK sessions at once, one call at a time each; with the
+    server's CPU time per call beside the clients'."""
     import anyio
     import httpx2
     from mcp import ClientSession
@@ -151,13 +162,16 @@ async def over_http(url: str, token: str, queries: list[str], clients: int) -> d
         for n, share in enumerate(shares):
             group.start_soon(client, share, queries[n % len(queries)])
         await opened.wait()
-        began = time.perf_counter()
+        began, cpu, server = time.perf_counter(), time.process_time(), process_cpu(server_pid)
         go.set()
         await finished.wait()
         wall = time.perf_counter() - began
+        cpu, server = time.process_time() - cpu, process_cpu(server_pid) - server
     if errors:
         raise RuntimeError(f"{len(errors)} recalls failed, first: {errors[0]}")
-    return summary(latencies, wall)
+    result = summary(latencies, wall, cpu)
+    result["server_cpu_ms_per_call"] = round(server / len(latencies) * 1000, 1)
+    return result
 
 
 def start_server(db: Path, project: Path, cache: Path) -> tuple[subprocess.Popen, str]:
@@ -188,16 +202,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"{info.get('cpus')} CPUs, Python {info.get('python')}. Load average "
         f"{results['load_before']} -> {results['load_after']}.",
         "",
-        "| clients | in-process calls/s | p50 ms | p95 ms | HTTP calls/s | p50 ms | p95 ms "
-        "| HTTP / in-process calls/s | HTTP - in-process p50 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| clients | in-process calls/s | p50 ms | p95 ms | CPU ms/call | HTTP calls/s | p50 ms "
+        "| p95 ms | server CPU ms/call | client CPU ms/call | HTTP / in-process calls/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["rows"]:
         a, h = row["in_process"], row["http"]
         lines.append(
             f"| {row['clients']} | {a['calls_per_s']} | {a['p50_ms']} | {a['p95_ms']} "
-            f"| {h['calls_per_s']} | {h['p50_ms']} | {h['p95_ms']} "
-            f"| {h['calls_per_s'] / a['calls_per_s']:.2f} | {h['p50_ms'] - a['p50_ms']:+.1f} |"
+            f"| {a['cpu_ms_per_call']} | {h['calls_per_s']} | {h['p50_ms']} | {h['p95_ms']} "
+            f"| {h['server_cpu_ms_per_call']} | {h['cpu_ms_per_call']} "
+            f"| {h['calls_per_s'] / a['calls_per_s']:.2f} |"
         )
     lines += ["", f"Command: `{results['command']}`", ""]
     return "\n".join(lines)
@@ -241,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{n} client(s): in-process", file=sys.stderr)
             local = in_process(db, project, queries, n)
             print(f"{n} client(s): HTTP", file=sys.stderr)
-            remote = anyio.run(over_http, url, token, queries, n)
+            remote = anyio.run(over_http, url, token, queries, n, process.pid)
             rows.append({"clients": n, "in_process": local, "http": remote})
     finally:
         process.terminate()

@@ -247,7 +247,7 @@ def test_init_positional_path(tmp_path: Path) -> None:
 def test_stats_and_about(run, filled: dict[str, str], db_path: Path) -> None:
     text = ok(run("stats"))
     assert "memories:        3 live (fact 1, event 1, lesson 1), 1 archived" in text
-    assert "schema version:  6" in text
+    assert "schema version:  7" in text
     data = json.loads(ok(run("stats", "--json")))
     assert data["by_kind"] == {"fact": 1, "event": 1, "lesson": 1}
     assert data["dimension"] == 384 and data["path"] == str(db_path)
