@@ -379,3 +379,19 @@ def test_sigint_stops_it_promptly_and_frees_the_port(setup: Setup) -> None:
     assert status == 130, err
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # nothing left holding it
+
+
+async def test_a_client_stuck_mid_request_does_not_hold_up_the_others(setup: Setup) -> None:
+    host, port = setup.server.url.split("//")[1].split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as stuck:
+        stuck.sendall(  # headers and half a body, then nothing while the others work
+            (
+                f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {setup.full}\r\nContent-Type: application/json\r\n"
+                "Accept: application/json, text/event-stream\r\nContent-Length: 200\r\n\r\n"
+            ).encode()
+            + b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+        )
+        async with connect(setup.server.url, setup.reader) as session:
+            for n in range(5):
+                await call(session, "memento_recall", query=f"while one client is stuck {n}")
