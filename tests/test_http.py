@@ -112,9 +112,20 @@ def test_a_port_in_use_is_one_line_and_a_non_zero_exit(setup: Setup) -> None:
 
 
 def test_on_every_interface_it_says_to_put_tls_in_front(setup: Setup) -> None:
-    server = Server(setup.env, setup.home, "--host", "0.0.0.0")
+    server = Server(setup.env, setup.home, "--host", "0.0.0.0", "--allow-host", "mem.example")
+    port = server.url.rsplit(":", 1)[1].split("/")[0]
     try:
         assert "http://0.0.0.0:" in server.banner and "TLS" in server.banner
+        for host, status in (
+            (f"{socket.gethostname()}:{port}", 200),  # this machine's name
+            ("mem.example", 200),  # a reverse proxy's public name, allowed
+            ("elsewhere.example", 421),
+        ):
+            answer = httpx2.post(
+                f"http://127.0.0.1:{port}/mcp", content=json.dumps(INIT), timeout=60,
+                headers={**ACCEPT, "Authorization": f"Bearer {setup.full}", "Host": host},
+            )
+            assert answer.status_code == status, host
     finally:
         assert server.stop(signal.SIGINT)[0] == 130
 

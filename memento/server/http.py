@@ -156,11 +156,15 @@ def _is_loopback(address: str) -> bool:
 
 def security(host: str, bound: str, allow_hosts: tuple[str, ...]) -> TransportSecuritySettings:
     """DNS-rebinding protection: the Host names a request may carry (loopback names, the
-    address listened on unless it is a wildcard, and ``allow_hosts``: the names a reverse
-    proxy passes on), and the web origins of those names. A request without Origin (every
+    address listened on, or for a wildcard address this machine's names and addresses, and
+    ``allow_hosts``: the names a reverse proxy passes on), and the web origins of those
+    names. A request without Origin (every
     non-browser client) passes the origin check."""
     names = list(LOOPBACK_NAMES)
-    for name in (host, bound, *allow_hosts):
+    here: list[str] = []
+    if host in ("0.0.0.0", "::", ""):  # every interface: this machine's names and addresses
+        here = _this_machine()
+    for name in (host, bound, *here, *allow_hosts):
         if not name or name in ("0.0.0.0", "::"):
             continue
         names.append(f"[{name}]" if ":" in name and not name.startswith("[") else name)
@@ -174,6 +178,13 @@ def security(host: str, bound: str, allow_hosts: tuple[str, ...]) -> TransportSe
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
+
+
+def _this_machine() -> list[str]:
+    names = [socket.gethostname(), socket.getfqdn()]
+    with contextlib.suppress(OSError):
+        names += [str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)]
+    return list(dict.fromkeys(n.split("%", 1)[0] for n in names if n))
 
 
 class BearerAuth:
