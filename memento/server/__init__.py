@@ -1,7 +1,8 @@
 """The MCP server: the ``memento_*`` tools over stdio, a thin face over :class:`Memory`.
 
 Run it with ``memento start`` (or ``python -m memento.server``); wire it into Claude Code
-with ``claude mcp add memento -- memento start``. Every rule lives in :class:`Memory`;
+with ``claude mcp add memento -- memento start``. ``memento start --http`` serves the same
+server over Streamable HTTP to many clients with bearer tokens (:mod:`.http`). Every rule lives in :class:`Memory`;
 this module only translates arguments in and records out. A :class:`MementoError` becomes
 a ``ToolError`` so the client sees its message as an error result, and the server keeps
 serving. Only protocol messages go to stdout: logs go to stderr.
@@ -9,9 +10,10 @@ serving. Only protocol messages go to stdout: logs go to stderr.
 Besides the tools, clients without hooks get the context block (:meth:`Memory.context`) as
 the resource ``memento://context`` and the prompt ``memento_context``.
 
-The one open ``Memory`` lives in the server's lifespan. Its current project is pinned by
-``memento start --project DIR``, else taken from the client's roots on the first request
-that needs it (:class:`.tools.State`), else the server's working directory. The
+The one open ``Memory`` lives in the server's lifespan. A client's current project is
+pinned by ``memento start --project DIR``, else taken from the client's roots on the first
+request that needs it (:class:`.tools.State`), else the server's working directory; over
+HTTP a token bound to a project overrides all of these. The
 ``initialize`` handshake never waits for the embedding model: it is loaded in a background
 thread once the handshake is done (a tool call that embeds before then waits for it).
 
