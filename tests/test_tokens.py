@@ -148,6 +148,8 @@ def test_a_bound_view_sees_and_writes_its_project_and_global_only(
             call()
     view.close()  # a view never closes the memory it shares
     assert mem.get(theirs).archived_at is None
+    roots = {p["id"]: p["root"] for p in mem.backend.projects()}
+    assert roots[find_project(shop).id] == str(shop.resolve())  # a token's write kept it
 
 
 def test_cli_token_commands(tmp_path: Path) -> None:

@@ -545,12 +545,12 @@ def store(
     "(`memento token create`), instead of stdio.",
 )
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, envvar="MEMENTO_HOST",
+    "--host", default="127.0.0.1", show_default=True, envvar="MEMENTO_HOST", show_envvar=True,
     help="With --http: the address to listen on (0.0.0.0: every interface).",
 )
 @click.option(
     "--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
-    envvar="MEMENTO_PORT", help="With --http: the port (0: any free one).",
+    envvar="MEMENTO_PORT", show_envvar=True, help="With --http: the port (0: any free one).",
 )
 @click.option(
     "--allow-host", "allow_hosts", multiple=True, metavar="NAME",

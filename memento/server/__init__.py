@@ -2,10 +2,10 @@
 
 Run it with ``memento start`` (or ``python -m memento.server``); wire it into Claude Code
 with ``claude mcp add memento -- memento start``. ``memento start --http`` serves the same
-server over Streamable HTTP to many clients with bearer tokens (:mod:`.http`). Every rule lives in :class:`Memory`;
-this module only translates arguments in and records out. A :class:`MementoError` becomes
-a ``ToolError`` so the client sees its message as an error result, and the server keeps
-serving. Only protocol messages go to stdout: logs go to stderr.
+server over Streamable HTTP to many clients with bearer tokens (:mod:`.http`). Every rule
+lives in :class:`Memory`; this module only translates arguments in and records out. A
+:class:`MementoError` becomes a ``ToolError`` so the client sees its message as an error
+result, and the server keeps serving. Only protocol messages go to stdout: logs go to stderr.
 
 Besides the tools, clients without hooks get the context block (:meth:`Memory.context`) as
 the resource ``memento://context`` and the prompt ``memento_context``.

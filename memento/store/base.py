@@ -256,7 +256,8 @@ class Store(ABC):
 
     @abstractmethod
     def register_project(self, project: Project) -> None:
-        """Record a project (id, readable name, root) before memories are scoped to it."""
+        """Record a project (id, readable name, root) before memories are scoped to it; a
+        known project takes the new name, and the new root unless it is empty."""
 
     @abstractmethod
     def projects(self) -> list[dict[str, Any]]:

@@ -536,11 +536,12 @@ def project_code(conn: apsw.Connection, scope: str) -> int:
 
 
 def register_project(conn: apsw.Connection, project: Project) -> None:
-    """Record a project (or its newer name and root)."""
+    """Record a project (or its newer name and root). An empty root (a project known by id
+    only: a token's, over HTTP) never replaces a known one."""
     conn.execute(
         "INSERT INTO projects(id, name, root, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-        "root = coalesce(excluded.root, projects.root)",
+        "root = coalesce(nullif(excluded.root, ''), projects.root)",
         (project.id, project.name, project.root, to_iso(utcnow())),
     )
 
