@@ -7,6 +7,7 @@ to, what a read covers, how an id (prefix) names a memory, the filters of a read
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -26,6 +27,7 @@ from ..errors import (
     AmbiguousIdError,
     DatabaseError,
     InvalidInputError,
+    ModelError,
     ModelMismatchError,
     NotFoundError,
 )
@@ -180,6 +182,9 @@ class MemoryBase:
         ``scope``, ``all_projects``, an id) reaches past it and the global memories. The
         view shares the store, the lock and the embedder, so a server holds one open
         memory and one loaded model for every client; closing the view does nothing."""
+        if self._embedder is None:  # made here, so every view shares one loaded model
+            with contextlib.suppress(ModelError):  # reported by the first call that embeds
+                self.embedder  # noqa: B018
         view = copy.copy(self)
         view.grant = grant
         view.project = grant.project if grant and grant.project else project
