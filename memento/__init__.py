@@ -9,6 +9,7 @@ Importing memento is cheap: onnxruntime and the model load on the first embeddin
 """
 
 from .errors import (
+    AccessError,
     AmbiguousIdError,
     DatabaseError,
     InvalidInputError,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KINDS",
+    "AccessError",
     "AmbiguousIdError",
     "DatabaseError",
     "InvalidInputError",

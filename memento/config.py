@@ -9,6 +9,8 @@
   every process instead of keeping both under ``$XDG_CACHE_HOME/memento`` (``memento.embedder``).
 - ``MEMENTO_HOOK_TIMEOUT``: seconds a Claude Code hook may take before it gives up, printing
   nothing (default 5; ``memento.integrations.claude_code.hooks``).
+- ``MEMENTO_HOST``, ``MEMENTO_PORT``: where ``memento start --http`` listens (default
+  127.0.0.1 and 8765; ``memento.server.http``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ and exits 1; the MCP server returns it to the client as an error result.
     ├── DatabaseError          the file cannot be opened, read or written
     │   └── SchemaError        the file was made by a newer memento, or is not a memento file
     ├── ModelError             the embedding model is missing, damaged or cannot be fetched
-    └── ModelMismatchError     stored vectors were made by another model: run `memento reembed`
+    ├── ModelMismatchError     stored vectors were made by another model: run `memento reembed`
+    └── AccessError            the client's token does not allow it (read-only, or bound to
+                               another project; the HTTP server, memento.memory.tokens)
 """
 
 from __future__ import annotations
@@ -47,3 +49,8 @@ class ModelError(MementoError):
 
 class ModelMismatchError(MementoError):
     """The stored vectors were made by a different model or dimension than the current one."""
+
+
+class AccessError(MementoError):
+    """The bearer token of the client does not allow the call: a write with a read-only
+    token, or a project other than the token's own."""

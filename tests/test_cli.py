@@ -230,7 +230,7 @@ def test_forget_prefix_takes_percent_and_underscore_literally(
 
 def test_init_force_recreates_and_init_upgrades(run, filled: dict[str, str], db_path: Path) -> None:
     said = ok(run("init")).strip()  # keeps memories, and says so
-    assert said == f"{db_path} already exists: 4 memories, schema version 6 (nothing to do; " \
+    assert said == f"{db_path} already exists: 4 memories, schema version 7 (nothing to do; " \
         "--force starts empty)"
     assert filled["theme"][:12] in ok(run("list"))
     ok(run("init", "--force", "--yes"))
@@ -247,7 +247,7 @@ def test_init_positional_path(tmp_path: Path) -> None:
 def test_stats_and_about(run, filled: dict[str, str], db_path: Path) -> None:
     text = ok(run("stats"))
     assert "memories:        3 live (fact 1, event 1, lesson 1), 1 archived" in text
-    assert "schema version:  6" in text
+    assert "schema version:  7" in text
     data = json.loads(ok(run("stats", "--json")))
     assert data["by_kind"] == {"fact": 1, "event": 1, "lesson": 1}
     assert data["dimension"] == 384 and data["path"] == str(db_path)

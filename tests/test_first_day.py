@@ -91,7 +91,7 @@ def test_a_batch_of_1000_gets_1000_distinct_short_ids(db_path, hash_embedder):
 def test_init_on_an_existing_file_says_so(db_path, three):
     out = run(db_path, "init")
     assert out.returncode == 0
-    assert "already exists: 3 memories, schema version 6" in out.stdout
+    assert "already exists: 3 memories, schema version 7" in out.stdout
 
 
 # 12. storing the same thing again changes nothing

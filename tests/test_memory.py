@@ -276,7 +276,7 @@ def test_recent_browse_about_and_stats(memory: Memory) -> None:
     assert [r.content for r in about["events"]] == ["Fixed the login bug"]
     stats = memory.stats()
     assert stats["by_kind"] == {"fact": 2, "event": 1, "lesson": 1}
-    assert stats["schema_version"] == 6 and stats["dimension"] == 384
+    assert stats["schema_version"] == 7 and stats["dimension"] == 384
     assert stats["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert stats["file_size_bytes"] > 0
 

@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _commands() -> None:
-    from . import commands, context, copy, install  # noqa: F401  (registers the commands)
+    from . import commands, context, copy, install, tokens  # noqa: F401  (registers the commands)
 
 
 def __getattr__(name: str) -> Any:

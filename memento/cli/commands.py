@@ -542,24 +542,61 @@ def store(
     help="Pin the current project to DIR's (default: the client's root folder if it "
     "offers one, else the working directory's).",
 )
+@click.option(
+    "--http", "http", is_flag=True,
+    help="Serve MCP Streamable HTTP at /mcp for many clients, each with a bearer token "
+    "(`memento token create`), instead of stdio.",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="MEMENTO_HOST", show_envvar=True,
+    help="With --http: the address to listen on (0.0.0.0: every interface).",
+)
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+    envvar="MEMENTO_PORT", show_envvar=True, help="With --http: the port (0: any free one).",
+)
+@click.option(
+    "--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+    help="With --http: a Host name requests may carry besides the address listened on, "
+    "e.g. the public name a reverse proxy passes on (repeatable).",
+)
 @click.pass_context
-def start(ctx: click.Context, sub_db: Path | None, project_dir: Path | None) -> None:
-    """Run the MCP server on stdio, for an agent to connect to.
+def start(
+    ctx: click.Context,
+    sub_db: Path | None,
+    project_dir: Path | None,
+    http: bool,
+    host: str,
+    port: int,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Run the MCP server on stdio, for an agent to connect to, or with --http for many.
 
     Memories stored through it belong to the current project (user.* facts are global)
     and reads cover that project plus the global memories.
+
+    With --http every request needs a bearer token: create one first (`memento token
+    create NAME`); the server refuses to start while none exists. It listens on 127.0.0.1
+    unless --host says otherwise and says where on stderr.
 
     \b
     Examples:
       claude mcp add memento -- memento start
       memento start --project ~/work/shop
+      memento start --http --port 8765
     """
+    explicit = sub_db or ctx.find_root().params.get("db")
+    location = str(resolve_location(explicit)) if explicit else None
+    if http:
+        from ..server.http import serve  # the MCP SDK and uvicorn are only paid for here
+
+        serve(location, project=project_dir, host=host, port=port, allow_hosts=allow_hosts)
+        return
     from ..server import run  # the MCP SDK is only paid for here
 
-    explicit = sub_db or ctx.find_root().params.get("db")
     # A path or a URL as Memory takes it: one that cannot be opened (a directory, a URL) is
     # reported on every tool call, after the handshake, like any other open failure.
-    run(str(resolve_location(explicit)) if explicit else None, project=project_dir)
+    run(location, project=project_dir)
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -11,7 +11,9 @@ One concept, one file:
   versions an import brings;
 - ``bulk.py``: ``export``, ``import_records``, ``reembed``;
 - ``briefing.py``: ``context``, the block for agents (the packing itself is
-  :mod:`memento.context`).
+  :mod:`memento.context`);
+- ``tokens.py``: the HTTP server's bearer tokens (create, list, revoke, check); what a
+  token allows is a :class:`base.Grant`, applied by :meth:`Memory.granted`.
 
 Each room is a class over :class:`base.MemoryBase` holding its concept's public methods next
 to their helpers, and ``Memory`` is made of them (``class Memory(Bulk, History, Briefing,
@@ -25,10 +27,11 @@ call resolves in the class it is written in, and no module imports one above it.
 """
 
 from ..embedder import Embedder
-from .base import STORE_KEYS, USER_PREFIX
+from .base import STORE_KEYS, USER_PREFIX, Grant
 from .briefing import CONTEXT_CANDIDATES, INJECTED_TTL, PROMPT_CANDIDATES
 from .facade import DEDUP_SIMILARITY, MAX_RELATED, RELATED_SIMILARITY, Memory
 from .search import DEFAULT_LIMIT, MIN_LINE_TOKENS, MIN_POOL
+from .tokens import TokenInfo
 
 __all__ = [
     "CONTEXT_CANDIDATES",
@@ -43,5 +46,7 @@ __all__ = [
     "STORE_KEYS",
     "USER_PREFIX",
     "Embedder",
+    "Grant",
     "Memory",
+    "TokenInfo",
 ]

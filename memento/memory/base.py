@@ -7,6 +7,8 @@ to, what a read covers, how an id (prefix) names a memory, the filters of a read
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import os
 import threading
@@ -21,9 +23,11 @@ from ..config import redaction_enabled, resolve_location
 from ..dates import parse_when
 from ..embedder import Embedder
 from ..errors import (
+    AccessError,
     AmbiguousIdError,
     DatabaseError,
     InvalidInputError,
+    ModelError,
     ModelMismatchError,
     NotFoundError,
 )
@@ -54,6 +58,17 @@ def database_errors(method: F) -> F:
             raise DatabaseError(self._store.describe_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a client's bearer token allows (:mod:`memento.memory.tokens`): ``read_only``
+    refuses every write; a ``project`` confines reads and writes to it and the global
+    memories."""
+
+    name: str
+    read_only: bool = False
+    project: Project | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,9 @@ class MemoryBase:
         self._embedder = embedder
         self._lock = threading.RLock()
         self._vectors_checked = False
+        #: What the client of a server may do (None: anything); see :meth:`granted`.
+        self.grant: Grant | None = None
+        self._shared = False
         self.upgraded_from: int | None = None
         self._store: Store = open_store(location, create=create)
         #: The database file (or the URL of the server) this memory lives in.
@@ -152,8 +170,26 @@ class MemoryBase:
         return self._embedder
 
     def close(self) -> None:
+        if self._shared:  # a view of granted(): the memory it shares is closed by its owner
+            return
         with self._lock:
             self._store.close()
+
+    def granted(self: M, grant: Grant | None, project: Project | None) -> M:
+        """This memory as one client of a server sees it: ``project`` is its current
+        project, and ``grant`` (its token) what it may do. A token bound to a project makes
+        that project the current one, whatever ``project`` says, and no argument (a
+        ``scope``, ``all_projects``, an id) reaches past it and the global memories. The
+        view shares the store, the lock and the embedder, so a server holds one open
+        memory and one loaded model for every client; closing the view does nothing."""
+        if self._embedder is None:  # made here, so every view shares one loaded model
+            with contextlib.suppress(ModelError):  # reported by the first call that embeds
+                self.embedder  # noqa: B018
+        view = copy.copy(self)
+        view.grant = grant
+        view.project = grant.project if grant and grant.project else project
+        view._shared = True
+        return view
 
     def __enter__(self: M) -> M:
         return self
@@ -194,6 +230,11 @@ class MemoryBase:
         self._vectors_checked = True
 
     def _write(self) -> Any:
+        if self.grant is not None and self.grant.read_only:
+            raise AccessError(
+                f"token {self.grant.name} is read-only: storing, updating or forgetting needs "
+                "a token made without --read-only (`memento token create NAME`)"
+            )
         if self.readonly:
             raise DatabaseError(
                 f"{self.path} is read-only: fix its permissions to store or forget memories"
@@ -207,11 +248,30 @@ class MemoryBase:
             raise NotFoundError(
                 f"no memory with id {prefix}: find ids with recall or recent (`memento list`)"
             )
+        bound = self._bound()
+        if bound is not None:  # another project's memory does not exist for this client
+            rows = [r for r in rows if r.scope in (GLOBAL, bound.id)]
+            if not rows:
+                raise NotFoundError(
+                    f"no memory with id {prefix}: find ids with recall or recent (`memento "
+                    "list`)"
+                )
         if len(rows) > 1:
             raise AmbiguousIdError(
                 f"id prefix {prefix} matches several memories: give more characters of the id"
             )
         return rows[0]
+
+    def _bound(self) -> Project | None:
+        """The project the client's token confines it to, if any."""
+        return self.grant.project if self.grant is not None else None
+
+    def _unbound(self, what: str) -> None:
+        """Refuse ``what`` (a whole-store operation) to a client with a restricted token."""
+        if self.grant is not None and (self.grant.project or self.grant.read_only):
+            raise AccessError(
+                f"token {self.grant.name} cannot {what}: it is read-only or bound to a project"
+            )
 
     def _prepare(self, item: Mapping[str, Any], where: str = "") -> Item:
         if not isinstance(item, Mapping):
@@ -249,7 +309,18 @@ class MemoryBase:
     def _scope_project(self, scope: object, item: Item | None = None) -> Project | None:
         """The project a write goes to (None: global). ``scope`` is ``"global"``,
         ``"project"`` (the current one), a directory, a known project id, or None for the
-        default: the current project, except for ``user.*`` facts."""
+        default: the current project, except for ``user.*`` facts. A client bound to a
+        project writes there or to global, nowhere else."""
+        project = self._chosen_project(scope, item)
+        bound = self._bound()
+        if bound is not None and project is not None and project.id != bound.id:
+            raise AccessError(
+                f"token {self.grant.name} is bound to project {bound.name}: "  # type: ignore[union-attr]
+                'store to it (scope "project") or to every project (scope "global")'
+            )
+        return project
+
+    def _chosen_project(self, scope: object, item: Item | None) -> Project | None:
         if scope is None or scope == "":
             key = item.subject_key if item else None
             if key is not None and key.startswith(USER_PREFIX):
@@ -278,6 +349,15 @@ class MemoryBase:
 
     def _scopes(self, all_projects: bool) -> tuple[str, ...] | None:
         """What reads cover: the current project and global, or every scope."""
+        bound = self._bound()
+        if bound is not None:
+            if all_projects:
+                raise AccessError(
+                    f"token {self.grant.name} is bound to project {bound.name}: "  # type: ignore[union-attr]
+                    "all_projects is not allowed; reads cover that project and the global "
+                    "memories"
+                )
+            return (GLOBAL, bound.id)
         if all_projects or self.project is None:
             return None
         return (GLOBAL, self.project.id)

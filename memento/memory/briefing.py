@@ -77,6 +77,7 @@ class Briefing(Search):
             not isinstance(session_id, str) or not 0 < len(session_id) <= 200
         ):
             raise InvalidInputError("session_id must be text of 1 to 200 characters")
+        self._scopes(all_projects)  # a client bound to a project may not ask for all
         if budget < MIN_BUDGET or (prompt is not None and not prompt.strip()):
             return ContextBlock(budget=budget)
         if prompt is None:

@@ -23,6 +23,7 @@ class Bulk(History):
     @database_errors
     def export(self) -> Iterator[dict[str, Any]]:
         """Every memory, archived included, oldest first, as JSON-ready dicts."""
+        self._unbound("export the whole store")
         with self._lock:
             rows = list(self._store.iter_rows())
             versions = self._store.versions([r.seq for r in rows])
@@ -52,6 +53,7 @@ class Bulk(History):
         without a scope of their own (other tools' memories) go to ``scope``: global unless
         told (``"project"``, a directory). Every record is checked before anything is
         written; then each batch is one transaction."""
+        self._unbound("import memories")
         fallback = None if scope in (None, "", GLOBAL) else self._scope_project(scope)
         prepared: list[tuple[NewMemory, Project | None, list[OldVersion]]] = []
         for n, record in enumerate(records):
@@ -165,6 +167,7 @@ class Bulk(History):
 
         A memory whose content changed while its batch was being embedded is skipped: the
         update that changed it wrote its own vector (or left it stale for the next run)."""
+        self._unbound("re-embed the store")
         model = self.embedder
         # A manifest whose dimension the model does not make fails here (ModelError),
         # before anything in the store changes.

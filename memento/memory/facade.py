@@ -28,6 +28,7 @@ from .briefing import Briefing
 from .bulk import Bulk
 from .history import VERSIONED, History
 from .search import Search
+from .tokens import Tokens
 
 # Two facts (or lessons) whose vectors are at least this similar are the same memory said
 # twice; the second store returns the first. Measured with benches/dedup.py: restatements of
@@ -46,7 +47,7 @@ RELATED_SIMILARITY = 0.65
 MAX_RELATED = 3
 
 
-class Memory(Bulk, History, Briefing, Search):
+class Memory(Bulk, History, Briefing, Search, Tokens):
     """Persistent memory in one SQLite file, scoped by project.
 
     ``project`` (a directory, or a :class:`memento.projects.Project`) is the current

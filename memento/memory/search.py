@@ -155,7 +155,8 @@ class Search(MemoryBase):
         trace: dict[str, Any] | None = {} if explain else None
         hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode, trace)
         words = relevance_terms(text)
-        query_terms = self._store.stems(words)
+        with self._lock:  # the store's tokenizer is its connection's: one thread at a time
+            query_terms = self._store.stems(words)
         seqs = {row.id: row.seq for row, _, _ in hits}
         results: list[MemoryRecord] = []
         spent = 0
@@ -225,7 +226,9 @@ class Search(MemoryBase):
         """Every hit of the ``pool`` nearest and ``pool`` best keyword matches, best fused
         score first, each with the evidence of its relevance (benches/relevance.py reads it)."""
         hits = self._hits(text, vector, pool, filters, mode)
-        return self._assess(self._store.stems(relevance_terms(text)), hits)
+        with self._lock:
+            terms = self._store.stems(relevance_terms(text))
+        return self._assess(terms, hits)
 
     def _hits(
         self,
@@ -278,9 +281,10 @@ class Search(MemoryBase):
         self, query_terms: list[frozenset[str]], hits: Sequence[tuple[Row, float, float]]
     ) -> list[_Candidate]:
         """The relevance of each hit, from its similarity and the query words it contains."""
-        documents = self._store.stems(
-            [f"{row.content} {row.subject_key or ''}" for row, _, _ in hits]
-        )
+        with self._lock:  # concurrent recalls (the HTTP server) share the connection
+            documents = self._store.stems(
+                [f"{row.content} {row.subject_key or ''}" for row, _, _ in hits]
+            )
         found = []
         for (row, score, similarity), document in zip(hits, documents):
             evidence = Evidence(similarity, coverage(query_terms, document), len(query_terms))

@@ -1,17 +1,19 @@
 """The MCP server: the ``memento_*`` tools over stdio, a thin face over :class:`Memory`.
 
 Run it with ``memento start`` (or ``python -m memento.server``); wire it into Claude Code
-with ``claude mcp add memento -- memento start``. Every rule lives in :class:`Memory`;
-this module only translates arguments in and records out. A :class:`MementoError` becomes
-a ``ToolError`` so the client sees its message as an error result, and the server keeps
-serving. Only protocol messages go to stdout: logs go to stderr.
+with ``claude mcp add memento -- memento start``. ``memento start --http`` serves the same
+server over Streamable HTTP to many clients with bearer tokens (:mod:`.http`). Every rule
+lives in :class:`Memory`; this module only translates arguments in and records out. A
+:class:`MementoError` becomes a ``ToolError`` so the client sees its message as an error
+result, and the server keeps serving. Only protocol messages go to stdout: logs go to stderr.
 
 Besides the tools, clients without hooks get the context block (:meth:`Memory.context`) as
 the resource ``memento://context`` and the prompt ``memento_context``.
 
-The one open ``Memory`` lives in the server's lifespan. Its current project is pinned by
-``memento start --project DIR``, else taken from the client's roots on the first request
-that needs it (:class:`.tools.State`), else the server's working directory. The
+The one open ``Memory`` lives in the server's lifespan. A client's current project is
+pinned by ``memento start --project DIR``, else taken from the client's roots on the first
+request that needs it (:class:`.tools.State`), else the server's working directory; over
+HTTP a token bound to a project overrides all of these. The
 ``initialize`` handshake never waits for the embedding model: it is loaded in a background
 thread once the handshake is done (a tool call that embeds before then waits for it).
 
@@ -21,6 +23,7 @@ Importing this module pulls in the MCP SDK (~0.7 s); no other memento module imp
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import sys
@@ -37,9 +40,9 @@ from pydantic import ConfigDict, Field, ValidationError
 from .. import __version__
 from ..config import default_db_path
 from ..errors import MementoError
-from ..memory import Memory
+from ..memory import Grant, Memory
 from ..projects import Project, find_project
-from .tools import TOOLS, State, log, tool
+from .tools import TOOLS, State, grant_of, log, tool
 
 INSTRUCTIONS = """\
 memento is your persistent memory: it outlives this conversation and is shared by every \
@@ -116,10 +119,18 @@ async def _current_project(ctx: ServerRequestContext[State, Any], call_next: Cal
     or writes memory, and again after the client says its roots changed."""
     state = ctx.lifespan_context
     if ctx.method == "notifications/roots/list_changed":
-        state.roots_changed()
+        state.roots_changed(ctx.session)
     elif ctx.method in READS_MEMORY:
-        await state.resolve_project(ctx.session)
+        grant = grant_of(ctx.request)
+        if grant is None or grant.project is None:  # a bound token decides the project
+            await state.resolve_project(ctx.session)
+        _client.set((ctx.session, grant))
     return await call_next(ctx)
+
+
+# The client of the request being handled, for the resource and the prompt (the SDK hands a
+# static resource no Context); worker threads inherit it (anyio copies the context).
+_client: contextvars.ContextVar[tuple[Any, Grant | None]] = contextvars.ContextVar("client")
 
 
 READS_MEMORY = frozenset({"tools/call", "resources/read", "prompts/get"})
@@ -197,31 +208,44 @@ def _schema_type(spec: dict[str, Any]) -> str:
 
 
 def create_server(
-    db_path: str | None = None, project: str | os.PathLike[str] | None = None
+    db_path: str | None = None,
+    project: str | os.PathLike[str] | None = None,
+    memory: Memory | None = None,
 ) -> MCPServer[State]:
     """The memento MCP server over the database at ``db_path`` (None: ``MEMENTO_PATH`` or
     the default path). ``project`` (a directory) pins the current project; without it, the
-    client's roots choose it, else the server's working directory."""
+    client's roots choose it, else the server's working directory. ``memory``: a memory
+    opened already (the HTTP server opens it to check its tokens before listening); it is
+    warmed up at once, and closed when the server stops."""
     state: State | None = None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
         nonlocal state
-        try:
-            memory = Memory(path=db_path, project=project)
-        except MementoError as exc:
-            # Keep serving so the agent sees why, rather than a server that will not start.
-            log.error("cannot open memory: %s", exc)
-            state = State(memory=None, error=str(exc))
-            yield state
-            return
-        state = State(memory=memory, pinned=project is not None)
+        opened = memory
+        if opened is None:
+            try:
+                opened = Memory(path=db_path, project=project)
+            except MementoError as exc:
+                # Keep serving so the agent sees why, rather than a server that will not
+                # start.
+                log.error("cannot open memory: %s", exc)
+                state = State(memory=None, error=str(exc))
+                yield state
+                return
+        state = State(memory=opened, pinned=project is not None)
         if project is None:
-            state.fallback = memory.project = _working_directory_project()
+            state.fallback = opened.project = _working_directory_project()
+        if memory is not None:  # many clients will come: load the model before the first
+            state.warm_up()
         try:
             yield state
         finally:
-            memory.close()
+            # A stop during the warm-up waits for it: the interpreter exiting while the
+            # loading thread is inside onnxruntime aborted the process ("terminate called
+            # without an active exception", status -6) instead of exiting 143.
+            state.wait_ready()
+            opened.close()
 
     server: MCPServer[State] = _Server(
         "memento",
@@ -241,9 +265,9 @@ def create_server(
     def block(topic: str | None) -> str:
         if state is None or state.memory is None:
             raise ResourceError(state.error if state and state.error else "memory is not open")
-        state.wait_ready()
-        memory = state.memory
+        session, grant = _client.get()
         try:
+            memory = state.memory_for(session, grant)
             text = memory.context(prompt=topic).text
         except MementoError as exc:
             raise ResourceError(str(exc)) from exc

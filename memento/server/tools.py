@@ -14,6 +14,7 @@ import functools
 import logging
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -28,7 +29,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..errors import MementoError
-from ..memory import Memory
+from ..memory import Grant, Memory
 from ..projects import Project, find_project
 from ..records import KINDS, MemoryRecord
 from .schemas import (
@@ -85,20 +86,25 @@ warnings.filterwarnings("ignore", message="The roots capability is deprecated")
 @dataclass
 class State:
     """What the lifespan yields: the open memory (or why it could not be opened) and how
-    its current project is chosen.
+    each client's current project is chosen.
 
-    The current project is, in order: ``--project DIR`` (``pinned``); the client's first
-    ``file://`` root, asked on the first request that reads or writes memory (and again
-    after ``notifications/roots/list_changed``); the server's working directory
-    (``fallback``). One stdio server serves one client, so the project lives on the one
-    ``Memory``."""
+    A client's current project is, in order: the project its token is bound to (HTTP);
+    ``--project DIR`` (``pinned``); the client's first ``file://`` root that is a directory
+    here, asked on its first request that reads or writes memory (and again after
+    ``notifications/roots/list_changed``); the server's working directory (``fallback``).
+    Each connection has its own (an HTTP server serves many clients at once); each tool call
+    works on a :meth:`Memory.granted` view of the one open memory with that project and
+    the client's token, so there is one store and one loaded model per process."""
 
     memory: Memory | None
     error: str | None = None
     warming: bool = False
     pinned: bool = False
     fallback: Project | None = None
-    roots_asked: bool = False
+    # connection -> its project from roots; a connection absent has not been asked yet
+    _roots: weakref.WeakKeyDictionary[Any, Project | None] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
     _roots_lock: anyio.Lock = field(default_factory=anyio.Lock)
     ready: threading.Event = field(default_factory=threading.Event)
 
@@ -123,20 +129,50 @@ class State:
         if self.warming:
             self.ready.wait(WARM_UP_WAIT_S)
 
-    def roots_changed(self) -> None:
-        """The client's roots changed: ask again on the next request."""
-        self.roots_asked = False
+    def roots_changed(self, session: ServerSession) -> None:
+        """The client's roots changed: ask again on its next request."""
+        self._roots.pop(_connection(session), None)
+
+    def project_of(self, session: ServerSession) -> Project | None:
+        """The current project of the client on ``session`` (before its token's)."""
+        if self.memory is None or self.pinned:
+            return self.memory.project if self.memory else None
+        return self._roots.get(_connection(session), self.fallback)
 
     async def resolve_project(self, session: ServerSession) -> None:
-        """Set the memory's current project from the client's roots, if not done yet."""
-        if self.memory is None or self.pinned or self.roots_asked:
+        """Settle the client's current project from its roots, if not done yet."""
+        key = _connection(session)
+        if self.memory is None or self.pinned or key in self._roots:
             return
         async with self._roots_lock:  # concurrent first calls wait for one answer
-            if self.roots_asked:
+            if key in self._roots:
                 return
             project = await _project_from_roots(session)
-            self.memory.project = project or self.fallback
-            self.roots_asked = True
+            self._roots[key] = project or self.fallback
+
+    def memory_for(self, session: ServerSession, grant: Grant | None) -> Memory:
+        """The open memory as this client sees it (its project, its token's limits)."""
+        if self.memory is None:
+            raise ToolError(self.error or "memory is not open")
+        self.wait_ready()
+        return self.memory.granted(grant, self.project_of(session))
+
+
+def _connection(session: ServerSession) -> Any:
+    """What identifies a client's connection. The SDK makes a ``ServerSession`` per
+    request and keeps the per-client state on its connection object (public on the SDK's
+    ``Context.connection``, which the runner does not hand tools yet)."""
+    return getattr(session, "_connection", session)
+
+
+def grant_of(request: Any) -> Grant | None:
+    """The grant the HTTP server's bearer check put on ``request`` (None on stdio)."""
+    scope = getattr(request, "scope", None)
+    return scope.get(GRANT_KEY) if isinstance(scope, dict) else None
+
+
+#: Where the HTTP server's bearer check leaves the client's Grant in the ASGI scope.
+GRANT_KEY = "memento.grant"
 
 
 async def _project_from_roots(session: ServerSession) -> Project | None:
@@ -187,11 +223,9 @@ def _load_model(memory: Memory, ready: threading.Event) -> None:
 
 
 def _memory(ctx: Context) -> Memory:
-    state: State = ctx.request_context.lifespan_context
-    if state.memory is None:
-        raise ToolError(state.error or "memory is not open")
-    state.wait_ready()
-    return state.memory
+    request = ctx.request_context
+    state: State = request.lifespan_context
+    return state.memory_for(request.session, grant_of(request.request))
 
 
 def lean(result: BaseModel) -> CallToolResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import is_url, url_refused
-from .base import COLUMNS, Filters, NewMemory, Row, Store
+from .base import COLUMNS, Filters, NewMemory, Row, Store, TokenRow
 
 
 def open_store(location: str | Path, create: bool = True) -> Store:
@@ -32,6 +32,7 @@ __all__ = [
     "NewMemory",
     "Row",
     "Store",
+    "TokenRow",
     "is_url",
     "open_store",
     "reset_store",

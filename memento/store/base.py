@@ -142,6 +142,20 @@ class NewMemory:
 
 
 @dataclass(frozen=True)
+class TokenRow:
+    """One bearer token of the HTTP server, as stored: never the token itself, only the
+    SHA-256 ``Store.add_token`` is given. ``project`` is a project id (``projects``), None
+    for a token that covers every project; ``project_name`` its readable name."""
+
+    name: str
+    read_only: bool
+    project: str | None
+    created_at: datetime
+    last_used_at: datetime | None = None
+    project_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Filters:
     """What a search or listing restricts itself to, applied exactly inside the query (never
     after a too-small top-k). ``prefix`` selects ``subject_key`` by whole segments:
@@ -248,7 +262,8 @@ class Store(ABC):
 
     @abstractmethod
     def register_project(self, project: Project) -> None:
-        """Record a project (id, readable name, root) before memories are scoped to it."""
+        """Record a project (id, readable name, root) before memories are scoped to it; a
+        known project takes the new name, and the new root unless it is empty."""
 
     @abstractmethod
     def projects(self) -> list[dict[str, Any]]:
@@ -358,5 +373,28 @@ class Store(ABC):
     def clear_injected(self, session: str | None = None, before: datetime | None = None) -> None:
         """Forget what ``session`` was given, and/or every record older than ``before``."""
 
+    # ---- bearer tokens of the HTTP server (memento.memory.tokens) -------------------
 
-__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store", "Version"]
+    @abstractmethod
+    def add_token(self, token: TokenRow, digest: str) -> None:
+        """Record a token under its SHA-256 hex ``digest`` (inside a write). The caller has
+        checked that the name is free."""
+
+    @abstractmethod
+    def tokens(self) -> list[TokenRow]:
+        """Every token, by name."""
+
+    @abstractmethod
+    def find_token(self, digest: str) -> TokenRow | None:
+        """The token whose SHA-256 hex is ``digest``, if any."""
+
+    @abstractmethod
+    def delete_token(self, name: str) -> bool:
+        """Delete (revoke) the token called ``name`` (inside a write); False if none is."""
+
+    @abstractmethod
+    def touch_token(self, name: str, at: datetime) -> None:
+        """Set the token's ``last_used_at`` (inside a write)."""
+
+
+__all__ = ["COLUMNS", "Filters", "NewMemory", "Row", "Store", "TokenRow", "Version"]

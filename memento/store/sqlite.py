@@ -35,6 +35,7 @@ from . import sqlite_migrations as migrations
 from .base import COLUMNS as WRITABLE
 from .base import Filters, NewMemory, Row, Store, Version, read_metadata
 from .sqlite_index import VectorMeta
+from .sqlite_tokens import SQLiteTokens
 
 BUSY_TIMEOUT_MS = 30_000
 VEC_MAX_K = 4096
@@ -535,11 +536,12 @@ def project_code(conn: apsw.Connection, scope: str) -> int:
 
 
 def register_project(conn: apsw.Connection, project: Project) -> None:
-    """Record a project (or its newer name and root)."""
+    """Record a project (or its newer name and root). An empty root (a project known by id
+    only: a token's, over HTTP) never replaces a known one."""
     conn.execute(
         "INSERT INTO projects(id, name, root, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-        "root = coalesce(excluded.root, projects.root)",
+        "root = coalesce(nullif(excluded.root, ''), projects.root)",
         (project.id, project.name, project.root, to_iso(utcnow())),
     )
 
@@ -881,7 +883,7 @@ def select_rows(
     return [to_row(r) for r in conn.execute(sql, params)]
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteTokens, Store):
     """One SQLite file through one APSW connection (``conn``: the escape hatch for tests,
     benchmarks and ``memento verify``)."""
 

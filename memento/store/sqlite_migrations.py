@@ -211,6 +211,25 @@ def _v6_versions(conn: apsw.Connection, dimension: int) -> None:
     )
 
 
+def _v7_tokens(conn: apsw.Connection, dimension: int) -> None:
+    # The bearer tokens of the HTTP server (memento.memory.tokens): only the SHA-256 of a
+    # token is kept, never the token. A revoked token is deleted (its name may be reused).
+    # project is a projects.id (text, not the code: a token names its project before any
+    # memory is stored there); NULL lets the token cover every project.
+    conn.execute(
+        """
+        CREATE TABLE tokens (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),
+            project TEXT,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT
+        );
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
     (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
@@ -218,6 +237,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (4, "project scopes: projects, memories.scope, scope beside every vector", _v4_scopes),
     (5, "injected: memories already given to an agent session", _v5_injected),
     (6, "memory_versions: the earlier versions of each memory", _v6_versions),
+    (7, "tokens: hashed bearer tokens of the HTTP server", _v7_tokens),
 ]
 LATEST = MIGRATIONS[-1][0]
 

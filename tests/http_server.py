@@ -1,0 +1,115 @@
+"""A real `memento start --http` process for the HTTP tests, and a real SDK client for it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+MEMENTO = [sys.executable, "-m", "memento.cli"]
+START_TIMEOUT_S = 120  # a cold model cache on a loaded 2-core machine: a hang fails, not blocks
+CALL_TIMEOUT_S = 60
+_BANNER = re.compile(r"on (http://\S+/mcp) serving")
+
+
+def environment(db: Path, cache: Path, **extra: str) -> dict[str, str]:
+    """The environment of a memento process: its own database and the shared model cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
+    env.update(MEMENTO_PATH=str(db), XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="1")
+    env.update(extra)
+    return env
+
+
+def memento(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*MEMENTO, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def create_token(env: dict[str, str], name: str, *options: str) -> str:
+    done = memento(env, "token", "create", name, *options)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class Server:
+    """``memento start --http --port 0`` in its own process; ``url`` from its banner."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*MEMENTO, "start", "--http", "--port", "0", *args],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stderr is not None
+        self.banner = self.process.stderr.readline().strip()
+        found = _BANNER.search(self.banner)
+        if found is None:
+            self.process.kill()
+            rest = self.process.communicate(timeout=30)[1]
+            raise AssertionError(f"no start-up line: {self.banner!r} {rest!r}")
+        self.url: str = found.group(1)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        """Stop it with ``sig``: (exit status, stdout, the rest of stderr)."""
+        if self.alive():
+            self.process.send_signal(sig)
+        try:
+            out, err = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+        return self.process.returncode, out, err
+
+
+@asynccontextmanager
+async def connect(url: str, token: str | None, **headers: str) -> AsyncIterator[ClientSession]:
+    """An initialised SDK client session over Streamable HTTP with ``token``."""
+    sent = dict(headers)
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    async with (
+        httpx2.AsyncClient(headers=sent, timeout=CALL_TIMEOUT_S) as http,
+        streamable_http_client(url, http_client=http) as (read, write, *_),
+        ClientSession(read, write) as session,
+    ):
+        with anyio.fail_after(CALL_TIMEOUT_S):
+            await session.initialize()
+        yield session
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    """The structured result of a tool call that must succeed."""
+    with anyio.fail_after(CALL_TIMEOUT_S):
+        result = await session.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(session: ClientSession, tool: str, **arguments: Any) -> str:
+    """The message of a tool call that must fail with an error result."""
+    with anyio.fail_after(CALL_TIMEOUT_S):
+        result = await session.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return " ".join(block.text for block in result.content if block.type == "text")
