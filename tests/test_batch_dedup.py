@@ -15,7 +15,7 @@ import pytest
 
 from memento import Memory
 from memento.embedder import Embedder
-from memento.store import Filters, sqlite_index
+from memento.store import Filters, sqlite, sqlite_index
 from memento.store.base import Store
 
 SUBJECTS = [
@@ -157,8 +157,11 @@ def test_store_many_decides_every_item_as_one_by_one_stores(
 def test_large_store_index_path_decides_alike(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The index's candidates for each query (what a batch too small to read the whole
+    store takes there), re-ranked in several groups."""
     monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
-    monkeypatch.setattr(sqlite_index, "RERANK_GROUP", 7)  # several groups per batch
+    monkeypatch.setattr(sqlite, "INDEX_QUERY_ROWS", 0)
+    monkeypatch.setattr(sqlite_index, "RERANK_GROUP", 7)
     _compare(tmp_path, embedder)
 
 

@@ -700,9 +700,15 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
 
 
 # A batch of at least this many queries is compared against the stored vectors in one pass
-# (knn_many) instead of one vec0 scan each. Measured with benches/store_rate.py: reading the
-# float copies costs about as much per memory as ~2 vec0 scans (see the README's benchmark).
+# (knn_many) instead of one vec0 scan each: reading the float copies of a store from
+# memory_bits costs 2-5 us per memory (0.22-0.27 s for the 50,000 facts of a 100k store,
+# read by a scan of all 100k rows, on this shared 2-core machine), a vec0 scan 0.8-2 us
+# per memory and query, so from about 3 queries on one pass is cheaper.
 BATCH_MIN = 4
+# In a large store a query through the index costs about as much as reading and scoring this
+# many stored vectors (12 ms against 2.2-5 us a memory at 100k: benches/store_rate.py), so a
+# batch of at least size / INDEX_QUERY_ROWS queries is compared exactly instead.
+INDEX_QUERY_ROWS = 5_000
 # Stored vectors scored per matrix product: 8,192 x 384 float32 is 12 MB.
 BATCH_CHUNK = 8_192
 
@@ -716,12 +722,14 @@ def knn_many(
 ) -> list[list[tuple[int, float]]]:
     """What ``knn`` answers for each vector under its own filters, a batch at a time.
 
-    Small stores (the exact vec0 scan in ``knn``): the live vectors the filters allow are
-    read once from their float copies in ``memory_bits`` and scored against every query by
-    one matrix product per chunk, which is exact as the scan is. Large stores: each query
-    gets the same candidates from the large-store index as ``knn`` would give it, re-ranked
-    exactly, with the index refreshed and filtered once. Filters on a subject-key prefix or
-    time, and batches smaller than ``BATCH_MIN``, take ``knn`` once per vector."""
+    The live vectors the filters allow are read once from their float copies in
+    ``memory_bits`` and scored against every query by one matrix product per chunk: exact,
+    as the vec0 scan of a small store is. In a large store a batch too small to pay for that
+    read (fewer than size / ``INDEX_QUERY_ROWS`` queries) gives each query the candidates
+    the large-store index gives ``knn``, re-ranked exactly, the index refreshed and filtered
+    once; a large batch is compared exactly, so it finds every neighbour the index's pool
+    would (the pool misses one rarely: recall@10 0.994 at 1M). Filters on a subject-key
+    prefix or time, and batches smaller than ``BATCH_MIN``, take ``knn`` once per vector."""
     k = min(int(k), VEC_MAX_K)
     simple = all(
         not f.prefix and f.since is None and f.until is None and not f.only_keyed
@@ -735,7 +743,7 @@ def knn_many(
                 hits = [(s, d) for s, d in hits if 1.0 - d >= min_similarity]
             out.append(hits)
         return out
-    large = index.size_hint(conn) >= index.MIN_ROWS
+    size = index.size_hint(conn)
     results: list[list[tuple[int, float]]] = [[] for _ in vectors]
     groups: dict[Filters, list[int]] = {}
     for i, where in enumerate(filters):
@@ -745,7 +753,7 @@ def knn_many(
         if codes == ():  # none of the asked-for projects has a memory
             continue
         batch = [vectors[i] for i in members]
-        if large:
+        if size >= index.MIN_ROWS and len(batch) * INDEX_QUERY_ROWS < size:
             found = index.knn_many(conn, batch, k, where, codes, min_similarity)
         else:
             found = _exact_many(conn, batch, k, where, codes, min_similarity)
