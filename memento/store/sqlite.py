@@ -705,10 +705,13 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
 # read by a scan of all 100k rows, on this shared 2-core machine), a vec0 scan 0.8-2 us
 # per memory and query, so from about 3 queries on one pass is cheaper.
 BATCH_MIN = 4
-# In a large store a query through the index costs about as much as reading and scoring this
-# many stored vectors (12 ms against 2.2-5 us a memory at 100k: benches/store_rate.py), so a
-# batch of at least size / INDEX_QUERY_ROWS queries is compared exactly instead.
-INDEX_QUERY_ROWS = 5_000
+# In a large store a query through the index (inside the write) costs 12-16 ms at 100k
+# memories, while one exact pass costs 0.7-1.0 s to read and score the 50,000 facts plus
+# ~2.5 ms a query (benches/store_rate.py, this shared 2-core machine): the pass is cheaper
+# from ~75 queries, i.e. size / ~1,300. A batch of at least size / INDEX_QUERY_ROWS queries
+# is compared exactly (calls of 50 at 100k measured 47 items/s exactly, 61 through the
+# index; calls of 250, 104-110 exactly).
+INDEX_QUERY_ROWS = 1_500
 # Stored vectors scored per matrix product: 8,192 x 384 float32 is 12 MB.
 BATCH_CHUNK = 8_192
 
