@@ -15,7 +15,11 @@ items, three ways interleaved call by call (the order rotating), so load hits th
 - ``facts, per item``: other texts (as many) as facts with the check as before issue 18, one
   ``knn`` per item (the base ``Store.knn_many``), unless ``--no-before``.
 
-``embed only`` is the embedder alone on the events' texts: the ceiling for all three.
+``embed only`` is the embedder alone on the events' texts: the ceiling for all three. On a
+shared machine these rates swing by a third between runs, so the writes are also timed
+without the embedding (``--texts`` / 2 further texts, their vectors made beforehand, each
+way on its own texts: as events, as facts, as facts with the per-item check): ms per item
+beyond the embedding, which is what the near-duplicate check adds.
 Prints a markdown table; ``--out`` also writes it (with the run's settings) to a file.
 """
 
@@ -65,7 +69,9 @@ class Shim:
         return self._pool
 
 
-def measure(memory: Any, texts: list[str], others: list[str] | None, chunk: int) -> dict:
+def measure(
+    memory: Any, texts: list[str], others: list[str] | None, chunk: int, extra: list[str]
+) -> dict:
     """The three ways (see the module docstring), interleaved call by call."""
     from memento.store.base import Store
 
@@ -102,6 +108,37 @@ def measure(memory: Any, texts: list[str], others: list[str] | None, chunk: int)
             )
         for i in range(len(runs)):
             runs[(n + i) % len(runs)]()
+    if extra:
+        vectors = dict(zip(extra, memory._embed(extra)))
+        embed = memory._embed
+        memory._embed = lambda batch: [vectors[t] for t in batch]
+        try:
+            third = len(extra) // 3
+            sets = {"events": extra[:third], "facts": extra[third : 2 * third]}
+            sets["facts, per item"] = extra[2 * third :]
+            before = dict(ways)
+            ways.clear()
+            for n, start in enumerate(range(0, third, chunk)):
+                runs = [
+                    lambda s=start: timed(
+                        "events", [{"content": t, "kind": "event"}
+                                   for t in sets["events"][s : s + chunk]], batched),
+                    lambda s=start: timed(
+                        "facts", [{"content": t, "kind": "fact"}
+                                  for t in sets["facts"][s : s + chunk]], batched),
+                    lambda s=start: timed(
+                        "facts, per item", [{"content": t, "kind": "fact"}
+                                            for t in sets["facts, per item"][s : s + chunk]],
+                        per_item),
+                ]  # fmt: skip
+                for i in range(len(runs)):
+                    runs[(n + i) % len(runs)]()
+            written = {f"write only: {k}": v for k, v in ways.items()}
+            ways.clear()
+            ways.update(before)
+            ways.update(written)
+        finally:
+            memory._embed = embed
     start = time.perf_counter()
     memory.embedder.embed(texts)
     ways["embed only"] = {
@@ -135,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     before = not args.no_before
     ways_per_size = 3 if before else 2
-    need = args.pool + args.texts * ways_per_size * len(sizes)
+    need = args.pool + (args.texts * ways_per_size + 3 * (args.texts // 2)) * len(sizes)
     sentences = run.scifact_sentences(need)
     if len(sentences) < need:
         raise SystemExit(f"only {len(sentences)} SciFact sentences, {need} needed")
@@ -149,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     with Memory(path=path, embedder=ctx.embedder) as memory:
         count = used = 0
         for size in sizes:
-            added = args.texts * ways_per_size
+            added = args.texts * ways_per_size + 3 * (args.texts // 2)
             fill = max(0, size - count - added)
             if fill:
                 log(f"{size:,}: {fill:,} synthetic rows")
@@ -157,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
             texts = fresh[used : used + args.texts]
             others = fresh[used + args.texts : used + 2 * args.texts] if before else None
             used += args.texts * (2 if before else 1)
+            extra = fresh[used : used + 3 * (args.texts // 2)]
+            used += len(extra)
             total = memory.stats()["total"]
             memory.recall("warm the index and the model", limit=1)
             log(f"{total:,} memories: storing {args.texts} texts {ways_per_size} ways")
-            ways = measure(memory, texts, others, args.chunk)
+            ways = measure(memory, texts, others, args.chunk, extra)
             count = memory.stats()["total"]
             rows.append({"memories": count, "ways": ways})
             log(
@@ -191,8 +230,17 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
         head,
         rule,
     ]
+    extra = []
     for row in rows:
         w = row["ways"]
+        if "write only: events" in w:
+            ms = {k: 1000 / w[f"write only: {k}"]["per_s"] for k in ("events", "facts")}
+            old = w.get("write only: facts, per item")
+            extra.append(
+                f"| {row['memories']:,} | {ms['events']:.2f} | {ms['facts']:.2f} "
+                f"| {ms['facts'] - ms['events']:.2f} "
+                f"| {1000 / old['per_s'] - ms['events']:.2f} |" if old else "- |"
+            )
         ev = w["events"]["per_s"]
         line = (
             f"| {row['memories']:,} | {w['embed only']['per_s']:.1f} | {ev:.1f} "
@@ -202,6 +250,16 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
             old = w["facts, per item"]["per_s"]
             line += f" {old:.1f} | {_pct(old, ev)} |"
         lines.append(line)
+    if extra:
+        lines += [
+            "",
+            "Writes without the embedding (vectors made beforehand), ms per item; the check "
+            "is facts minus events:",
+            "",
+            "| memories | events | facts | check, batched | check, per item |",
+            "|---:|---:|---:|---:|---:|",
+            *extra,
+        ]
     return "\n".join(lines) + "\n"
 
 
