@@ -490,13 +490,34 @@ class Memory(Bulk, History, Briefing, Search):
 class BatchVectors:
     """The vectors one batch of ``store_many`` has written so far (new memories, and
     memories whose vector or kind an upsert changed), so that each item's near-duplicate
-    check sees them as a store after store would."""
+    check sees them as a store after store would. Kept as one growing matrix per kind and
+    scope: an item compares itself with its group in one product, not a join per item."""
 
     def __init__(self) -> None:
-        self.current: dict[int, tuple[str, str, bytes]] = {}  # seq -> kind, scope, vector
+        # (kind, scope) -> seqs, unit vectors (rows beyond len(seqs) unused), live flags
+        self.groups: dict[tuple[str, str], tuple[list[int], list[Any], list[bool]]] = {}
+        self.where: dict[int, tuple[tuple[str, str], int]] = {}  # seq -> group, row
+
+    def __contains__(self, seq: int) -> bool:
+        return seq in self.where
 
     def add(self, seq: int, kind: str, scope: str, vector: bytes) -> None:
-        self.current[seq] = (kind, scope, vector)
+        import numpy as np
+
+        if seq in self.where:  # rewritten by an upsert: its old row no longer counts
+            key, row = self.where[seq]
+            self.groups[key][2][row] = False
+        seqs, matrix, live = self.groups.setdefault((kind, scope), ([], [None], []))
+        values = np.frombuffer(vector, dtype="<f4")
+        if matrix[0] is None or len(seqs) == len(matrix[0]):
+            grown = np.zeros((max(16, 2 * len(seqs)), len(values)), dtype=np.float32)
+            if matrix[0] is not None:
+                grown[: len(seqs)] = matrix[0]
+            matrix[0] = grown
+        matrix[0][len(seqs)] = values / max(float(np.linalg.norm(values)), 1e-30)
+        self.where[seq] = ((kind, scope), len(seqs))
+        seqs.append(seq)
+        live.append(True)
 
     def merge(
         self,
@@ -511,17 +532,14 @@ class BatchVectors:
         ``kind`` in ``scope``."""
         import numpy as np
 
-        hits = [(seq, d) for seq, d in before if seq not in self.current]
-        mine = [
-            (seq, v) for seq, (kd, sc, v) in self.current.items() if kd == kind and sc == scope
-        ]
-        if mine:
+        hits = [(seq, d) for seq, d in before if seq not in self.where]
+        group = self.groups.get((kind, scope))
+        if group is not None:
+            seqs, matrix, live = group
             query = np.frombuffer(vector, dtype="<f4")
-            matrix = np.frombuffer(b"".join(v for _, v in mine), dtype="<f4")
-            matrix = matrix.reshape(len(mine), -1)
-            norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
-            distances = 1.0 - (matrix @ query) / np.maximum(norms, 1e-30)
-            keep = np.flatnonzero(1.0 - distances >= RELATED_SIMILARITY)
-            hits += [(mine[i][0], float(distances[i])) for i in keep.tolist()]
+            cosines = (matrix[0][: len(seqs)] @ query) / max(float(np.linalg.norm(query)), 1e-30)
+            for i in np.flatnonzero(cosines >= RELATED_SIMILARITY).tolist():
+                if live[i]:
+                    hits.append((seqs[i], 1.0 - float(cosines[i])))
         hits.sort(key=lambda h: (h[1], h[0]))
         return hits[:k]
