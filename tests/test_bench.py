@@ -76,7 +76,7 @@ def test_tiny_run_writes_every_key_and_skips_missing_backends(
     assert [step["memories"] for step in scale["steps"]] == [20, 40]
     for step in scale["steps"]:
         assert step["recall_ms_p50"] > 0 and step["search_ms_p95"] > 0
-        assert step["store_many"]["items"] == 8
+        assert step["store_many"]["items"] == 8 and step["store_many"]["events_per_s"] > 0
         assert step["synthetic_fill"]["rows"] > 0
 
     assert results["groups"]["startup"] == {"status": "skipped", "reason": "--skip"}

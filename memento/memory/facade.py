@@ -45,6 +45,10 @@ DEDUP_SIMILARITY = 0.97
 # (highest 0.616); 0.60 would surface 83 % but the first compatible pair, 0.75 only 40 %.
 RELATED_SIMILARITY = 0.65
 MAX_RELATED = 3
+# Items of one store_many whose near-duplicate check is one call of ``Store.knn_many``: the
+# SQLite store reads the stored vectors once per call, so larger is faster, and the
+# neighbours asked for grow with the batch's subject_key upserts (at most this many).
+CHECK_BATCH = 1_000
 
 
 class Memory(Bulk, History, Briefing, Search, Tokens):
@@ -111,19 +115,73 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
                 self._store.set_setting("embedding_model", self.embedder.name)
             for project in {item.project for item in items if item.project is not None}:
                 self._store.register_project(project)
-            return [self._write_one(item, vector) for item, vector in zip(items, vectors)]
+            records: list[MemoryRecord] = []
+            for start in range(0, len(items), CHECK_BATCH):
+                part = slice(start, start + CHECK_BATCH)
+                records += self._write_batch(items[part], vectors[part])
+            return records
 
-    def _write_one(self, item: Item, vector: bytes) -> MemoryRecord:
+    def _write_batch(self, items: list[Item], vectors: list[bytes]) -> list[MemoryRecord]:
+        """Write ``items`` in order, deciding each exactly as one store after another would.
+
+        The near-duplicate check asks the store once for the whole batch (``knn_many``),
+        against the memories as they were before it, then each item adds what the batch
+        itself has written so far (``BatchVectors``). The store's answer leaves out the
+        memories an earlier item of the batch rewrote (a subject_key upsert can change a
+        memory's vector and kind), so it is asked for that many more neighbours than
+        needed: the ``1 + MAX_RELATED`` nearest of the rest are always among them."""
+        scopes = [item.project.id if item.project else GLOBAL for item in items]
+        checked = [
+            n for n, item in enumerate(items)
+            if item.subject_key is None and item.kind in ("fact", "lesson")
+        ]  # fmt: skip
+        before: dict[int, list[tuple[int, float]]] = {}
+        if checked:
+            holders = {
+                row.seq
+                for item, scope in zip(items, scopes)
+                if item.subject_key is not None
+                and (row := self._store.find_live_subject(item.subject_key, scope)) is not None
+            }
+            near = self._store.knn_many(
+                [vectors[n] for n in checked],
+                1 + MAX_RELATED + len(holders),
+                [Filters(kinds=(items[n].kind,), scopes=(scopes[n],)) for n in checked],
+                min_similarity=RELATED_SIMILARITY,
+            )
+            before = dict(zip(checked, near))
+        written = BatchVectors()
+        return [
+            self._write_one(item, vector, before.get(n), written)
+            for n, (item, vector) in enumerate(zip(items, vectors))
+        ]
+
+    def _write_one(
+        self,
+        item: Item,
+        vector: bytes,
+        before: list[tuple[int, float]] | None = None,
+        written: BatchVectors | None = None,
+    ) -> MemoryRecord:
+        """Write one item. ``before`` (the store's near neighbours of ``vector`` before
+        this batch) and ``written`` (what the batch wrote since) come from
+        :meth:`_write_batch`; without them the store is searched now."""
         now = utcnow()
         scope = item.project.id if item.project else GLOBAL
         related: tuple[Related, ...] = ()
         if item.subject_key is not None:
             existing = self._store.find_live_subject(item.subject_key, scope)
             if existing is not None:
-                return self._upsert(existing, item, vector, now)
+                record = self._upsert(existing, item, vector, now)
+                if written is not None and record.action == "updated":
+                    written.add(existing.seq, item.kind, scope, vector)
+                return record
         elif item.kind in ("fact", "lesson"):
-            near = Filters(kinds=(item.kind,), scopes=(scope,))
-            hits = self._store.knn(vector, 1 + MAX_RELATED, near)
+            if before is None or written is None:
+                near = Filters(kinds=(item.kind,), scopes=(scope,))
+                hits = self._store.knn(vector, 1 + MAX_RELATED, near)
+            else:
+                hits = written.merge(before, vector, item.kind, scope, 1 + MAX_RELATED)
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
                 return self._deduplicated(hits[0][0], item, now)
             similar = [(s, 1.0 - d) for s, d in hits if 1.0 - d >= RELATED_SIMILARITY]
@@ -134,6 +192,8 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
                 if s in rows
             )
         seq = self._store.insert(self._new_memory(item, now), vector)
+        if written is not None:
+            written.add(seq, item.kind, scope, vector)
         return self._record(seq, action="created", redactions=item.redactions, related=related)
 
     def _upsert(self, existing: Row, item: Item, vector: bytes, now: datetime) -> MemoryRecord:
@@ -426,3 +486,61 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
             "lessons": [r.record() for r in lessons],
             "events": self.recent(limit=events, kind="event", all_projects=all_projects),
         }
+
+
+class BatchVectors:
+    """The vectors one batch of ``store_many`` has written so far (new memories, and
+    memories whose vector or kind an upsert changed), so that each item's near-duplicate
+    check sees them as a store after store would. Kept as one growing matrix per kind and
+    scope: an item compares itself with its group in one product, not a join per item."""
+
+    def __init__(self) -> None:
+        # (kind, scope) -> seqs, unit vectors (rows beyond len(seqs) unused), live flags
+        self.groups: dict[tuple[str, str], tuple[list[int], list[Any], list[bool]]] = {}
+        self.where: dict[int, tuple[tuple[str, str], int]] = {}  # seq -> group, row
+
+    def __contains__(self, seq: int) -> bool:
+        return seq in self.where
+
+    def add(self, seq: int, kind: str, scope: str, vector: bytes) -> None:
+        import numpy as np
+
+        if seq in self.where:  # rewritten by an upsert: its old row no longer counts
+            key, row = self.where[seq]
+            self.groups[key][2][row] = False
+        seqs, matrix, live = self.groups.setdefault((kind, scope), ([], [None], []))
+        values = np.frombuffer(vector, dtype="<f4")
+        if matrix[0] is None or len(seqs) == len(matrix[0]):
+            grown = np.zeros((max(16, 2 * len(seqs)), len(values)), dtype=np.float32)
+            if matrix[0] is not None:
+                grown[: len(seqs)] = matrix[0]
+            matrix[0] = grown
+        matrix[0][len(seqs)] = values / max(float(np.linalg.norm(values)), 1e-30)
+        self.where[seq] = ((kind, scope), len(seqs))
+        seqs.append(seq)
+        live.append(True)
+
+    def merge(
+        self,
+        before: list[tuple[int, float]],
+        vector: bytes,
+        kind: str,
+        scope: str,
+        k: int,
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest (seq, cosine distance), best first: the store's hits from
+        before the batch that the batch has not rewritten, and the batch's own memories of
+        ``kind`` in ``scope``."""
+        import numpy as np
+
+        hits = [(seq, d) for seq, d in before if seq not in self.where]
+        group = self.groups.get((kind, scope))
+        if group is not None:
+            seqs, matrix, live = group
+            query = np.frombuffer(vector, dtype="<f4")
+            cosines = (matrix[0][: len(seqs)] @ query) / max(float(np.linalg.norm(query)), 1e-30)
+            for i in np.flatnonzero(cosines >= RELATED_SIMILARITY).tolist():
+                if live[i]:
+                    hits.append((seqs[i], 1.0 - float(cosines[i])))
+        hits.sort(key=lambda h: (h[1], h[0]))
+        return hits[:k]

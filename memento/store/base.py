@@ -295,6 +295,29 @@ class Store(ABC):
     def knn(self, vector: bytes, k: int, filters: Filters) -> list[tuple[int, float]]:
         """The ``k`` nearest memories by cosine distance, best first, filters exact."""
 
+    def knn_many(
+        self,
+        vectors: Sequence[bytes],
+        k: int,
+        filters: Sequence[Filters],
+        min_similarity: float | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """For each of ``vectors``, what :meth:`knn` answers for it under its own
+        ``filters[i]`` (the same ``k`` nearest, best first), keeping only the hits whose
+        cosine similarity (1 - distance) is at least ``min_similarity`` when given. The
+        near-duplicate check of ``store_many`` asks it once per batch. This default asks
+        ``knn`` once per vector, which is correct for any backend; a backend can compare
+        the whole batch at once (SQLite: one matrix product per chunk of stored vectors)."""
+        if len(vectors) != len(filters):
+            raise ValueError("knn_many takes one Filters per vector")
+        out = []
+        for vector, where in zip(vectors, filters):
+            hits = self.knn(vector, k, where)
+            if min_similarity is not None:
+                hits = [(seq, d) for seq, d in hits if 1.0 - d >= min_similarity]
+            out.append(hits)
+        return out
+
     @abstractmethod
     def keyword(self, text: str, k: int, filters: Filters) -> list[tuple[int, float]]:
         """Keyword hits for free ``text`` as (seq, raw score), best first; lower raw scores

@@ -309,10 +309,18 @@ class BitIndex:
     ) -> list[int]:
         """Seqs of (at least) the ``pool`` allowed memories nearest in Hamming distance;
         every allowed memory when there are no more than ``pool``."""
+        return self.candidates_many(conn, [vector], filters, pool, prefix_seqs, codes)[0]
+
+    def candidates_many(
+        self, conn: apsw.Connection, vectors: Sequence[bytes], filters: Filters, pool: int,
+        prefix_seqs: Any, codes: Any = None,
+    ) -> list[list[int]]:
+        """:meth:`candidates` for each of ``vectors`` under one ``filters``: the copy is
+        refreshed and the filters applied once, then each vector pays only its Hamming pass
+        over the allowed memories (what the near-duplicate check of a batch asks)."""
         np = self.np
         with self.lock:
             delta = self.refresh(conn)
-            query = np.frombuffer(bits_of(vector), dtype=np.uint64)
             base = {
                 "seqs": self.seqs, "live": self.live, "kind": self.kind,
                 "archived": self.archived, "created": self.created, "scope": self.scope,
@@ -336,22 +344,36 @@ class BitIndex:
                 dseqs = np.zeros(0, dtype=np.int64)
             else:
                 extra = []
-            if self.width and len(query) != self.width:
-                return [*self.seqs[mask].tolist(), *dseqs.tolist(), *extra]
             allowed = np.flatnonzero(mask)
+            queries = [np.frombuffer(bits_of(v), dtype=np.uint64) for v in vectors]
+            if any(self.width and len(q) != self.width for q in queries):
+                every = [*self.seqs[mask].tolist(), *dseqs.tolist(), *extra]
+                return [every for _ in vectors]
             if len(allowed) + len(dseqs) <= pool:
-                return [*self.seqs[allowed].tolist(), *dseqs.tolist(), *extra]
-            dist = self._hamming(words[:, allowed], query) if len(allowed) < len(mask) // 2 \
-                else self._hamming(words, query)[allowed]  # fmt: skip
+                every = [*self.seqs[allowed].tolist(), *dseqs.tolist(), *extra]
+                return [every for _ in vectors]
             seqs = self.seqs[allowed]
+            # the allowed words gathered once when they are few, as one search does
+            few = len(allowed) < len(mask) // 2
+            kept = words[:, allowed] if few and len(vectors) > 1 else None
             if len(dseqs):
-                dist = np.concatenate([dist, self._hamming(dwords, query)])
                 seqs = np.concatenate([seqs, dseqs])
-            # the pool nearest, ties at the boundary included (a histogram, not a sort)
-            counts = np.cumsum(np.bincount(dist, minlength=1))
-            limit = int(np.searchsorted(counts, pool))
-            chosen = np.flatnonzero(dist <= limit)
-            return [*seqs[chosen].tolist(), *extra]
+            out = []
+            for query in queries:
+                if kept is not None:
+                    dist = self._hamming(kept, query)
+                elif few:
+                    dist = self._hamming(words[:, allowed], query)
+                else:
+                    dist = self._hamming(words, query)[allowed]
+                if len(dseqs):
+                    dist = np.concatenate([dist, self._hamming(dwords, query)])
+                # the pool nearest, ties at the boundary included (a histogram, not a sort)
+                counts = np.cumsum(np.bincount(dist, minlength=1))
+                limit = int(np.searchsorted(counts, pool))
+                chosen = np.flatnonzero(dist <= limit)
+                out.append([*seqs[chosen].tolist(), *extra])
+            return out
 
 
 def _popcount_table() -> Any:
@@ -422,6 +444,63 @@ def has_table(conn: apsw.Connection) -> bool:
     )
 
 
+def rerank_many(
+    conn: apsw.Connection, vectors: Sequence[bytes], pools: Sequence[Sequence[int]], k: int,
+    min_similarity: float | None = None,
+) -> list[list[tuple[int, float]]]:
+    """:func:`rerank` for each vector over its own pool, the float copies of the pools'
+    union read once (pools of one batch overlap), keeping hits of at least
+    ``min_similarity`` when given."""
+    import numpy as np
+
+    union = sorted({int(s) for pool in pools for s in pool})
+    if k <= 0 or not union:
+        return [[] for _ in vectors]
+    found: list[int] = []
+    blobs: list[bytes] = []
+    width = len(vectors[0])
+    for start in range(0, len(union), 500):
+        part = union[start : start + 500]
+        rows = conn.execute(
+            "SELECT seq, embedding FROM memory_bits "
+            f"WHERE seq IN ({','.join('?' * len(part))}) AND embedding IS NOT NULL",
+            part,
+        )
+        for seq, blob in rows:
+            if len(blob) == width:
+                found.append(int(seq))
+                blobs.append(blob)
+    if not found:
+        return [[] for _ in vectors]
+    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), -1)
+    norms = np.linalg.norm(matrix, axis=1)
+    known = np.array(found, dtype=np.int64)  # sorted: union was
+    out: list[list[tuple[int, float]]] = []
+    for vector, pool in zip(vectors, pools):
+        query = np.frombuffer(vector, dtype="<f4")
+        pos = _present(known, pool)
+        distances = 1.0 - (matrix[pos] @ query) / np.maximum(
+            norms[pos] * float(np.linalg.norm(query)), 1e-30
+        )
+        if min_similarity is not None:
+            keep = 1.0 - distances >= min_similarity
+            pos, distances = pos[keep], distances[keep]
+        order = np.lexsort((known[pos], distances))[:k]
+        out.append([(int(known[pos[i]]), float(distances[i])) for i in order.tolist()])
+    return out
+
+
+def _present(known: Any, pool: Sequence[int]) -> Any:
+    """Positions in the sorted ``known`` of the seqs of ``pool`` it holds."""
+    import numpy as np
+
+    wanted = np.asarray(pool, dtype=np.int64)
+    pos = np.searchsorted(known, wanted)
+    ok = pos < len(known)
+    pos, wanted = pos[ok], wanted[ok]
+    return np.unique(pos[known[pos] == wanted])
+
+
 def knn(
     conn: apsw.Connection, vector: bytes, k: int, filters: Filters,
     prefix_seqs: np.ndarray | None, pool: int | None = None,
@@ -431,3 +510,23 @@ def knn(
     index = for_connection(conn)
     chosen = index.candidates(conn, vector, filters, max(pool or POOL, k), prefix_seqs, codes)
     return rerank(conn, vector, chosen, k)
+
+
+# Queries whose pools are re-ranked together: their union's float copies are held at once
+# (at most 64 x POOL rows, ~100 MB at 384 dimensions; pools of one batch overlap).
+RERANK_GROUP = 64
+
+
+def knn_many(
+    conn: apsw.Connection, vectors: Sequence[bytes], k: int, filters: Filters,
+    codes: tuple[int, ...] | None = None, min_similarity: float | None = None,
+) -> list[list[tuple[int, float]]]:
+    """:func:`knn` for each of ``vectors`` under one ``filters`` (no prefix): the same
+    candidates as one search each, the copy refreshed and filtered once."""
+    index = for_connection(conn)
+    pools = index.candidates_many(conn, vectors, filters, max(POOL, k), None, codes)
+    out: list[list[tuple[int, float]]] = []
+    for start in range(0, len(vectors), RERANK_GROUP):
+        group = slice(start, start + RERANK_GROUP)
+        out += rerank_many(conn, vectors[group], pools[group], k, min_similarity)
+    return out

@@ -1,0 +1,194 @@
+"""store_many decides every item as one store after another would (issue 18).
+
+The near-duplicate check of a batch asks the store once (``Store.knn_many``) and adds what
+the batch itself wrote; these tests store the same items one by one and as one batch, into
+two stores that start alike, and compare them memory for memory, with the real model.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memento import Memory
+from memento.embedder import Embedder
+from memento.store import Filters, sqlite, sqlite_index
+from memento.store.base import Store
+
+SUBJECTS = [
+    "the API server", "the staging database", "the billing worker", "the search service",
+    "the auth proxy", "the metrics exporter", "the nightly backup job", "the web frontend",
+    "the mail relay", "the image resizer", "the cache cluster", "the payments gateway",
+    "the admin dashboard", "the event bus", "the export service", "the login page",
+    "the report generator", "the feature flag service", "the audit log", "the video encoder",
+    "the chat bot", "the job scheduler", "the CDN edge", "the mobile API",
+]  # fmt: skip
+# Restatements of one fact, distinct facts about one subject (another value), and facts
+# about other things: similarities on both sides of both bars (0.97 and 0.65).
+TEMPLATES = [
+    "{s} listens on port {n}",
+    "{s} runs on port {n}",
+    "The port of {s} is {n}",
+    "{s} is served on port {n}",
+    "{s} is deployed every {d}",
+    "We deploy {s} on {d}s",
+    "{s} is owned by the {t} team",
+    "The {t} team owns {s}",
+]
+DAYS = ["Monday", "Tuesday", "Friday"]
+TEAMS = ["platform", "payments", "growth"]
+
+
+def _items() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(stored first one by one in both stores, then the batch): facts, lessons and events,
+    repeats inside the batch, subject_key upserts (one turning a fact into an event), and a
+    project scope."""
+    texts = []
+    for (i, s), template in itertools.product(enumerate(SUBJECTS), TEMPLATES):
+        texts.append(
+            template.format(s=s, n=8000 + i % 3, d=DAYS[i % 3], t=TEAMS[i % 3]).capitalize()
+        )
+    first = [{"content": t, "kind": "fact"} for t in texts[::5]]
+    first += [
+        {"content": "The staging database is PostgreSQL 16", "subject_key": "project.db"},
+        {"content": "The user prefers dark mode", "subject_key": "user.theme"},
+        {"content": "Always run ruff before committing", "kind": "lesson"},
+        {"content": "Deploys are frozen on Fridays", "subject_key": "project.freeze"},
+        {"content": "Our API gateway uses port 9090"},
+    ]
+    # four keyed facts nearer to a later query than the gateway fact, all rewritten by the
+    # batch before that query comes: the store must be asked for more than four neighbours
+    first += [
+        {"content": f"The API gateway listens on port 808{n}", "subject_key": f"project.gw{n}"}
+        for n in range(5)
+    ]
+    batch: list[dict[str, Any]] = []
+    for n, text in enumerate(texts):
+        kind = "lesson" if n % 7 == 3 else "event" if n % 11 == 5 else "fact"
+        batch.append({"content": text, "kind": kind, "importance": 0.4 + (n % 5) / 10})
+        if n % 9 == 0:  # said again later in the same batch, slightly reworded
+            batch.append({"content": text + ".", "kind": kind, "importance": 0.9})
+        if n % 13 == 0:
+            batch.append({"content": text, "kind": "fact", "scope": "project"})
+    batch[40:40] = [
+        {"content": "The staging database is MySQL 8", "subject_key": "project.db"},
+        {"content": "The user prefers dark mode", "kind": "event", "subject_key": "user.theme"},
+        {"content": "The user prefers light mode", "subject_key": "user.theme2"},
+    ]
+    batch[120:120] = [
+        {"content": "The staging database is MySQL 8.0", "subject_key": "project.db"},
+        {"content": "The user prefers light mode in editors", "subject_key": "user.theme2"},
+        {"content": "The user prefers dark mode"},
+        {"content": "Run ruff before every commit", "kind": "lesson"},
+        {"content": "The staging database is PostgreSQL 16"},  # no longer what project.db says
+        {"content": "Deploys are frozen on Fridays"},  # project.freeze is an event now
+        {"content": "The API gateway listens on port 8080"},
+    ]
+    batch[60:60] = [
+        {
+            "content": "Deploys are frozen on Fridays",
+            "kind": "event",
+            "subject_key": "project.freeze",
+        },
+        *(
+            {"content": f"The office plant number {n} needs water", "subject_key": f"project.gw{n}"}
+            for n in range(5)
+        ),
+    ]
+    return first, batch
+
+
+def _summary(memory: Memory, records: list[Any]) -> list[tuple[Any, ...]]:
+    """Each record as what a user sees: the action, the memory it landed in (by content and
+    scope), its importance, and the related memories listed."""
+    out = []
+    for r in records:
+        landed = memory.get(r.id)
+        related = tuple((memory.get(x.id).content, round(x.similarity, 2)) for x in r.related)
+        out.append(
+            (r.action, landed.content, landed.kind, landed.scope, landed.importance, related)
+        )
+    return out
+
+
+def _contents(memory: Memory) -> list[tuple[Any, ...]]:
+    return sorted(
+        (r["content"], r["kind"], r["subject_key"], r["importance"], r["scope"])
+        for r in memory.export()
+    )
+
+
+def _compare(tmp_path: Path, embedder: Embedder) -> list[tuple[Any, ...]]:
+    first, batch = _items()
+    assert len(batch) > 200 and len(first) + len(batch) > 250
+    project = tmp_path / "proj"
+    project.mkdir()
+    results = []
+    for name in ("one-by-one", "batch"):
+        with Memory(path=tmp_path / f"{name}.db", embedder=embedder, project=project) as m:
+            for item in first:
+                m.store(**item)
+            if name == "batch":
+                records = m.store_many(batch)
+            else:
+                records = [m.store(**item) for item in batch]
+            results.append((_summary(m, records), _contents(m)))
+    (one, one_rows), (many, many_rows) = results
+    for n, (a, b) in enumerate(zip(one, many)):
+        assert a == b, f"item {n}: {batch[n]['content']!r}: one by one {a}, batched {b}"
+    assert one_rows == many_rows
+    return one
+
+
+def test_store_many_decides_every_item_as_one_by_one_stores(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    decided = _compare(tmp_path, embedder)
+    actions = {a[0] for a in decided}
+    # the batch exercises every decision, related lists included
+    assert actions == {"created", "deduplicated", "updated"}
+    assert sum(1 for a in decided if a[5]) > 20
+    assert sum(1 for a in decided if a[0] == "deduplicated") > 10
+
+
+def test_large_store_index_path_decides_alike(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index's candidates for each query (what a batch too small to read the whole
+    store takes there), re-ranked in several groups."""
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
+    monkeypatch.setattr(sqlite, "INDEX_QUERY_ROWS", 0)
+    monkeypatch.setattr(sqlite_index, "RERANK_GROUP", 7)
+    _compare(tmp_path, embedder)
+
+
+def test_the_default_knn_many_decides_alike(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a backend without its own knn_many (the base class's, one knn per vector)
+    decides is what SQLite's batched comparison decides."""
+    from memento.store.sqlite import SQLiteStore
+
+    monkeypatch.setattr(SQLiteStore, "knn_many", Store.knn_many)
+    _compare(tmp_path, embedder)
+
+
+def test_knn_many_answers_as_knn(tmp_path: Path, embedder: Embedder) -> None:
+    first, batch = _items()
+    with Memory(path=tmp_path / "m.db", embedder=embedder, project=tmp_path) as m:
+        m.store_many(first + batch)
+        queries = [item["content"] for item in batch[:40]]
+        vectors = m._embed(queries)
+        filters = [Filters(kinds=(k,)) for k in ("fact", "lesson")] * 20
+        store = m._store
+        with store.transaction(write=False):
+            many = store.knn_many(vectors, 6, filters)
+            floored = store.knn_many(vectors, 6, filters, min_similarity=0.8)
+            one = [store.knn(v, 6, f) for v, f in zip(vectors, filters)]
+        for a, b, c in zip(many, one, floored):
+            assert [s for s, _ in a] == [s for s, _ in b]
+            assert [d for _, d in a] == pytest.approx([d for _, d in b], abs=1e-5)
+            assert [s for s, _ in c] == [s for s, d in b if 1 - d >= 0.8]
