@@ -95,8 +95,9 @@ class MemoryBase:
         self._vectors_checked = False
         self.upgraded_from: int | None = None
         self._store: Store = open_store(location, create=create)
-        #: The database file (or the URL of the server) this memory lives in.
-        self.path: Path | str = location
+        #: The database file this memory lives in, or the URL of its PostgreSQL database
+        #: shown without its password (the store keeps the full URL to itself).
+        self.path: Path | str = location if isinstance(location, Path) else self._store.location
         try:
             self._upgrade()
         except self._store.errors as exc:

@@ -1,0 +1,824 @@
+"""The PostgreSQL backend (:class:`PostgresStore`): one psycopg 3 connection to a server
+with pgvector, every table in the ``memento`` schema (``postgres_migrations``).
+
+- Vectors: a ``vector(dim)`` column with an HNSW index (cosine distance). Filters run inside
+  the search: a search whose filters leave few memories is an exact scan of those memories;
+  others use the index with pgvector's iterative scan, and fall back to the exact scan if
+  the index still returned fewer than asked for (``knn``).
+- Keywords: the terms of every memory as a ``tsvector`` with a GIN index, made by the same
+  tokenizer as SQLite's FTS5 index (porter stems, unicode61, diacritics removed) and ranked
+  by FTS5's own BM25, so keyword hits, their scores and recall's relevance (``stems``) are
+  the same on both backends.
+- Writes: one transaction each, serialised across processes and machines by a transaction
+  advisory lock: the near-duplicate check and the subject-key upsert read what every earlier
+  writer committed, so shared keys are never duplicated. Reads of a search share one
+  REPEATABLE READ snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from ..config import display_location
+from ..errors import DatabaseError
+from ..projects import GLOBAL, Project
+from ..recall import keyword_terms
+from . import postgres_migrations as migrations
+from .base import COLUMNS as WRITABLE
+from .base import Filters, NewMemory, Row, Store, Version, read_metadata
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - exercised by the "no extra" test in a subprocess
+    psycopg = None  # type: ignore[assignment]
+
+EXTRA = "pip install 'memento-agent-memory[postgres]'"
+CONNECT_TIMEOUT_S = 10
+# A search whose filters leave at most this many memories scans them exactly instead of
+# walking the HNSW graph. 5,000 cosine distances of 384 floats are a few milliseconds of
+# server time, and the scan is exact however selective the filter (an HNSW walk with a
+# filter matching 3 memories in 100,000 visits its whole scan budget and may find none).
+EXACT_MAX = 5_000
+# HNSW candidates per search (hnsw.ef_search; pgvector's default is 40): at least twice
+# the k asked for, so the graph walk has room to pick the best k.
+EF_SEARCH_MIN = 40
+# BM25 as SQLite's FTS5 computes it (k1, b), with its column weights for the terms of the
+# content (A) and of the subject key (B): ``bm25(memory_fts, 1.0, 0.5)``.
+BM25_K1 = 1.2
+BM25_B = 0.75
+# Large stores leave out keyword terms most memories contain, as SQLite does
+# (sqlite.bounded_match): same thresholds, same reasons.
+KEYWORD_MIN_ROWS = 50_000
+KEYWORD_MAX_DF = 0.02
+KEYWORD_MAX_POSTINGS = 40_000
+# tsvector limits: a lexeme is at most 2047 bytes, a position at most 16383, and a lexeme
+# keeps at most 256 positions. Longer terms are cut (the same cut on both sides of a match).
+MAX_LEXEME_BYTES = 2000
+MAX_POSITION = 16_383
+MAX_POSITIONS = 255
+
+COLUMNS = (
+    "m.seq, m.id, m.content, m.kind, m.subject_key, m.importance, m.metadata, m.source, "
+    "m.created_at, m.updated_at, m.archived_at, m.embedding_model, p.id, p.name"
+)
+SELECT = f"SELECT {COLUMNS} FROM memories m JOIN projects p ON p.id = m.scope"
+
+
+def require_driver() -> None:
+    if psycopg is None:
+        raise DatabaseError(f"a postgresql:// database needs psycopg: {EXTRA}")
+
+
+# ---- keyword terms: SQLite's FTS5 tokenizer, without a database --------------------
+
+_tokenizer_lock = threading.Lock()
+_tokenizer: Any = None
+
+
+def _tokenize(text: str) -> list[str]:
+    """The terms FTS5 (``porter unicode61 remove_diacritics 2``, as SQLite's memory_fts)
+    makes of ``text``, in order, each cut to what a tsvector lexeme holds."""
+    global _tokenizer
+    import apsw
+
+    with _tokenizer_lock:
+        if _tokenizer is None:
+            conn = apsw.Connection(":memory:")
+            _tokenizer = (conn, conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"]))
+        tokens = _tokenizer[1](text.encode("utf-8"), apsw.FTS5_TOKENIZE_DOCUMENT, None)
+    return [_cut(t[2]) for t in tokens]
+
+
+def _cut(term: str) -> str:
+    data = term.encode("utf-8")
+    if len(data) <= MAX_LEXEME_BYTES:
+        return term
+    return data[:MAX_LEXEME_BYTES].decode("utf-8", errors="ignore")
+
+
+def _quote(term: str) -> str:
+    """A lexeme in tsvector/tsquery input syntax: quoted, quotes and backslashes escaped."""
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def terms_vector(content: str, subject_key: str | None) -> tuple[str, int]:
+    """The tsvector literal of a memory (content terms weighted A, key terms B) and how
+    many terms it has (BM25's document length, as FTS5 counts it)."""
+    positions: dict[str, list[str]] = {}
+    count = 0
+    for weight, text in (("A", content), ("B", subject_key or "")):
+        for term in _tokenize(text):
+            count += 1
+            found = positions.setdefault(term, [])
+            if len(found) < MAX_POSITIONS:
+                found.append(f"{min(count, MAX_POSITION)}{weight}")
+    literal = " ".join(f"{_quote(t)}:{','.join(p)}" for t, p in positions.items())
+    return literal, count
+
+
+# ---- values ---------------------------------------------------------------------------
+
+
+def vector_text(vector: bytes) -> str:
+    """A little-endian float32 vector as pgvector's text input."""
+    import numpy as np
+
+    values = np.frombuffer(vector, dtype="<f4")
+    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc)
+
+
+def to_row(raw: Sequence[Any]) -> Row:
+    return Row(
+        seq=int(raw[0]),
+        id=raw[1],
+        content=raw[2],
+        kind=raw[3],
+        subject_key=raw[4],
+        importance=float(raw[5]),
+        metadata=read_metadata(raw[6]),
+        source=raw[7],
+        created_at=_utc(raw[8]),  # type: ignore[arg-type]
+        updated_at=_utc(raw[9]),  # type: ignore[arg-type]
+        archived_at=_utc(raw[10]),
+        embedding_model=raw[11],
+        scope=raw[12],
+        project=None if raw[12] == GLOBAL else raw[13],
+    )
+
+
+def _json(value: dict[str, Any] | None) -> str:
+    import json
+
+    return json.dumps(value or {}, ensure_ascii=False)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    from .sqlite import prefix_upper_bound as upper
+
+    return upper(prefix)
+
+
+def memories_where(filters: Filters, alias: str = "m") -> tuple[str, list[Any]]:
+    """SQL conditions and bindings on ``memories`` for ``filters`` (exact); the same
+    conditions as SQLite's ``memories_where``."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not filters.include_archived:
+        clauses.append(f"{alias}.archived_at IS NULL")
+    if filters.kinds:
+        clauses.append(f"{alias}.kind = ANY(%s)")
+        params.append(list(filters.kinds))
+    if filters.prefix:
+        # whole key segments (see Filters): the key itself, or keys below "key."; a range
+        # on the C-collated subject_key index finds them
+        prefix = filters.prefix
+        child = prefix if prefix.endswith(".") else prefix + "."
+        below = f"(left({alias}.subject_key, %s) = %s AND {alias}.subject_key >= %s"
+        below_params: list[Any] = [len(child), child, child]
+        upper = prefix_upper_bound(child)
+        if upper is not None:
+            below += f" AND {alias}.subject_key < %s"
+            below_params.append(upper)
+        below += ")"
+        if child is prefix:
+            clauses.append(below)
+        else:
+            clauses.append(f"({alias}.subject_key = %s OR {below})")
+            params.append(prefix)
+        params.extend(below_params)
+    if filters.since is not None:
+        clauses.append(f"{alias}.created_at >= %s")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append(f"{alias}.created_at <= %s")
+        params.append(filters.until)
+    if filters.only_keyed:
+        clauses.append(f"{alias}.subject_key IS NOT NULL")
+    if filters.scopes is not None:
+        clauses.append(f"{alias}.scope = ANY(%s)")
+        params.append(list(filters.scopes))
+    return (" AND ".join(clauses) or "true"), params
+
+
+# ---- connecting ---------------------------------------------------------------------------
+
+
+def connect(url: str) -> Any:
+    """A connection in autocommit mode (transactions are explicit), UTC, with the memento
+    schema and pgvector's schema on the search path."""
+    require_driver()
+    where = display_location(url)
+    try:
+        conn = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="memento",
+        )
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot connect to {where}: {first_line(exc)}: check the URL in --db or "
+            "MEMENTO_PATH and that the server is running"
+        ) from None
+    try:
+        conn.execute("SET TIME ZONE 'UTC'")
+        row = conn.execute(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'vector'"
+        ).fetchone()
+        path = [migrations.SCHEMA, "public"]
+        if row is not None and row[0] not in path:
+            path.insert(1, row[0])
+        conn.execute(
+            "SELECT set_config('search_path', %s, false)",
+            (", ".join(psycopg.sql.Identifier(p).as_string(conn) for p in path),),
+        )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def describe_postgres_error(exc: BaseException, where: str) -> str:
+    """One line for a driver error: what went wrong and what to do."""
+    if psycopg is None:  # pragma: no cover
+        return f"database error on {where}: {exc}"
+    errors = psycopg.errors
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return (
+            f"the database user of {where} lacks a privilege ({first_line(exc)}): grant it, "
+            "or connect as the owner of the memento schema"
+        )
+    if isinstance(exc, errors.ReadOnlySqlTransaction):
+        return f"{where} is read-only (a standby?): connect to the primary to store or forget"
+    if isinstance(exc, errors.DiskFull):
+        return f"the disk of the PostgreSQL server at {where} is full: free some space and retry"
+    if isinstance(exc, (errors.QueryCanceled, errors.LockNotAvailable)):
+        return f"{where} did not answer in time ({first_line(exc)}): retry"
+    if isinstance(exc, psycopg.OperationalError):
+        return (
+            f"lost the connection to {where} ({first_line(exc)}): check that the server is "
+            "running, then retry"
+        )
+    return f"database error on {where}: {first_line(exc)}"
+
+
+# ---- the store ---------------------------------------------------------------------------
+
+
+class PostgresStore(Store):
+    """One PostgreSQL database through one psycopg connection (``conn``: the escape hatch
+    for tests and benchmarks)."""
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        require_driver()
+        self.errors = (psycopg.Error,)
+        self.url = url
+        self.location = display_location(url)
+        self.conn = connect(url)
+        try:
+            with self.conn.cursor() as cur:
+                version = migrations.current_version(cur)
+        except BaseException:
+            self.conn.close()
+            raise
+        if version == 0 and not create:
+            self.conn.close()
+            raise DatabaseError(
+                f"no memento database at {self.location}: create it with "
+                "`memento init --db URL`, or check --db and MEMENTO_PATH"
+            )
+        self._readonly: bool | None = None
+        self._iterative = self._has_iterative_scan()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def _has_iterative_scan(self) -> bool:
+        """pgvector 0.8 filters inside the HNSW walk (hnsw.iterative_scan); older versions
+        rely on the exact fallback of ``knn``."""
+        version = self._one("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        if not version:
+            return False
+        parts = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
+        return parts >= (0, 8)
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def readonly(self) -> bool:
+        if self._readonly is None:
+            self._readonly = bool(
+                self._one(
+                    "SELECT pg_is_in_recovery() "
+                    "OR current_setting('default_transaction_read_only') = 'on' "
+                    "OR (to_regclass('memento.memories') IS NOT NULL "
+                    "AND NOT has_table_privilege('memento.memories', 'INSERT'))"
+                )
+            )
+        return self._readonly
+
+    def schema_version(self) -> int:
+        with self.conn.cursor() as cur:
+            return migrations.current_version(cur)
+
+    def needs_upgrade(self) -> bool:
+        version = self.schema_version()
+        migrations.check_not_newer(version)
+        return version != migrations.LATEST
+
+    def upgrade(self, dimension: int | None) -> list[int]:
+        known = self.vector_dimension() if self.schema_version() else None
+        dimension = known or dimension
+        if dimension is None:
+            raise ValueError("a new store needs the vector dimension")
+        applied = migrations.migrate(self.conn, dimension)
+        self._readonly = None
+        return applied
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[None]:
+        """A write takes the advisory write lock first (writers queue, like SQLite's BEGIN
+        IMMEDIATE); a read is one REPEATABLE READ snapshot. Rolls back on any error."""
+        with self.conn.transaction():
+            if write:
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.WRITE_LOCK,))
+            else:
+                self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    def describe_error(self, exc: BaseException) -> str:
+        return describe_postgres_error(exc, self.location)
+
+    # ---- settings and vectors ------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        return self._one("SELECT value FROM settings WHERE key = %s", (key,))
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO settings(key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def vector_dimension(self) -> int | None:
+        value = self._one(
+            "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = "
+            "to_regclass('memento.memories') AND a.attname = 'embedding' AND NOT a.attisdropped"
+        )
+        return int(value) if value is not None and value > 0 else None
+
+    def count_stale_vectors(self, model_name: str) -> int:
+        return int(
+            self._one(
+                "SELECT count(*) FROM memories WHERE embedding_model IS DISTINCT FROM %s",
+                (model_name,),
+            )
+        )
+
+    def stale_seqs(self, model_name: str) -> list[int]:
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT seq FROM memories WHERE embedding_model IS DISTINCT FROM %s ORDER BY seq",
+                (model_name,),
+            )
+        ]
+
+    def mark_all_stale(self) -> None:
+        self.conn.execute("UPDATE memories SET embedding_model = NULL")
+
+    def recreate_vectors(self, dimension: int) -> None:
+        self.conn.execute("DROP INDEX IF EXISTS memories_embedding")
+        self.conn.execute(
+            f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({int(dimension)}) "
+            "USING NULL"
+        )
+        self.conn.execute(
+            "CREATE INDEX memories_embedding ON memories USING hnsw (embedding vector_cosine_ops)"
+        )
+        self.mark_all_stale()
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def fetch(self, seqs: Sequence[int]) -> dict[int, Row]:
+        if not seqs:
+            return {}
+        rows = self.conn.execute(f"{SELECT} WHERE m.seq = ANY(%s)", ([int(s) for s in seqs],))
+        return {int(r[0]): to_row(r) for r in rows}
+
+    def find_by_id(self, prefix: str) -> list[Row]:
+        if len(prefix) == 26:
+            rows = self.conn.execute(f"{SELECT} WHERE m.id = %s", (prefix,))
+        else:
+            rows = self.conn.execute(
+                f"{SELECT} WHERE m.id >= %s AND m.id < %s LIMIT 2", (prefix, prefix + "~")
+            )
+        return [to_row(r) for r in rows]
+
+    def find_live_subject(self, subject_key: str, scope: str) -> Row | None:
+        raw = self.conn.execute(
+            f"{SELECT} WHERE m.subject_key = %s AND m.archived_at IS NULL AND m.scope = %s",
+            (subject_key, scope),
+        ).fetchone()
+        return None if raw is None else to_row(raw)
+
+    def register_project(self, project: Project) -> None:
+        self.conn.execute(
+            "INSERT INTO projects(id, name, root) VALUES (%s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+            "root = coalesce(excluded.root, projects.root)",
+            (project.id, project.name, project.root),
+        )
+
+    def projects(self) -> list[dict[str, Any]]:
+        # the order of SQLite's integer codes: global first, then by registration
+        return [
+            {"id": r[0], "name": r[1], "root": r[2], "live": int(r[3]), "archived": int(r[4])}
+            for r in self.conn.execute(
+                "SELECT p.id, p.name, p.root, count(m.seq) - count(m.archived_at), "
+                "count(m.archived_at) FROM projects p LEFT JOIN memories m ON m.scope = p.id "
+                "GROUP BY p.id ORDER BY p.id <> 'global', min(p.created_at), p.id"
+            )
+        ]
+
+    def rows(
+        self, filters: Filters, order: str = "newest", limit: int | None = None
+    ) -> list[Row]:
+        where, params = memories_where(filters)
+        orders = {
+            "newest": "m.created_at DESC, m.seq DESC",
+            "important": "m.importance DESC, m.updated_at DESC, m.seq DESC",
+            "key": "m.subject_key NULLS FIRST, m.seq",
+            "seq": "m.seq",
+        }
+        sql = f"{SELECT} WHERE {where} ORDER BY {orders[order]}"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params = [*params, int(limit)]
+        return [to_row(r) for r in self.conn.execute(sql, params)]
+
+    def iter_rows(self) -> Iterator[Row]:
+        last = 0
+        while True:
+            chunk = self.conn.execute(
+                f"{SELECT} WHERE m.seq > %s ORDER BY m.seq LIMIT 1000", (last,)
+            ).fetchall()
+            if not chunk:
+                return
+            for raw in chunk:
+                yield to_row(raw)
+            last = chunk[-1][0]
+
+    def counts(self, filters: Filters) -> dict[str, Any]:
+        where, params = memories_where(replace(filters, include_archived=True))
+        live: dict[str, int] = {}
+        archived = 0
+        for kind, is_archived, count in self.conn.execute(
+            f"SELECT m.kind, m.archived_at IS NOT NULL, count(*) FROM memories m WHERE {where} "
+            "GROUP BY 1, 2",
+            params,
+        ):
+            if is_archived:
+                archived += int(count)
+            else:
+                live[kind] = int(count)
+        return {"live_by_kind": live, "archived": archived}
+
+    def size_bytes(self) -> int | None:
+        """Every table of the memento schema with its indexes and TOAST data."""
+        value = self._one(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'",
+            (migrations.SCHEMA,),
+        )
+        return None if value is None else int(value)
+
+    # ---- search ---------------------------------------------------------------------
+
+    def knn(self, vector: bytes, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """The k nearest by cosine distance, filters exact: an exact scan when the filters
+        leave at most ``EXACT_MAX`` memories, else the HNSW index with iterative scans
+        (filters applied inside the walk), falling back to the exact scan when the walk
+        ends with fewer than k (its scan budget spent on memories the filters reject)."""
+        k = int(k)
+        if k <= 0 or filters.scopes == ():
+            return []
+        query = vector_text(vector)
+        where, params = memories_where(filters)
+        where += " AND m.embedding IS NOT NULL"
+        matching = int(
+            self._one(
+                f"SELECT count(*) FROM (SELECT 1 FROM memories m WHERE {where} LIMIT %s) s",
+                [*params, EXACT_MAX + 1],
+            )
+        )
+        if matching <= EXACT_MAX:
+            return self._knn_exact(query, k, where, params)
+        with self._in_transaction():
+            self.conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)", (str(max(EF_SEARCH_MIN, 2 * k)),)
+            )
+            if self._iterative:
+                self.conn.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+            hits = self.conn.execute(
+                f"SELECT m.seq, m.embedding <=> %s::vector AS d FROM memories m WHERE {where} "
+                "ORDER BY m.embedding <=> %s::vector LIMIT %s",
+                [query, *params, query, k],
+            ).fetchall()
+        if len(hits) < k:
+            return self._knn_exact(query, k, where, params)
+        return [(int(s), float(d)) for s, d in hits]
+
+    def _knn_exact(
+        self, query: str, k: int, where: str, params: list[Any]
+    ) -> list[tuple[int, float]]:
+        # MATERIALIZED: the distances are computed for the matching rows and sorted, never
+        # handed to the HNSW index (whose walk may stop short under a selective filter)
+        rows = self.conn.execute(
+            "WITH c AS MATERIALIZED (SELECT m.seq, m.embedding <=> %s::vector AS d "
+            f"FROM memories m WHERE {where}) SELECT seq, d FROM c ORDER BY d, seq LIMIT %s",
+            [query, *params, k],
+        ).fetchall()
+        return [(int(s), float(d)) for s, d in rows]
+
+    @contextlib.contextmanager
+    def _in_transaction(self) -> Iterator[None]:
+        """The caller's transaction, or one of its own (``set_config(..., true)`` lasts
+        until the end of a transaction)."""
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+            yield
+        else:
+            with self.conn.transaction():
+                yield
+
+    def keyword(self, text: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """BM25 hits (lower is better, as FTS5 returns it), filters exact: every memory
+        holding a query term is scored, with FTS5's formula and column weights over the
+        whole store's document count and mean length (``keyword_stats``)."""
+        terms: list[str] = []
+        for word in keyword_terms(text):
+            for term in _tokenize(word):
+                if term not in terms:
+                    terms.append(term)
+        if not terms or int(k) <= 0:
+            return []
+        docs, tokens = self.conn.execute("SELECT docs, tokens FROM keyword_stats").fetchone()
+        docs = int(docs)
+        if docs <= 0:
+            return []
+        frequency = self._document_frequencies(terms)
+        terms = self._bounded(terms, frequency, docs)
+        if not terms:
+            return []
+        # FTS5: idf = log((N - n + 0.5) / (n + 0.5)), at least 1e-6
+        idf = [
+            max(math.log((docs - frequency[t] + 0.5) / (frequency[t] + 0.5)), 1e-6)
+            for t in terms
+        ]
+        average = max(int(tokens) / docs, 1e-9)
+        where, params = memories_where(filters)
+        tsquery = " | ".join(_quote(t) for t in terms)
+        sql = (
+            "WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)) "
+            "SELECT m.seq, -sum(q.idf * w.tf * %s / (w.tf + %s * (%s + %s * m.doclen / %s))) "
+            "AS rank FROM memories m CROSS JOIN LATERAL ("
+            "SELECT u.lexeme, (SELECT sum(CASE x WHEN 'A' THEN 1.0 ELSE 0.5 END) "
+            "FROM unnest(u.weights) x)::float8 AS tf FROM unnest(m.terms) u "
+            "WHERE u.lexeme = ANY(%s::text[])) w JOIN q ON q.term = w.lexeme "
+            f"WHERE m.terms @@ %s::tsquery AND {where} "
+            "GROUP BY m.seq ORDER BY rank, m.seq LIMIT %s"
+        )
+        rows = self.conn.execute(
+            sql,
+            [
+                terms, idf, BM25_K1 + 1, BM25_K1, 1 - BM25_B, BM25_B, average, terms,
+                tsquery, *params, int(k),
+            ],
+        ).fetchall()
+        return [(int(s), float(r)) for s, r in rows]
+
+    def _document_frequencies(self, terms: list[str]) -> dict[str, int]:
+        """How many memories hold each term (through the GIN index)."""
+        rows = self.conn.execute(
+            "SELECT t, (SELECT count(*) FROM memories WHERE terms @@ "
+            "(quote_literal(t))::tsquery) FROM unnest(%s::text[]) AS t",
+            (terms,),
+        ).fetchall()
+        return {t: int(n) for t, n in rows}
+
+    @staticmethod
+    def _bounded(terms: list[str], frequency: dict[str, int], docs: int) -> list[str]:
+        """The terms worth scoring: those some memory holds, and in large stores without
+        the ones most memories hold (SQLite's ``bounded_match``, same thresholds)."""
+        present = [t for t in terms if frequency.get(t)]
+        if docs < KEYWORD_MIN_ROWS or not present:
+            return present
+        ranked = sorted(present, key=lambda t: frequency[t])
+        limit = KEYWORD_MAX_DF * docs
+        kept = [t for t in ranked if frequency[t] <= limit] or ranked[:1]
+        postings = 0
+        for n, term in enumerate(kept):
+            postings += frequency[term]
+            if postings > KEYWORD_MAX_POSTINGS and n > 0:
+                return kept[:n]
+        return kept
+
+    def similarities(self, vector: bytes, seqs: Sequence[int]) -> dict[int, float]:
+        if not seqs:
+            return {}
+        rows = self.conn.execute(
+            "SELECT seq, 1 - (embedding <=> %s::vector) FROM memories "
+            "WHERE seq = ANY(%s) AND embedding IS NOT NULL",
+            (vector_text(vector), [int(s) for s in seqs]),
+        )
+        return {int(s): float(v) for s, v in rows}
+
+    def stems(self, texts: Sequence[str]) -> list[frozenset[str]]:
+        return [frozenset(_tokenize(text)) for text in texts]
+
+    # ---- writes ---------------------------------------------------------------------
+
+    def insert(self, memory: NewMemory, vector: bytes) -> int:
+        terms, doclen = terms_vector(memory.content, memory.subject_key)
+        return int(
+            self._one(
+                "INSERT INTO memories(id, content, kind, subject_key, importance, metadata, "
+                "source, created_at, updated_at, archived_at, embedding_model, scope, "
+                "embedding, terms, doclen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s::vector, %s::tsvector, %s) RETURNING seq",
+                (
+                    memory.id, memory.content, memory.kind, memory.subject_key,
+                    memory.importance, _json(memory.metadata), memory.source,
+                    memory.created_at, memory.updated_at, memory.archived_at,
+                    memory.embedding_model, memory.scope, vector_text(vector), terms, doclen,
+                ),
+            )
+        )
+
+    def update(self, seq: int, values: dict[str, Any], vector: bytes | None = None) -> None:
+        unknown = set(values) - set(WRITABLE)
+        if unknown:
+            raise ValueError(f"not a writable column: {sorted(unknown)}")
+        assignments: list[str] = []
+        params: list[Any] = []
+        for name, value in values.items():
+            assignments.append(f"{name} = %s")
+            params.append(_json(value) if name == "metadata" else value)
+        if vector is not None:
+            assignments.append("embedding = %s::vector")
+            params.append(vector_text(vector))
+        if "content" in values or "subject_key" in values:
+            current = self.fetch([seq]).get(seq)
+            if current is not None:
+                terms, doclen = terms_vector(
+                    values.get("content", current.content),
+                    values.get("subject_key", current.subject_key),
+                )
+                assignments += ["terms = %s::tsvector", "doclen = %s"]
+                params += [terms, doclen]
+        if assignments:
+            self.conn.execute(
+                f"UPDATE memories SET {', '.join(assignments)} WHERE seq = %s", [*params, seq]
+            )
+
+    def delete(self, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        part = [int(s) for s in seqs]
+        self.conn.execute(
+            "DELETE FROM injected WHERE memory_id IN (SELECT id FROM memories WHERE seq = ANY(%s))",
+            (part,),
+        )
+        self.conn.execute("DELETE FROM memory_versions WHERE seq = ANY(%s)", (part,))
+        self.conn.execute("DELETE FROM memories WHERE seq = ANY(%s)", (part,))
+
+    def after_delete(self) -> None:
+        """VACUUM the tables a hard delete touched: their dead rows and index entries go,
+        and the space is reused by later writes. It does not overwrite the freed bytes or
+        reach the WAL, replicas and backups (README: "Forgetting on PostgreSQL")."""
+        with contextlib.suppress(psycopg.Error):
+            self.conn.execute("VACUUM memories, memory_versions, injected")
+
+    # ---- earlier versions -------------------------------------------------------------
+
+    def add_version(
+        self, row: Row, valid_from: datetime, valid_until: datetime, replaced_by: str
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO memory_versions(seq, version, content, kind, subject_key, importance, "
+            "metadata, source, scope, valid_from, valid_until, replaced_by) VALUES (%s, "
+            "(SELECT coalesce(max(version), 0) + 1 FROM memory_versions WHERE seq = %s), "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                row.seq, row.seq, row.content, row.kind, row.subject_key, row.importance,
+                _json(row.metadata), row.source, row.scope, valid_from, valid_until,
+                replaced_by,
+            ),
+        )
+
+    def versions(self, seqs: Sequence[int]) -> dict[int, list[Version]]:
+        out: dict[int, list[Version]] = {}
+        if not seqs:
+            return out
+        import json
+
+        rows = self.conn.execute(
+            "SELECT v.seq, v.version, v.content, v.kind, v.subject_key, v.importance, "
+            "v.metadata, v.source, p.id, p.name, v.valid_from, v.valid_until, v.replaced_by "
+            "FROM memory_versions v JOIN projects p ON p.id = v.scope "
+            "WHERE v.seq = ANY(%s) ORDER BY v.seq, v.version",
+            ([int(s) for s in seqs],),
+        )
+        for r in rows:
+            out.setdefault(int(r[0]), []).append(
+                Version(
+                    seq=int(r[0]), version=int(r[1]), content=r[2], kind=r[3],
+                    subject_key=r[4], importance=float(r[5]),
+                    metadata=json.loads(r[6]) if r[6] else {}, source=r[7], scope=r[8],
+                    project=None if r[8] == GLOBAL else r[9], valid_from=_utc(r[10]),
+                    valid_until=_utc(r[11]), replaced_by=r[12],
+                )  # fmt: skip
+            )
+        return out
+
+    def version_counts(self, seqs: Sequence[int]) -> dict[int, int]:
+        if not seqs:
+            return {}
+        rows = self.conn.execute(
+            "SELECT seq, count(*) FROM memory_versions WHERE seq = ANY(%s) GROUP BY seq",
+            ([int(s) for s in seqs],),
+        )
+        return {int(s): int(n) for s, n in rows}
+
+    def seqs_with_versions(self, filters: Filters) -> list[int]:
+        keyed = replace(
+            filters, include_archived=True, only_keyed=True, kinds=None, since=None, until=None
+        )
+        where, params = memories_where(keyed, alias="v")
+        return [
+            int(r[0])
+            for r in self.conn.execute(
+                f"SELECT DISTINCT v.seq FROM memory_versions v WHERE {where}", params
+            )
+        ]
+
+    # ---- what agent sessions were given ----------------------------------------------
+
+    def injected(self, session: str) -> set[str]:
+        return {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT memory_id FROM injected WHERE session = %s", (session,)
+            )
+        }
+
+    def mark_injected(self, session: str, ids: Sequence[str], at: datetime) -> None:
+        if not ids:
+            return
+        self.conn.execute(
+            "INSERT INTO injected(session, memory_id, at) SELECT %s, i, %s FROM unnest(%s::text[]) i "
+            "ON CONFLICT (session, memory_id) DO UPDATE SET at = excluded.at",
+            (session, at, list(dict.fromkeys(ids))),
+        )
+
+    def clear_injected(self, session: str | None = None, before: datetime | None = None) -> None:
+        if session is not None:
+            self.conn.execute("DELETE FROM injected WHERE session = %s", (session,))
+        if before is not None:
+            self.conn.execute("DELETE FROM injected WHERE at < %s", (before,))
+
+
+def reset_database(url: str) -> None:
+    """Empty the memento schema of the database at ``url`` (``memento init --force``):
+    drop it whole under the write lock, so no writer is midway; the next open recreates it."""
+    conn = connect(url)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.WRITE_LOCK,))
+            conn.execute(f"DROP SCHEMA IF EXISTS {migrations.SCHEMA} CASCADE")
+    except psycopg.Error as exc:
+        raise DatabaseError(describe_postgres_error(exc, display_location(url))) from None
+    finally:
+        conn.close()
