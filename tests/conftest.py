@@ -216,3 +216,37 @@ def mcp_connect() -> Any:
     """``async with mcp_connect(db, log[, command]) as session``: a real MCP client over
     stdio to a new memento server process."""
     return _mcp_session
+
+
+def query(memory: Memory, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``?`` placeholders) run on ``memory``'s own connection, whichever
+    the backend: for assertions about what the store keeps."""
+    from memento.store.postgres import PostgresStore
+
+    if isinstance(memory.backend, PostgresStore):
+        return [tuple(r) for r in memory.conn.execute(sql.replace("?", "%s"), params)]
+    return [tuple(r) for r in memory.conn.execute(sql, params)]
+
+
+def shown(location: str | Path) -> str:
+    """A location as memento shows it (a URL without its password)."""
+    from memento.config import display_location
+
+    return display_location(location)
+
+
+def latest_schema(location: str | Path) -> int:
+    """The schema version a new store of this backend has (each numbers its own)."""
+    from memento.config import is_postgres_url
+
+    if is_postgres_url(location):
+        from memento.store import postgres_migrations as migrations
+    else:
+        from memento.store import sqlite_migrations as migrations  # type: ignore[no-redef]
+    return migrations.LATEST
+
+
+def is_postgres(location: str | Path) -> bool:
+    from memento.config import is_postgres_url
+
+    return is_postgres_url(location)

@@ -30,10 +30,10 @@ def test_seed_round_trip(memory: Memory) -> None:
     assert isinstance(stored, MemoryRecord) and len(stored.id) == 26
 
 
-def test_memory_survives_reopening(db_path: Path, embedder) -> None:
-    with Memory(path=db_path, embedder=embedder) as m:
+def test_memory_survives_reopening(db_location: Path, embedder) -> None:
+    with Memory(path=db_location, embedder=embedder) as m:
         stored = m.store("Deploys happen on Tuesdays", subject_key="project.shop.deploy")
-    with Memory(path=db_path, embedder=embedder) as m:
+    with Memory(path=db_location, embedder=embedder) as m:
         assert m.get(stored.id).content == "Deploys happen on Tuesdays"
         assert m.recall("when do we deploy")[0].id == stored.id
 
@@ -289,14 +289,14 @@ def test_recent_browse_about_and_stats(memory: Memory, backend: str) -> None:
 
 
 @pytest.mark.sqlite_only  # reads the file's bytes
-def test_secrets_are_redacted_before_they_reach_the_file(memory: Memory, db_path: Path) -> None:
+def test_secrets_are_redacted_before_they_reach_the_file(memory: Memory, db_location: Path) -> None:
     token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
     stored = memory.store(f"Deploy token is {token} and password=hunter22")
     assert token not in stored.content and "hunter22" not in stored.content
     assert "[REDACTED:github-token]" in stored.content
     assert stored.redactions == ("github-token", "password")
     memory.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert token.encode() not in db_path.read_bytes()
+    assert token.encode() not in db_location.read_bytes()
 
 
 def test_redaction_can_be_turned_off(memory: Memory, monkeypatch) -> None:

@@ -90,7 +90,8 @@ def _tokenize(text: str) -> list[str]:
     with _tokenizer_lock:
         if _tokenizer is None:
             conn = apsw.Connection(":memory:")
-            _tokenizer = (conn, conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"]))
+            tokenizer = conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"])
+            _tokenizer = (conn, tokenizer)
         tokens = _tokenizer[1](text.encode("utf-8"), apsw.FTS5_TOKENIZE_DOCUMENT, None)
     return [_cut(t[2]) for t in tokens]
 
@@ -759,7 +760,7 @@ class PostgresStore(Store):
                     metadata=json.loads(r[6]) if r[6] else {}, source=r[7], scope=r[8],
                     project=None if r[8] == GLOBAL else r[9], valid_from=_utc(r[10]),
                     valid_until=_utc(r[11]), replaced_by=r[12],
-                )  # fmt: skip
+                )
             )
         return out
 
@@ -798,7 +799,8 @@ class PostgresStore(Store):
         if not ids:
             return
         self.conn.execute(
-            "INSERT INTO injected(session, memory_id, at) SELECT %s, i, %s FROM unnest(%s::text[]) i "
+            "INSERT INTO injected(session, memory_id, at) "
+            "SELECT %s, i, %s FROM unnest(%s::text[]) i "
             "ON CONFLICT (session, memory_id) DO UPDATE SET at = excluded.at",
             (session, at, list(dict.fromkeys(ids))),
         )
