@@ -179,6 +179,7 @@ def test_wal_and_shm_are_private_too(tmp_path: Path, hash_embedder) -> None:
     assert db.parent.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.sqlite_only  # reads the file's bytes
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_mcp_store_result_reports_redactions(

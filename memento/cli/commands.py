@@ -637,7 +637,7 @@ def _path_and_file(
         if is_url(args[0].strip()):
             return db_path(ctx, args[0].strip()), args[1]
         first, second = Path(args[0]), Path(args[1])
-        if first.exists() and not _is_sqlite(first) and _is_sqlite(second):
+        if first.exists() and not _is_sqlite(first) and (_is_sqlite(second) or is_url(args[1])):
             raise click.UsageError(
                 f"the database comes first: memento {ctx.info_name} {args[1]} {args[0]} "
                 f"(or give the database with --db)"
@@ -689,10 +689,11 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
       memento import-data ~/new.db backup.jsonl
     """
     target, name = _path_and_file(ctx, args, "FILE")
-    if name != "-" and _is_sqlite(Path(name)):
+    if name != "-" and (is_url(name) or _is_sqlite(Path(name))):
+        what = "a database URL" if is_url(name) else "a SQLite database"
         raise click.UsageError(
-            f"{name} is a SQLite database, not a `memento export` file: to restore into it "
-            "use --db; to import another tool's store use `memento import`"
+            f"{display_location(name)} is {what}, not a `memento export` file: to restore "
+            "into it use --db; to import another tool's store use `memento import`"
         )
     records, labels = _read_jsonl(name)
     with open_memory(target, create=True) as memory, progress("Importing", len(records)) as bar:
