@@ -60,12 +60,6 @@ def db_path(tmp_path: Path) -> Path:
 BACKENDS = ("sqlite", "postgres")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sqlite_only: tests something only a SQLite file has (runs on SQLite only)"
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A ``sqlite_only`` test keeps only its SQLite variant (not a skip: nothing to run)."""
     keep = []
@@ -98,10 +92,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | 
     # a short directory: the server's Unix socket path must fit in 107 bytes
     import tempfile
 
+    import shutil
+
     directory = tempfile.mkdtemp(prefix="memento-pg-")
     server = pgserver.get_server(directory, cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 _unavailable: list[str] = []
