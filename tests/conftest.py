@@ -90,9 +90,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | 
         yield None
         return
     # a short directory: the server's Unix socket path must fit in 107 bytes
-    import tempfile
-
     import shutil
+    import tempfile
 
     directory = tempfile.mkdtemp(prefix="memento-pg-")
     server = pgserver.get_server(directory, cleanup_mode="stop")

@@ -63,23 +63,21 @@ def _v1_initial(cur: Any, dimension: int) -> None:
         CREATE INDEX memories_terms ON memories USING gin(terms);
         CREATE INDEX memories_embedding ON memories USING hnsw (embedding vector_cosine_ops);
 
-        -- BM25 needs the number of documents and their mean length: kept here by a trigger
-        -- (every write holds the write lock, so this one row is never contended)
-        CREATE TABLE keyword_stats (
-            one boolean PRIMARY KEY DEFAULT true CHECK (one),
-            docs bigint NOT NULL,
-            tokens bigint NOT NULL
-        );
-        INSERT INTO keyword_stats(docs, tokens) VALUES (0, 0);
+        -- BM25 needs the number of documents and their mean length. Each write appends
+        -- its change here (a trigger) and readers sum the rows: one counter row updated by
+        -- every insert made a bulk load quadratic (94,000 updates of one row in one
+        -- transaction walk an ever longer chain of its versions). PostgresStore folds
+        -- the rows back into one now and then, under the write lock.
+        CREATE TABLE keyword_stats (docs bigint NOT NULL, tokens bigint NOT NULL);
         CREATE FUNCTION {SCHEMA}.keyword_stats_follow() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
             IF TG_OP = 'INSERT' THEN
-                UPDATE {SCHEMA}.keyword_stats SET docs = docs + 1, tokens = tokens + NEW.doclen;
+                INSERT INTO {SCHEMA}.keyword_stats VALUES (1, NEW.doclen);
             ELSIF TG_OP = 'DELETE' THEN
-                UPDATE {SCHEMA}.keyword_stats SET docs = docs - 1, tokens = tokens - OLD.doclen;
-            ELSE
-                UPDATE {SCHEMA}.keyword_stats SET tokens = tokens - OLD.doclen + NEW.doclen;
+                INSERT INTO {SCHEMA}.keyword_stats VALUES (-1, -OLD.doclen);
+            ELSIF NEW.doclen <> OLD.doclen THEN
+                INSERT INTO {SCHEMA}.keyword_stats VALUES (0, NEW.doclen - OLD.doclen);
             END IF;
             RETURN NULL;
         END $$;
