@@ -223,3 +223,38 @@ def test_verify_on_a_server_says_what_it_checks(postgres_url: str) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "works on a SQLite file" in out.stderr and "postgres:@" not in out.stderr
+
+
+def test_a_dropped_connection_fails_one_call_then_reconnects(
+    postgres_url: str, hash_embedder: HashEmbedder
+) -> None:
+    """The server ended the session (a restart, an admin, a network drop): the call that
+    finds out is a one-line DatabaseError, and the next one works on a new connection."""
+    import psycopg
+
+    from memento.errors import DatabaseError
+
+    with Memory(postgres_url, embedder=hash_embedder) as memory:
+        kept = memory.store("survives a dropped connection")
+        pid = memory.conn.info.backend_pid
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(DatabaseError, match="connection"):
+            memory.get(kept.id)
+        assert memory.get(kept.id).content == "survives a dropped connection"
+
+
+def test_init_force_is_refused_while_another_memento_uses_the_database(
+    postgres_url: str, hash_embedder: HashEmbedder
+) -> None:
+    from memento.errors import DatabaseError
+    from memento.store import reset_store
+
+    with Memory(postgres_url, embedder=hash_embedder) as memory:
+        memory.store("a teammate's memory")
+        with pytest.raises(DatabaseError, match="in use by 1 other memento connection"):
+            reset_store(postgres_url)
+        assert memory.stats()["total"] == 1
+    reset_store(postgres_url)
+    with Memory(postgres_url, embedder=hash_embedder) as memory:
+        assert memory.upgraded_from == 0 and memory.stats()["total"] == 0

@@ -130,7 +130,8 @@ class MemoryBase:
 
     @property
     def conn(self) -> Any:
-        """The SQLite backend's APSW connection: an escape hatch for scripts and tests."""
+        """The backend's own connection (APSW for SQLite, psycopg for PostgreSQL): an escape
+        hatch for scripts and tests."""
         return self._store.conn  # type: ignore[attr-defined]
 
     @property

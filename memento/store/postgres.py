@@ -294,7 +294,7 @@ class PostgresStore(Store):
         self.errors = (psycopg.Error,)
         self.url = url
         self.location = display_location(url)
-        self.conn = connect(url)
+        self._conn = connect(url)
         try:
             with self.conn.cursor() as cur:
                 version = migrations.current_version(cur)
@@ -310,6 +310,16 @@ class PostgresStore(Store):
         self._readonly: bool | None = None
         self._writes = 0
         self._iterative = self._has_iterative_scan()
+
+    @property
+    def conn(self) -> Any:
+        """The connection; a new one when the last was broken (the server restarted, the
+        network dropped): a long-running MCP server fails the one call that found the
+        break, then carries on."""
+        if self._conn.broken:
+            self._conn.close()
+            self._conn = connect(self.url)
+        return self._conn
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()
@@ -327,7 +337,7 @@ class PostgresStore(Store):
     # ---- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
     @property
     def readonly(self) -> bool:
@@ -832,11 +842,24 @@ class PostgresStore(Store):
 
 def reset_database(url: str) -> None:
     """Empty the memento schema of the database at ``url`` (``memento init --force``):
-    drop it whole under the write lock, so no writer is midway; the next open recreates it."""
+    refused while another memento connection (an MCP server, a hook, a teammate's agent)
+    uses the database, as SQLite refuses while another process has the file open; else
+    dropped whole under the write lock. The next open recreates it."""
+    where = display_location(url)
     conn = connect(url)
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.WRITE_LOCK,))
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'memento' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if others:
+                raise DatabaseError(
+                    f"{where} is in use by {others} other memento connection(s) (MCP servers, "
+                    "hooks, commands, here or on other machines): stop them, then run "
+                    "`memento init --force` again"
+                )
             conn.execute(f"DROP SCHEMA IF EXISTS {migrations.SCHEMA} CASCADE")
     except psycopg.Error as exc:
         raise DatabaseError(describe_postgres_error(exc, display_location(url))) from None
