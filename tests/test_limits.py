@@ -81,33 +81,44 @@ def test_recall_many_takes_at_most_20_queries(db_location: Path, hash_embedder) 
 
 # ---- item 13: odd environments -------------------------------------------------------------
 
-URL = "postgresql://user:hunter2@db.example/memories"
+URL = "mysql://user:hunter2@db.example/memories"
+# a PostgreSQL URL of a port where no server listens: refused at once, no network needed
+PG_URL = "postgresql://user:hunter2@127.0.0.1:1/memories"
 
 
 @pytest.mark.parametrize("how", ["env", "--db", "sub --db"])
+@pytest.mark.parametrize("url", [URL, PG_URL])
 def test_a_url_is_refused_and_creates_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, url: str
 ) -> None:
+    """Another kind of URL is refused; a PostgreSQL one that cannot be reached says so.
+    Either way in one line, without the password, and nothing is created as a path."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     if how == "env":
-        monkeypatch.setenv("MEMENTO_PATH", URL)
+        monkeypatch.setenv("MEMENTO_PATH", url)
         args = ["store", "A memory with nowhere to go"]
     elif how == "--db":
-        args = ["--db", URL, "store", "A memory with nowhere to go"]
+        args = ["--db", url, "store", "A memory with nowhere to go"]
     else:
-        args = ["list", "--db", URL]
+        args = ["list", "--db", url]
 
     result = CliRunner().invoke(cli.cli, args)
 
     assert result.exit_code == 1, result.output
-    assert result.stderr.strip() == (
-        "Error: postgresql:// URLs are not supported as a database: give the path of a SQLite "
-        "file with --db or MEMENTO_PATH"
-    )
+    if url == URL:
+        assert result.stderr.strip() == (
+            "Error: mysql:// URLs are not supported as a database: give the path of a SQLite "
+            "file or a postgresql:// URL with --db or MEMENTO_PATH"
+        )
+    else:
+        line = result.stderr.strip()
+        assert line.startswith("Error: cannot connect to postgresql://user@127.0.0.1:1/memories")
+        assert line.endswith("check the URL in --db or MEMENTO_PATH and that the server is running")
+        assert len(line.splitlines()) == 1
     assert "hunter2" not in result.output
-    assert list(work.iterdir()) == []  # no ./postgresql:/user:hunter2@db.example/...
+    assert list(work.iterdir()) == []  # no ./mysql:/user:hunter2@db.example/...
 
 
 @pytest.mark.sqlite_only
