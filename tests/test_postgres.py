@@ -258,3 +258,18 @@ def test_init_force_is_refused_while_another_memento_uses_the_database(
     reset_store(postgres_url)
     with Memory(postgres_url, embedder=hash_embedder) as memory:
         assert memory.upgraded_from == 0 and memory.stats()["total"] == 0
+
+
+def test_reembed_to_a_model_of_another_dimension(postgres_url: str) -> None:
+    """The vector column is replaced by one of the new dimension, every memory re-encoded,
+    and searches work on the new vectors (storage mechanics: hash models)."""
+    with Memory(postgres_url, embedder=HashEmbedder(dimension=16, name="small")) as memory:
+        stored = [memory.store(f"memory number {n}", kind="event").id for n in range(5)]
+    bigger = HashEmbedder(dimension=32, name="bigger")
+    with Memory(postgres_url, embedder=bigger) as memory:
+        memory.reembed(all=True)
+        assert memory.stats()["dimension"] == 32 and memory.stats()["model"] == "bigger"
+        assert memory.backend.count_stale_vectors("bigger") == 0
+        vector = bigger.embed(["memory number 3"])[0].astype("<f4").tobytes()
+        seq, distance = memory.backend.knn(vector, 1, Filters())[0]
+        assert memory.backend.fetch([seq])[seq].id == stored[3] and distance < 1e-5

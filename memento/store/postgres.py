@@ -346,8 +346,9 @@ class PostgresStore(Store):
                 self._one(
                     "SELECT pg_is_in_recovery() "
                     "OR current_setting('default_transaction_read_only') = 'on' "
-                    "OR (to_regclass('memento.memories') IS NOT NULL "
-                    "AND NOT has_table_privilege('memento.memories', 'INSERT'))"
+                    # CASE: has_table_privilege raises for a table not created yet
+                    "OR CASE WHEN to_regclass('memento.memories') IS NULL THEN false "
+                    "ELSE NOT has_table_privilege('memento.memories', 'INSERT') END"
                 )
             )
         return self._readonly
