@@ -111,19 +111,25 @@ def _quote(term: str) -> str:
     return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def terms_vector(content: str, subject_key: str | None) -> tuple[str, int]:
-    """The tsvector literal of a memory (content terms weighted A, key terms B) and how
-    many terms it has (BM25's document length, as FTS5 counts it)."""
+def terms_vector(content: str, subject_key: str | None) -> tuple[str, str, int]:
+    """A memory's keyword terms: the tsvector literal (content terms weighted A, key terms
+    B) that the GIN index finds it by, the JSON of each term's BM25 frequency (1 per use in
+    the content, 0.5 in the key, FTS5's column weights), and how many terms it has (BM25's
+    document length, as FTS5 counts it)."""
+    import json
+
     positions: dict[str, list[str]] = {}
+    frequency: dict[str, float] = {}
     count = 0
-    for weight, text in (("A", content), ("B", subject_key or "")):
+    for weight, share, text in (("A", 1.0, content), ("B", 0.5, subject_key or "")):
         for term in _tokenize(text):
             count += 1
+            frequency[term] = frequency.get(term, 0.0) + share
             found = positions.setdefault(term, [])
             if len(found) < MAX_POSITIONS:
                 found.append(f"{min(count, MAX_POSITION)}{weight}")
     literal = " ".join(f"{_quote(t)}:{','.join(p)}" for t, p in positions.items())
-    return literal, count
+    return literal, json.dumps(frequency, ensure_ascii=False), count
 
 
 # ---- values ---------------------------------------------------------------------------
@@ -630,20 +636,20 @@ class PostgresStore(Store):
         average = max(int(tokens) / docs, 1e-9)
         where, params = memories_where(filters)
         tsquery = " | ".join(_quote(t) for t in terms)
+        # each term's frequency read from the memory's JSON of them: 10x faster than
+        # unnesting its tsvector (45 ms for 2,200 matches of a SciFact claim at 64k rows)
         sql = (
             "WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)) "
-            "SELECT m.seq, -sum(q.idf * w.tf * %s / (w.tf + %s * (%s + %s * m.doclen / %s))) "
-            "AS rank FROM memories m CROSS JOIN LATERAL ("
-            "SELECT u.lexeme, (SELECT sum(CASE x WHEN 'A' THEN 1.0 ELSE 0.5 END) "
-            "FROM unnest(u.weights) x)::float8 AS tf FROM unnest(m.terms) u "
-            "WHERE u.lexeme = ANY(%s::text[])) w JOIN q ON q.term = w.lexeme "
-            f"WHERE m.terms @@ %s::tsquery AND {where} "
+            "SELECT m.seq, -sum(q.idf * f.tf * %s / (f.tf + %s * (%s + %s * m.doclen / %s))) "
+            "AS rank FROM memories m CROSS JOIN q "
+            "CROSS JOIN LATERAL (SELECT (m.frequencies ->> q.term)::float8 AS tf) f "
+            f"WHERE m.terms @@ %s::tsquery AND f.tf IS NOT NULL AND {where} "
             "GROUP BY m.seq ORDER BY rank, m.seq LIMIT %s"
         )
         rows = self.conn.execute(
             sql,
             [
-                terms, idf, BM25_K1 + 1, BM25_K1, 1 - BM25_B, BM25_B, average, terms,
+                terms, idf, BM25_K1 + 1, BM25_K1, 1 - BM25_B, BM25_B, average,
                 tsquery, *params, int(k),
             ],
         ).fetchall()
@@ -691,18 +697,19 @@ class PostgresStore(Store):
     # ---- writes ---------------------------------------------------------------------
 
     def insert(self, memory: NewMemory, vector: bytes) -> int:
-        terms, doclen = terms_vector(memory.content, memory.subject_key)
+        terms, frequencies, doclen = terms_vector(memory.content, memory.subject_key)
         return int(
             self._one(
                 "INSERT INTO memories(id, content, kind, subject_key, importance, metadata, "
                 "source, created_at, updated_at, archived_at, embedding_model, scope, "
-                "embedding, terms, doclen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                "%s, %s, %s::vector, %s::tsvector, %s) RETURNING seq",
+                "embedding, terms, frequencies, doclen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s::vector, %s::tsvector, %s::jsonb, %s) RETURNING seq",
                 (
                     memory.id, memory.content, memory.kind, memory.subject_key,
                     memory.importance, _json(memory.metadata), memory.source,
                     memory.created_at, memory.updated_at, memory.archived_at,
-                    memory.embedding_model, memory.scope, vector_text(vector), terms, doclen,
+                    memory.embedding_model, memory.scope, vector_text(vector), terms, frequencies,
+                    doclen,
                 ),
             )
         )
@@ -722,12 +729,12 @@ class PostgresStore(Store):
         if "content" in values or "subject_key" in values:
             current = self.fetch([seq]).get(seq)
             if current is not None:
-                terms, doclen = terms_vector(
+                terms, frequencies, doclen = terms_vector(
                     values.get("content", current.content),
                     values.get("subject_key", current.subject_key),
                 )
-                assignments += ["terms = %s::tsvector", "doclen = %s"]
-                params += [terms, doclen]
+                assignments += ["terms = %s::tsvector", "frequencies = %s::jsonb", "doclen = %s"]
+                params += [terms, frequencies, doclen]
         if assignments:
             self.conn.execute(
                 f"UPDATE memories SET {', '.join(assignments)} WHERE seq = %s", [*params, seq]

@@ -24,8 +24,9 @@ def _v1_initial(cur: Any, dimension: int) -> None:
     # id and subject_key compare as bytes (COLLATE "C"), as SQLite compares them: the id
     # prefix and key prefix ranges and the "key" order must not depend on the server's
     # locale. Keyword terms are made by memento (the SQLite FTS5 tokenizer, see
-    # postgres.keyword_terms) and stored as a tsvector with positions: A for content, B for
-    # subject_key, so BM25 can weigh them 1.0 and 0.5 as on SQLite; doclen is their count.
+    # postgres.terms_vector) and stored as a tsvector with positions: A for content, B for
+    # subject_key; ``frequencies`` holds each term's BM25 frequency (1.0 per use in the
+    # content, 0.5 in the key, as SQLite weighs them) and doclen their count.
     cur.execute(
         f"""
         CREATE TABLE settings (key text PRIMARY KEY, value text NOT NULL);
@@ -52,6 +53,7 @@ def _v1_initial(cur: Any, dimension: int) -> None:
             scope text COLLATE "C" NOT NULL DEFAULT 'global' REFERENCES projects(id),
             embedding vector({int(dimension)}),
             terms tsvector NOT NULL DEFAULT ''::tsvector,
+            frequencies jsonb NOT NULL DEFAULT '{{}}',
             doclen integer NOT NULL DEFAULT 0
         );
         CREATE INDEX memories_created ON memories(created_at);
