@@ -273,3 +273,37 @@ def test_reembed_to_a_model_of_another_dimension(postgres_url: str) -> None:
         vector = bigger.embed(["memory number 3"])[0].astype("<f4").tobytes()
         seq, distance = memory.backend.knn(vector, 1, Filters())[0]
         assert memory.backend.fetch([seq])[seq].id == stored[3] and distance < 1e-5
+
+
+def test_a_user_who_may_only_read_gets_reads_and_a_one_line_refusal(
+    postgres_url: str, hash_embedder: HashEmbedder
+) -> None:
+    """A role with SELECT only (a reporting user, a standby): reads work, a write is one
+    line naming the database, nothing changes."""
+    import psycopg
+
+    from memento.errors import DatabaseError
+
+    with Memory(postgres_url, embedder=hash_embedder) as memory:
+        memory.store("readable by everyone")
+    from urllib.parse import urlsplit
+
+    role = "reader_" + urlsplit(postgres_url).path.strip("/")  # unique like the database
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {role} LOGIN")
+            admin.execute(f"GRANT USAGE ON SCHEMA memento TO {role}")
+            admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA memento TO {role}")
+    except psycopg.Error as exc:
+        pytest.skip(f"cannot create a role on this server: {exc}")
+    reader_url = postgres_url.replace("postgres:@", f"{role}:@", 1)
+    try:
+        with Memory(reader_url, embedder=hash_embedder) as reader:
+            assert reader.readonly
+            assert [r.content for r in reader.recent()] == ["readable by everyone"]
+            with pytest.raises(DatabaseError, match="is read-only"):
+                reader.store("not allowed")
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

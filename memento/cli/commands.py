@@ -156,7 +156,9 @@ def stats(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     click.echo(f"memories:        {data['live']} live ({kinds}), {data['archived']} archived")
     click.echo(f"schema version:  {data['schema_version']}")
     click.echo(f"model:           {model}, {data['dimension']} dimensions")
-    click.echo(f"file size:       {_human_size(data['file_size_bytes'])}")
+    # a server's tables with their indexes, or the file with its WAL: same width either way
+    label = "size on server:" if is_url(str(data["path"])) else "file size:     "
+    click.echo(f"{label}  {_human_size(data['file_size_bytes'])}")
 
 
 def _kind_option(help_text: str) -> Callable[..., Any]:
