@@ -124,12 +124,16 @@ def test_a_project_with_three_memories_among_many_gets_those_three(
     db_location: Path, hash_embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     """The scope filter is applied inside the search (exact), not after a top-k: the three
-    memories of a small project come back although 3,000 others are nearer the query."""
+    memories of a small project come back although 3,000 others are nearer the query.
+    On PostgreSQL, "large-store index" lowers the exact-scan bound to 100 and bounds the
+    keyword terms as large stores do (the HNSW walk under a filter: tests/test_postgres.py)."""
     if path != "exact":
-        from memento.store import sqlite, sqlite_index
+        from memento.store import postgres, postgres_keywords, sqlite, sqlite_index
 
         monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
         monkeypatch.setattr(sqlite, "KEYWORD_MIN_ROWS", 1)
+        monkeypatch.setattr(postgres, "EXACT_MAX", 100)
+        monkeypatch.setattr(postgres_keywords, "KEYWORD_MIN_ROWS", 1)
     big, small = tmp_path / "big", tmp_path / "small"
     big.mkdir()
     small.mkdir()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -32,6 +31,7 @@ from ..recall import keyword_terms
 from . import postgres_migrations as migrations
 from .base import COLUMNS as WRITABLE
 from .base import Filters, NewMemory, Row, Store, Version, read_metadata
+from .postgres_keywords import BM25_B, BM25_K1, bounded, quote, terms_vector, tokenize
 
 try:
     import psycopg
@@ -51,21 +51,6 @@ EF_SEARCH_MIN = 40
 # Every this many write transactions, a process folds keyword_stats' appended changes into
 # one row (reads sum at most a few hundred rows per writer in between: well under 1 ms).
 STATS_FOLD_EVERY = 200
-# BM25 as SQLite's FTS5 computes it (k1, b), with its column weights for the terms of the
-# content (A) and of the subject key (B): ``bm25(memory_fts, 1.0, 0.5)``.
-BM25_K1 = 1.2
-BM25_B = 0.75
-# Large stores leave out keyword terms most memories contain, as SQLite does
-# (sqlite.bounded_match): same thresholds, same reasons.
-KEYWORD_MIN_ROWS = 50_000
-KEYWORD_MAX_DF = 0.02
-KEYWORD_MAX_POSTINGS = 40_000
-# tsvector limits: a lexeme is at most 2047 bytes, a position at most 16383, and a lexeme
-# keeps at most 256 positions. Longer terms are cut (the same cut on both sides of a match).
-MAX_LEXEME_BYTES = 2000
-MAX_POSITION = 16_383
-MAX_POSITIONS = 255
-
 COLUMNS = (
     "m.seq, m.id, m.content, m.kind, m.subject_key, m.importance, m.metadata, m.source, "
     "m.created_at, m.updated_at, m.archived_at, m.embedding_model, p.id, p.name"
@@ -76,60 +61,6 @@ SELECT = f"SELECT {COLUMNS} FROM memories m JOIN projects p ON p.id = m.scope"
 def require_driver() -> None:
     if psycopg is None:
         raise DatabaseError(f"a postgresql:// database needs psycopg: {EXTRA}")
-
-
-# ---- keyword terms: SQLite's FTS5 tokenizer, without a database --------------------
-
-_tokenizer_lock = threading.Lock()
-_tokenizer: Any = None
-
-
-def _tokenize(text: str) -> list[str]:
-    """The terms FTS5 (``porter unicode61 remove_diacritics 2``, as SQLite's memory_fts)
-    makes of ``text``, in order, each cut to what a tsvector lexeme holds."""
-    global _tokenizer
-    import apsw
-
-    with _tokenizer_lock:
-        if _tokenizer is None:
-            conn = apsw.Connection(":memory:")
-            tokenizer = conn.fts5_tokenizer("porter", ["unicode61", "remove_diacritics", "2"])
-            _tokenizer = (conn, tokenizer)
-        tokens = _tokenizer[1](text.encode("utf-8"), apsw.FTS5_TOKENIZE_DOCUMENT, None)
-    return [_cut(t[2]) for t in tokens]
-
-
-def _cut(term: str) -> str:
-    data = term.encode("utf-8")
-    if len(data) <= MAX_LEXEME_BYTES:
-        return term
-    return data[:MAX_LEXEME_BYTES].decode("utf-8", errors="ignore")
-
-
-def _quote(term: str) -> str:
-    """A lexeme in tsvector/tsquery input syntax: quoted, quotes and backslashes escaped."""
-    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def terms_vector(content: str, subject_key: str | None) -> tuple[str, str, int]:
-    """A memory's keyword terms: the tsvector literal (content terms weighted A, key terms
-    B) that the GIN index finds it by, the JSON of each term's BM25 frequency (1 per use in
-    the content, 0.5 in the key, FTS5's column weights), and how many terms it has (BM25's
-    document length, as FTS5 counts it)."""
-    import json
-
-    positions: dict[str, list[str]] = {}
-    frequency: dict[str, float] = {}
-    count = 0
-    for weight, share, text in (("A", 1.0, content), ("B", 0.5, subject_key or "")):
-        for term in _tokenize(text):
-            count += 1
-            frequency[term] = frequency.get(term, 0.0) + share
-            found = positions.setdefault(term, [])
-            if len(found) < MAX_POSITIONS:
-                found.append(f"{min(count, MAX_POSITION)}{weight}")
-    literal = " ".join(f"{_quote(t)}:{','.join(p)}" for t, p in positions.items())
-    return literal, json.dumps(frequency, ensure_ascii=False), count
 
 
 # ---- values ---------------------------------------------------------------------------
@@ -613,7 +544,7 @@ class PostgresStore(Store):
         whole store's document count and mean length (``keyword_stats``)."""
         terms: list[str] = []
         for word in keyword_terms(text):
-            for term in _tokenize(word):
+            for term in tokenize(word):
                 if term not in terms:
                     terms.append(term)
         if not terms or int(k) <= 0:
@@ -625,7 +556,7 @@ class PostgresStore(Store):
         if docs <= 0:
             return []
         frequency = self._document_frequencies(terms)
-        terms = self._bounded(terms, frequency, docs)
+        terms = bounded(terms, frequency, docs)
         if not terms:
             return []
         # FTS5: idf = log((N - n + 0.5) / (n + 0.5)), at least 1e-6
@@ -635,7 +566,7 @@ class PostgresStore(Store):
         ]
         average = max(int(tokens) / docs, 1e-9)
         where, params = memories_where(filters)
-        tsquery = " | ".join(_quote(t) for t in terms)
+        tsquery = " | ".join(quote(t) for t in terms)
         # each term's frequency read from the memory's JSON of them: 10x faster than
         # unnesting its tsvector (45 ms for 2,200 matches of a SciFact claim at 64k rows)
         sql = (
@@ -664,23 +595,6 @@ class PostgresStore(Store):
         ).fetchall()
         return {t: int(n) for t, n in rows}
 
-    @staticmethod
-    def _bounded(terms: list[str], frequency: dict[str, int], docs: int) -> list[str]:
-        """The terms worth scoring: those some memory holds, and in large stores without
-        the ones most memories hold (SQLite's ``bounded_match``, same thresholds)."""
-        present = [t for t in terms if frequency.get(t)]
-        if docs < KEYWORD_MIN_ROWS or not present:
-            return present
-        ranked = sorted(present, key=lambda t: frequency[t])
-        limit = KEYWORD_MAX_DF * docs
-        kept = [t for t in ranked if frequency[t] <= limit] or ranked[:1]
-        postings = 0
-        for n, term in enumerate(kept):
-            postings += frequency[term]
-            if postings > KEYWORD_MAX_POSTINGS and n > 0:
-                return kept[:n]
-        return kept
-
     def similarities(self, vector: bytes, seqs: Sequence[int]) -> dict[int, float]:
         if not seqs:
             return {}
@@ -692,7 +606,7 @@ class PostgresStore(Store):
         return {int(s): float(v) for s, v in rows}
 
     def stems(self, texts: Sequence[str]) -> list[frozenset[str]]:
-        return [frozenset(_tokenize(text)) for text in texts]
+        return [frozenset(tokenize(text)) for text in texts]
 
     # ---- writes ---------------------------------------------------------------------
 
