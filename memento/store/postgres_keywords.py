@@ -18,6 +18,10 @@ BM25_B = 0.75
 KEYWORD_MIN_ROWS = 50_000
 KEYWORD_MAX_DF = 0.02
 KEYWORD_MAX_POSTINGS = 40_000
+# ... and BM25 ranks alone first, the filters then applied to its best 4 * k, or 40 * k when
+# the search is narrowed (sqlite.KEYWORD_OVERFETCH and _FILTERED, same reasons).
+KEYWORD_OVERFETCH = 4
+KEYWORD_OVERFETCH_FILTERED = 40
 # tsvector limits: a lexeme is at most 2047 bytes, a position at most 16383, and a lexeme
 # keeps at most 256 positions. Longer terms are cut (the same cut on both sides of a match).
 MAX_LEXEME_BYTES = 2000
