@@ -5,10 +5,11 @@ with pgvector, every table in the ``memento`` schema (``postgres_migrations``).
   the search: a search whose filters leave few memories is an exact scan of those memories;
   others use the index with pgvector's iterative scan, and fall back to the exact scan if
   the index still returned fewer than asked for (``knn``).
-- Keywords: the terms of every memory as a ``tsvector`` with a GIN index, made by the same
-  tokenizer as SQLite's FTS5 index (porter stems, unicode61, diacritics removed) and ranked
-  by FTS5's own BM25, so keyword hits, their scores and recall's relevance (``stems``) are
-  the same on both backends.
+- Keywords: the terms of every memory in ``memory_terms`` (a ``tsvector`` with a GIN index
+  and each term's frequency), made by the same tokenizer as SQLite's FTS5 index (porter
+  stems, unicode61, diacritics removed) and ranked by FTS5's own BM25
+  (``postgres_keywords``), so keyword hits, their scores and recall's relevance (``stems``)
+  are the same on both backends.
 - Writes: one transaction each, serialised across processes and machines by a transaction
   advisory lock: the near-duplicate check and the subject-key upsert read what every earlier
   writer committed, so shared keys are never duplicated. Reads of a search share one
