@@ -213,6 +213,9 @@ def main() -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         if server is not None:
             server.cleanup()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     by = {(s["backend"], s["memories"]): s for s in steps}
     where = (
         display_location(url) if args.postgres
