@@ -1,7 +1,7 @@
 """Paths and settings, read from the environment in one place.
 
 - ``MEMENTO_PATH``: the database file (default ``$XDG_DATA_HOME/memento/memory.db``, i.e.
-  ``~/.local/share/memento/memory.db``).
+  ``~/.local/share/memento/memory.db``), or a ``postgresql://`` URL (``memento.store``).
 - ``MEMENTO_EMBEDDING_MODEL``: a local model directory (manifest.json + model.onnx +
   tokenizer.json) or a Hugging Face repo id; default: the model bundled with memento.
 - ``MEMENTO_REDACT``: ``off`` stores text verbatim; anything else redacts secrets first.
@@ -26,19 +26,57 @@ from .errors import DatabaseError
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
 def is_url(location: str | Path) -> bool:
     """Whether a database location is a URL (a server) rather than a file path."""
     return isinstance(location, str) and bool(_URL.match(location))
 
 
+def is_postgres_url(location: str | Path) -> bool:
+    """Whether ``location`` names a PostgreSQL database (``postgresql://`` or
+    ``postgres://``)."""
+    return is_url(location) and str(location).split("://", 1)[0].lower() in POSTGRES_SCHEMES
+
+
 def url_refused(location: str) -> DatabaseError:
-    """The error for a URL where only a file path works yet (the URL itself is left out of
+    """The error for a URL of a kind memento cannot open (the URL itself is left out of
     the message: it may hold a password)."""
     scheme = location.split("://", 1)[0]
     return DatabaseError(
         f"{scheme}:// URLs are not supported as a database: give the path of a SQLite file "
-        "with --db or MEMENTO_PATH"
+        "or a postgresql:// URL with --db or MEMENTO_PATH"
     )
+
+
+def file_only(location: str | Path, what: str) -> DatabaseError:
+    """The error for something that only a SQLite file has (``what``), asked of a server."""
+    return DatabaseError(
+        f"{what} works on a SQLite file, and {display_location(location)} is a PostgreSQL "
+        "database: use the server's own tools for it"
+    )
+
+
+def display_location(location: str | Path) -> str:
+    """A location as shown to the user: a URL without its password (in the user part or as
+    a ``password=`` parameter), a path as it is."""
+    text = str(location)
+    if not is_url(text):
+        return text
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(text)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, host = netloc.rsplit("@", 1)
+            netloc = f"{user.split(':', 1)[0]}@{host}" if user else host
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k.lower() != "password"]  # fmt: skip
+        return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/"), ""))
+    except ValueError:  # unparseable: show only what kind of URL it is
+        return text.split("://", 1)[0] + "://..."
 
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -55,9 +93,10 @@ def default_db_path() -> Path:
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
-    """An explicit path (``~`` expanded) or the default one, made absolute. A URL (given,
-    or in ``MEMENTO_PATH``) is refused: read as a path, ``postgresql://user:pw@host/db``
-    created ``./postgresql:/user:pw@host/db``, the password in a directory name."""
+    """An explicit path (``~`` expanded) or the default one, made absolute, for what needs
+    a file. A URL (given, or in ``MEMENTO_PATH``) is refused: read as a path,
+    ``postgresql://user:pw@host/db`` created ``./postgresql:/user:pw@host/db``, the
+    password in a directory name."""
     text = os.fspath(path) if path not in (None, "") else os.environ.get("MEMENTO_PATH", "")
     if isinstance(text, str) and is_url(text.strip()):
         raise url_refused(text.strip())
@@ -66,14 +105,14 @@ def resolve_db_path(path: str | os.PathLike[str] | None) -> Path:
 
 
 def resolve_location(location: str | os.PathLike[str] | None) -> str | Path:
-    """Where the memories live: a URL as given (``scheme://...``), else the file path of
-    :func:`resolve_db_path`. ``MEMENTO_PATH`` may hold either."""
+    """Where the memories live: a ``postgresql://`` URL as given, else the file path of
+    :func:`resolve_db_path`. ``MEMENTO_PATH`` may hold either; another URL is refused."""
     if location in (None, ""):
         env = os.environ.get("MEMENTO_PATH", "").strip()
-        if env and is_url(env):
+        if env and is_postgres_url(env):
             return env
-    elif isinstance(location, str) and is_url(location):
-        return location
+    elif isinstance(location, str) and is_postgres_url(location.strip()):
+        return location.strip()
     return resolve_db_path(location)
 
 

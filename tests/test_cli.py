@@ -15,6 +15,8 @@ from click.testing import CliRunner, Result
 
 from memento import Memory, cli
 from memento.embedder import Embedder
+from tests.conftest import latest_schema
+from tests.conftest import shown as shown_location
 
 LIST_LINE = re.compile(r"^  [0-9A-Z]{12}  \d{4}-\d\d-\d\d  (fact  |event |lesson)  imp=\d\.\d\d  ")
 
@@ -26,19 +28,19 @@ def _one_model(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def run(db_path: Path):
+def run(db_location: Path):
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(cli.cli, ["--db", str(db_path), *args], input=input)
+        return runner.invoke(cli.cli, ["--db", str(db_location), *args], input=input)
 
     return invoke
 
 
 @pytest.fixture
-def filled(db_path: Path, embedder: Embedder) -> dict[str, str]:
+def filled(db_location: Path, embedder: Embedder) -> dict[str, str]:
     """A store with a fact, an archived fact, an event and a lesson; their ids by name."""
-    with Memory(db_path, embedder=embedder) as m:
+    with Memory(db_location, embedder=embedder) as m:
         theme = m.store("I prefer dark mode in editors", importance=0.8, subject_key="user.theme")
         old = m.store("The staging server is called apollo", subject_key="infra.staging")
         m.forget(old.id)
@@ -66,10 +68,10 @@ def fails(result: Result, code: int = 1) -> str:
     return lines[-1]
 
 
-def test_first_day_walkthrough(run, db_path: Path, embedder: Embedder) -> None:
-    assert ok(run("init")).strip() == f"Initialized memento at {db_path}"
+def test_first_day_walkthrough(run, db_location: Path, embedder: Embedder) -> None:
+    assert ok(run("init")).strip() == f"Initialized memento at {shown_location(db_location)}"
     assert ok(run("list")).strip() == 'No memories yet. Store one: memento store "..."'
-    with Memory(db_path, embedder=embedder) as m:
+    with Memory(db_location, embedder=embedder) as m:
         m.store("I prefer dark mode in editors", kind="fact", importance=0.8,
                 subject_key="user.theme")
     lines = ok(run("list")).splitlines()
@@ -115,9 +117,9 @@ def test_list_shows_kinds_limit_and_archived(run, filled: dict[str, str]) -> Non
 
 
 def test_long_content_is_one_whole_line_in_a_pipe_and_fits_a_terminal(
-    run, db_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    run, db_location: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Memory(db_path, embedder=embedder) as m:
+    with Memory(db_location, embedder=embedder) as m:
         for n in range(11):
             m.store(f"line one\nline two {n} " + "word " * 100 + "the end", kind="event")
     lines = ok(run("list")).splitlines()
@@ -145,7 +147,7 @@ def test_search_filters_and_json(run, filled: dict[str, str]) -> None:
     assert data[0]["score"] >= data[1]["score"] > 0
 
 
-def test_store_command(run, db_path: Path) -> None:
+def test_store_command(run, db_location: Path) -> None:
     first = ok(run("store", "I use vim keybindings", "-s", "user.editor", "-i", "0.9",
                    "--meta", "via=test", "--meta", "n=1"))
     assert re.fullmatch(r"Stored [0-9A-Z]{12} \(global\)\n", first)  # user.* keys are global
@@ -159,7 +161,7 @@ def test_store_command(run, db_path: Path) -> None:
                               input="Rebooted the build box\n")))
     assert event["kind"] == "event" and event["content"] == "Rebooted the build box"
     assert event["action"] == "created"
-    with Memory(db_path, create=False) as m:
+    with Memory(db_location, create=False) as m:
         assert m.get(short).metadata == {"via": "test", "n": "1"}
 
 
@@ -185,7 +187,7 @@ def test_export_then_import_data_is_lossless_and_idempotent(
     assert by_id[filled["event"]]["created_at"].startswith("2026-11-20T09:30:00")
 
 
-def test_import_data_bad_line_writes_nothing(run, tmp_path: Path, db_path: Path) -> None:
+def test_import_data_bad_line_writes_nothing(run, tmp_path: Path, db_location: Path) -> None:
     good = {"id": "01KVF2CKW772ABCDEFGHJKMNPQ", "content": "a good memory", "kind": "fact"}
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text(json.dumps(good) + "\n{not json\n", encoding="utf-8")
@@ -197,7 +199,7 @@ def test_import_data_bad_line_writes_nothing(run, tmp_path: Path, db_path: Path)
     )
     line = fails(run("import_data", str(bad_kind)))
     assert line.startswith("Error: line 3: kind 'opinion' is not valid")
-    with Memory(db_path, create=False) as m:
+    with Memory(db_location, create=False) as m:
         assert m.stats()["total"] == 0
 
 
@@ -212,9 +214,9 @@ def test_forget_and_restore(run, filled: dict[str, str]) -> None:
 
 
 def test_forget_prefix_takes_percent_and_underscore_literally(
-    run, db_path: Path, embedder: Embedder
+    run, db_location: Path, embedder: Embedder
 ) -> None:
-    with Memory(db_path, embedder=embedder) as m:
+    with Memory(db_location, embedder=embedder) as m:
         m.store("Discount code rules for the shop", subject_key="sale%.rules", kind="event")
         m.store("Sales team meets on Mondays", subject_key="sales.meeting", kind="event")
         m.store("Project x_y uses poetry", subject_key="proj_.tooling", kind="event")
@@ -228,10 +230,14 @@ def test_forget_prefix_takes_percent_and_underscore_literally(
     assert "Discount" not in remaining and "x_y" not in remaining
 
 
-def test_init_force_recreates_and_init_upgrades(run, filled: dict[str, str], db_path: Path) -> None:
+def test_init_force_recreates_and_init_upgrades(
+    run, filled: dict[str, str], db_location: Path
+) -> None:
     said = ok(run("init")).strip()  # keeps memories, and says so
-    assert said == f"{db_path} already exists: 4 memories, schema version 7 (nothing to do; " \
-        "--force starts empty)"
+    assert said == (
+        f"{shown_location(db_location)} already exists: 4 memories, schema version "
+        f"{latest_schema(db_location)} (nothing to do; --force starts empty)"
+    )
     assert filled["theme"][:12] in ok(run("list"))
     ok(run("init", "--force", "--yes"))
     assert ok(run("list")).startswith("No memories yet.")
@@ -244,13 +250,13 @@ def test_init_positional_path(tmp_path: Path) -> None:
     assert target.exists()
 
 
-def test_stats_and_about(run, filled: dict[str, str], db_path: Path) -> None:
+def test_stats_and_about(run, filled: dict[str, str], db_location: Path) -> None:
     text = ok(run("stats"))
     assert "memories:        3 live (fact 1, event 1, lesson 1), 1 archived" in text
-    assert "schema version:  7" in text
+    assert f"schema version:  {latest_schema(db_location)}" in text
     data = json.loads(ok(run("stats", "--json")))
     assert data["by_kind"] == {"fact": 1, "event": 1, "lesson": 1}
-    assert data["dimension"] == 384 and data["path"] == str(db_path)
+    assert data["dimension"] == 384 and data["path"] == shown_location(db_location)
     about = ok(run("about"))
     assert about.index("About you:") < about.index("user.theme") < about.index("Recent events:")
     # the lessons learned have their own part, between the user's facts and the events
@@ -269,17 +275,18 @@ def test_reembed(run, filled: dict[str, str]) -> None:
     assert json.loads(ok(run("search", "editor colours", "--json")))[0]["id"] == filled["theme"]
 
 
+@pytest.mark.sqlite_only
 def test_start_hands_over_to_the_server(
-    run, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    run, db_location: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
     fake = types.ModuleType("memento.server")
     fake.run = lambda db, project=None: calls.append((db, project))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "memento.server", fake)
     ok(run("start"))
-    assert calls == [(str(db_path), None)]
-    ok(run("start", "--project", str(db_path.parent)))
-    assert calls[-1] == (str(db_path), db_path.parent)
+    assert calls == [(str(db_location), None)]
+    ok(run("start", "--project", str(db_location.parent)))
+    assert calls[-1] == (str(db_location), db_location.parent)
     monkeypatch.delenv("MEMENTO_PATH")
     ok(CliRunner().invoke(cli.cli, ["start"]))
     assert calls[-1] == (None, None)
@@ -368,9 +375,9 @@ def _env() -> dict[str, str]:
 
 @pytest.mark.parametrize("args", [("--help",), ("list",), ("stats",)])
 def test_fast_commands_do_not_import_onnxruntime_or_mcp(
-    args: tuple[str, ...], filled: dict[str, str], db_path: Path
+    args: tuple[str, ...], filled: dict[str, str], db_location: Path
 ) -> None:
-    done = _fresh(*args, env_db=db_path)
+    done = _fresh(*args, env_db=db_location)
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}, done.stderr
     assert done.stdout.strip()

@@ -28,11 +28,11 @@ def run(db: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path, Path]:
+def dirs(tmp_path: Path, db_location: Path | str) -> tuple[Path, Path, Path]:
     shop, blog = tmp_path / "shop", tmp_path / "blog"
     shop.mkdir()
     blog.mkdir()
-    db = tmp_path / "m.db"
+    db = db_location
     assert run(db, tmp_path, "init").returncode == 0
     return db, shop, blog
 

@@ -44,8 +44,13 @@ def _finish(proc: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.slow
-def test_eight_writers_and_two_readers_on_a_new_file(tmp_path: Path) -> None:
-    db = tmp_path / "fresh" / "memory.db"  # neither the file nor its directory exists yet
+def test_eight_writers_and_two_readers_on_a_new_file(
+    tmp_path: Path, db_location: Path | str
+) -> None:
+    """On SQLite a new file, on PostgreSQL a new database without the schema: the first
+    opens (which create the schema) race too."""
+    # neither the file nor its directory exists yet
+    db = tmp_path / "fresh" / "memory.db" if isinstance(db_location, Path) else db_location
     go, stop = tmp_path / "go", tmp_path / "stop"
     writers = [
         _spawn("writer", str(db), w, PER_WRITER, str(go), str(tmp_path / f"w{w}.json"))
@@ -71,10 +76,15 @@ def test_eight_writers_and_two_readers_on_a_new_file(tmp_path: Path) -> None:
         expected.update(result["created"])
     assert len(expected) == WRITERS * PER_WRITER  # ids never collide across processes
 
-    conn = store.connect(db, create=False)
+    if isinstance(db, str):
+        from memento.store.postgres import connect
+
+        conn = connect(db)
+    else:
+        conn = store.connect(db, create=False)
     try:
         rows = dict(conn.execute("SELECT id, content FROM memories WHERE subject_key IS NULL "
-                                 "OR subject_key NOT LIKE 'shared.%'").fetchall())
+                                 "OR subject_key NOT LIKE 'shared.%%'").fetchall())
         assert rows == expected  # every memory there, exactly once, with its last content
         contents = [r[0] for r in conn.execute("SELECT content FROM memories")]
         assert len(contents) == len(set(contents))
@@ -86,12 +96,13 @@ def test_eight_writers_and_two_readers_on_a_new_file(tmp_path: Path) -> None:
                 shared_ids.setdefault(key, set()).update(ids)
         assert all(len(ids) == 1 for ids in shared_ids.values()), shared_ids
         live = conn.execute(
-            "SELECT subject_key, id, content FROM memories WHERE subject_key LIKE 'shared.%'"
+            "SELECT subject_key, id, content FROM memories WHERE subject_key LIKE 'shared.%%'"
         ).fetchall()
         assert {key: {memory_id} for key, memory_id, _ in live} == shared_ids
         assert all(content.startswith(f"{key} written by w") for key, _, content in live)
 
-        total = child.tables_agree(conn)
+        agree = child.postgres_agrees if isinstance(db, str) else child.tables_agree
+        total = agree(conn)
         assert total == WRITERS * PER_WRITER + len(shared_ids)
     finally:
         conn.close()

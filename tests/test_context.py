@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from memento import Memory
 from memento.context import Section, count_tokens, memory_line, pack
 from memento.records import MemoryRecord
+from tests.conftest import query
 
 MEMENTO = [sys.executable, "-m", "memento.cli"]
 
@@ -33,10 +34,10 @@ def projects(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def seeded(db_path: Path, embedder, projects) -> Path:
+def seeded(db_location: Path, embedder, projects) -> Path:
     """Two projects and a global preference in one file."""
     shop, blog = projects
-    with Memory(db_path, embedder=embedder, project=shop) as m:
+    with Memory(db_location, embedder=embedder, project=shop) as m:
         m.store("I prefer dark mode in every editor", subject_key="user.theme", importance=0.8)
         m.store(
             "Run the shop's tests with `make test-fast`; the full suite needs Docker running",
@@ -50,11 +51,11 @@ def seeded(db_path: Path, embedder, projects) -> Path:
             kind="event",
             created_at=datetime.now(timezone.utc) - timedelta(days=40),
         )
-    with Memory(db_path, embedder=embedder, project=blog) as m:
+    with Memory(db_location, embedder=embedder, project=blog) as m:
         m.store(
             "The blog is built with Hugo and deployed to Netlify", subject_key="project.blog.stack"
         )
-    return db_path
+    return db_location
 
 
 def run_cli(
@@ -121,10 +122,9 @@ def test_hard_forget_removes_what_sessions_were_given(seeded, embedder, projects
     with Memory(seeded, embedder=embedder, project=shop) as m:
         block = m.context(session_id="s1")
         m.forget(block.records[0].id, hard=True)
-        left = m.conn.execute(
-            "SELECT count(*) FROM injected WHERE memory_id = ?", (block.records[0].id,)
-        ).fetchone()[0]
-    assert left == 0
+        left = query(m, "SELECT count(*) FROM injected WHERE memory_id = ?",
+                     (block.records[0].id,))  # fmt: skip
+    assert left == [(0,)]
 
 
 def test_bad_context_arguments_are_one_line_errors(memory):
@@ -228,6 +228,7 @@ def test_hooks_print_the_projects_block(seeded, projects):
     assert "make test-fast" not in prompt.stdout.decode()
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     "stdin,db",
     [
@@ -264,6 +265,7 @@ def test_a_hook_never_breaks_the_session(stdin, db, seeded, projects, tmp_path):
         assert not target.exists()  # a hook never creates a database
 
 
+@pytest.mark.sqlite_only
 def test_a_hook_gives_up_on_a_locked_database_within_its_time_limit(seeded, projects):
     shop, _ = projects
     holder = apsw.Connection(str(seeded))

@@ -95,7 +95,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> datetime:
 
 
 @pytest.fixture
-def diary(db_path: Path, embedder: Embedder) -> dict[str, str]:
+def diary(db_location: Path, embedder: Embedder) -> dict[str, str]:
     """Deploy events at known moments around the frozen clock; their ids by name."""
     when = {
         "march": "2026-03-10T09:00:00Z",
@@ -105,7 +105,7 @@ def diary(db_path: Path, embedder: Embedder) -> dict[str, str]:
         "yesterday": "2026-11-25T08:00:00Z",
         "this_morning": "2026-11-26T08:00:00Z",
     }
-    with Memory(db_path, embedder=embedder) as m:
+    with Memory(db_location, embedder=embedder) as m:
         return {
             name: m.store(f"Deployed the api ({name})", kind="event", created_at=at).id
             for name, at in when.items()
@@ -154,14 +154,14 @@ def test_until_a_day_includes_its_evening_today_it_excluded_it(
 
 
 def test_cli_takes_phrases_and_reports_a_bad_one(
-    db_path: Path, diary: dict[str, str], frozen: datetime, embedder: Embedder,
+    db_location: Path, diary: dict[str, str], frozen: datetime, embedder: Embedder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(cli._embedders, None, embedder)
     runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(cli.cli, ["--db", str(db_path), *args])
+        result = runner.invoke(cli.cli, ["--db", str(db_location), *args])
         return result.exit_code, result.stdout, result.stderr
 
     code, out, _ = run("list", "--since", "last week", "--until", "last week")

@@ -139,13 +139,13 @@ def test_max_tokens_must_be_a_sensible_number(notes: Memory, bad: object) -> Non
 
 
 def test_cli_search_explains_and_fits_a_budget(
-    db_path: Path, notes: Memory, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    db_location: Path, notes: Memory, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(cli._embedders, None, embedder)
     runner = CliRunner()
 
     def run(*args: str) -> str:
-        result = runner.invoke(cli.cli, ["--db", str(db_path), *args])
+        result = runner.invoke(cli.cli, ["--db", str(db_location), *args])
         assert result.exit_code == 0, result.output
         return result.stdout
 

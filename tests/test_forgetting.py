@@ -59,53 +59,56 @@ def _secret_memory(m: Memory, key: str = f"secret.{KEY}") -> tuple[str, bytes]:
     return record.id, vector.tobytes()
 
 
-def test_hard_forget_leaves_nothing_on_disk(db_path: Path, hash_embedder) -> None:
+@pytest.mark.sqlite_only
+def test_hard_forget_leaves_nothing_on_disk(db_location: Path, hash_embedder) -> None:
     markers = (CONTENT, OLD_CONTENT, KEY, META)
-    with Memory(db_path, embedder=hash_embedder) as m:
+    with Memory(db_location, embedder=hash_embedder) as m:
         _fill(m, "before")
         secret, vector = _secret_memory(m)
         _fill(m, "after")
         m.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # The test can see what it looks for, the old version (kept in its history) too.
         assert len(m.history(secret)) == 2
-        assert _leftovers(db_path, *markers) == list(markers)
-        assert _vector_pieces(db_path, vector) > 0
+        assert _leftovers(db_location, *markers) == list(markers)
+        assert _vector_pieces(db_location, vector) > 0
         m.forget(secret, hard=True)
         # Still open (the server keeps it open): nothing in the file, WAL or -shm.
-        assert _leftovers(db_path, *markers) == []
-        assert _vector_pieces(db_path, vector) == 0  # nor its slot in the vec0 chunk
+        assert _leftovers(db_location, *markers) == []
+        assert _vector_pieces(db_location, vector) == 0  # nor its slot in the vec0 chunk
         assert len(m.recall("ordinary note", limit=100)) == 80  # the rest is intact
-    assert _leftovers(db_path, *markers) == []
+    assert _leftovers(db_location, *markers) == []
 
 
-def test_hard_forget_prefix_scrubs_archived_and_live(db_path: Path, hash_embedder) -> None:
-    with Memory(db_path, embedder=hash_embedder) as m:
+@pytest.mark.sqlite_only
+def test_hard_forget_prefix_scrubs_archived_and_live(db_location: Path, hash_embedder) -> None:
+    with Memory(db_location, embedder=hash_embedder) as m:
         _fill(m, "before")
         archived, _ = _secret_memory(m, key=f"old.{KEY}.a")
         m.forget(archived)  # soft: hidden but still on disk
         live = m.store(f"Second note {CONTENT}x", subject_key=f"old.{KEY}.b")
         _fill(m, "after")
         assert m.forget_prefix("old.", hard=True) == 2
-        assert _leftovers(db_path, CONTENT, OLD_CONTENT, KEY, META) == []
+        assert _leftovers(db_location, CONTENT, OLD_CONTENT, KEY, META) == []
         assert live.subject_key not in str(m.browse(""))
 
 
+@pytest.mark.sqlite_only
 def test_cli_hard_forget_scrubs_the_file(
-    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
+    db_location: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(cli._embedders, None, hash_embedder)
-    with Memory(db_path, embedder=hash_embedder) as m:
+    with Memory(db_location, embedder=hash_embedder) as m:
         _fill(m, "before")
         one, _ = _secret_memory(m)
         m.store(f"project detail {CONTENT}z", subject_key=f"proj.{KEY}z")
     runner = CliRunner()
-    done = runner.invoke(cli.cli, ["--db", str(db_path), "forget", one, "--hard", "--yes"])
+    done = runner.invoke(cli.cli, ["--db", str(db_location), "forget", one, "--hard", "--yes"])
     assert done.exit_code == 0, done.output
     done = runner.invoke(
-        cli.cli, ["--db", str(db_path), "forget-prefix", "proj.", "--hard", "--yes"]
+        cli.cli, ["--db", str(db_location), "forget-prefix", "proj.", "--hard", "--yes"]
     )
     assert done.exit_code == 0 and "Deleted 1 memory" in done.output, done.output
-    assert _leftovers(db_path, CONTENT, OLD_CONTENT, KEY, META) == []
+    assert _leftovers(db_location, CONTENT, OLD_CONTENT, KEY, META) == []
 
 
 # ---- privacy --------------------------------------------------------------------------
@@ -127,13 +130,14 @@ def _secret_value(kind: str, text: str) -> str:
     return text.split("=", 1)[1] if "=" in text else text
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("kind", sorted(SECRETS))
 def test_each_kind_of_secret_is_redacted_before_the_file(
-    db_path: Path, hash_embedder, kind: str
+    db_location: Path, hash_embedder, kind: str
 ) -> None:
     text = SECRETS[kind]
     value = _secret_value(kind, text)
-    with Memory(db_path, embedder=hash_embedder) as m:
+    with Memory(db_location, embedder=hash_embedder) as m:
         stored = m.store(f"Deploy with {text} tomorrow", kind="lesson")
         assert stored.redactions == (kind,)
         assert f"[REDACTED:{kind}]" in stored.content and value not in stored.content
@@ -147,14 +151,14 @@ def test_each_kind_of_secret_is_redacted_before_the_file(
         imported = m.import_records([{"content": f"imported {text}", "kind": "event"}])
         assert imported == {"added": 1, "updated": 0, "skipped": 0}
         m.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert value.encode() not in _disk(db_path)
+    assert value.encode() not in _disk(db_location)
 
 
 def test_redaction_off_keeps_metadata_verbatim(
-    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
+    db_location: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEMENTO_REDACT", "off")
-    with Memory(db_path, embedder=hash_embedder) as m:
+    with Memory(db_location, embedder=hash_embedder) as m:
         stored = m.store("fixture", kind="event", metadata={"login": "password=fixture1"})
     assert stored.metadata == {"login": "password=fixture1"} and stored.redactions == ()
 
@@ -175,10 +179,11 @@ def test_wal_and_shm_are_private_too(tmp_path: Path, hash_embedder) -> None:
     assert db.parent.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.sqlite_only  # reads the file's bytes
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_mcp_store_result_reports_redactions(
-    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+    db_location: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
 ) -> None:
     """Through a real MCP client (in-process transport): the agent is told what was
     redacted, and the secret is not in the file."""
@@ -189,7 +194,7 @@ async def test_mcp_store_result_reports_redactions(
 
     monkeypatch.setattr(memory_module, "Embedder", lambda: hash_embedder)
     token = SECRETS["github-token"]
-    async with Client(create_server(str(db_path))) as client:
+    async with Client(create_server(str(db_location))) as client:
         result = await client.call_tool(
             "memento_store",
             {"content": f"CI uses {token}", "kind": "event", "metadata": {"pw": "password=x1"}},
@@ -199,4 +204,4 @@ async def test_mcp_store_result_reports_redactions(
     assert stored is not None
     assert stored["redactions"] == ["github-token", "password"]
     assert "[REDACTED:github-token]" in stored["content"]
-    assert token.encode() not in _disk(db_path)
+    assert token.encode() not in _disk(db_location)

@@ -16,6 +16,8 @@ from memento.health import NAMES, run_checks
 from memento.store import sqlite as store
 from memento.store import sqlite_migrations as migrations
 
+# memento verify reads a SQLite file's pages: its checks run on SQLite only
+pytestmark = pytest.mark.sqlite_only
 
 @pytest.fixture(autouse=True)
 def _one_model(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from memento.importers import detect_format, import_source
 from memento.importers.mcp_memory_json import import_mcp_memory_json
 from memento.importers.mcp_memory_service import import_mcp_memory_service
 from memento.importers.pmb import import_pmb
+from memento.store import store_exists
 
 
 @pytest.fixture(autouse=True)
@@ -188,22 +189,22 @@ def test_detect_format(
 
 
 def test_cli_import_detects_and_dry_runs(
-    db_path: Path, mcp_json_file: Path, service_file: Path
+    db_location: Path, mcp_json_file: Path, service_file: Path
 ) -> None:
     runner = CliRunner()
-    dry = runner.invoke(cli.cli, ["--db", str(db_path), "import", str(mcp_json_file),
+    dry = runner.invoke(cli.cli, ["--db", str(db_location), "import", str(mcp_json_file),
                                   "--dry-run"])
     assert dry.exit_code == 0, dry.output
     lines = dry.stdout.splitlines()
     assert lines[0] == f"Would import 4 memories from {mcp_json_file} (mcp-memory-json):"
     assert "  fact    imp=0.50  [john_smith.1] John Smith: Speaks fluent Spanish" in lines
-    assert not db_path.exists()
-    real = runner.invoke(cli.cli, ["import", str(db_path), str(service_file)])
+    assert not store_exists(db_location)  # a dry run creates nothing
+    real = runner.invoke(cli.cli, ["import", str(db_location), str(service_file)])
     assert real.exit_code == 0, real.output
     assert real.stdout.strip() == (
         f"Imported 3 memories from {service_file} (mcp-memory-service); 0 already present"
     )
-    forced = runner.invoke(cli.cli, ["--db", str(db_path), "import", str(service_file),
+    forced = runner.invoke(cli.cli, ["--db", str(db_location), "import", str(service_file),
                                      "--from", "mcp-memory-json"])
     assert forced.exit_code == 1 and "not UTF-8 text" in forced.stderr
 

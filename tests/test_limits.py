@@ -40,18 +40,19 @@ def _nested_json(levels: int) -> str:
 
 
 # 999: the deepest SQLite's json_valid accepts, past what Python's json reads back.
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("levels", [33, 495, 999])
 def test_metadata_stored_too_deep_does_not_block_export(
-    db_path: Path, hash_embedder, levels: int
+    db_location: Path, hash_embedder, levels: int
 ) -> None:
-    with Memory(db_path, embedder=hash_embedder) as m:
+    with Memory(db_location, embedder=hash_embedder) as m:
         deep = m.store("A memory whose metadata an old version let through", kind="event")
         m.store("An ordinary memory stored beside it", kind="event")
     stored = _nested_json(levels)
-    with apsw.Connection(str(db_path)) as conn:  # as an older memento (or another tool) left it
+    with apsw.Connection(str(db_location)) as conn:  # as an older memento (or another tool) left it
         conn.execute("UPDATE memories SET metadata = ? WHERE id = ?", (stored, deep.id))
 
-    export = _memento(db_path, "export")
+    export = _memento(db_location, "export")
     assert export.exit_code == 0, export.output
     lines = [json.loads(line) for line in export.stdout.splitlines()]
     assert len(lines) == 2
@@ -59,7 +60,7 @@ def test_metadata_stored_too_deep_does_not_block_export(
     assert kept["metadata"] == {TOO_DEEP_KEY: stored}  # the stored text, byte for byte
 
     for args in (["list", "--json"], ["show", deep.id], ["search", "--json", "old version"]):
-        result = _memento(db_path, *args)
+        result = _memento(db_location, *args)
         assert result.exit_code == 0, (args, result.output)
         assert TOO_DEEP_KEY in result.stdout, args
 
@@ -67,11 +68,11 @@ def test_metadata_stored_too_deep_does_not_block_export(
 # ---- item 10: the work of one recall call ------------------------------------------------
 
 
-def test_recall_many_takes_at_most_20_queries(db_path: Path, hash_embedder) -> None:
+def test_recall_many_takes_at_most_20_queries(db_location: Path, hash_embedder) -> None:
     from memento import InvalidInputError
     from memento.validate import MAX_QUERIES
 
-    with Memory(db_path, embedder=hash_embedder) as m:
+    with Memory(db_location, embedder=hash_embedder) as m:
         m.store("One memory to find", kind="event")
         assert len(m.recall_many(["memory"] * MAX_QUERIES, limit=1)) == MAX_QUERIES
         with pytest.raises(InvalidInputError, match="1,000 queries in one call, over the limit"):
@@ -82,41 +83,53 @@ def test_recall_many_takes_at_most_20_queries(db_path: Path, hash_embedder) -> N
 
 # ---- item 13: odd environments -------------------------------------------------------------
 
-URL = "postgresql://user:hunter2@db.example/memories"
+URL = "mysql://user:hunter2@db.example/memories"
+# a PostgreSQL URL of a port where no server listens: refused at once, no network needed
+PG_URL = "postgresql://user:hunter2@127.0.0.1:1/memories"
 
 
 @pytest.mark.parametrize("how", ["env", "--db", "sub --db"])
+@pytest.mark.parametrize("url", [URL, PG_URL])
 def test_a_url_is_refused_and_creates_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, url: str
 ) -> None:
+    """Another kind of URL is refused; a PostgreSQL one that cannot be reached says so.
+    Either way in one line, without the password, and nothing is created as a path."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     if how == "env":
-        monkeypatch.setenv("MEMENTO_PATH", URL)
+        monkeypatch.setenv("MEMENTO_PATH", url)
         args = ["store", "A memory with nowhere to go"]
     elif how == "--db":
-        args = ["--db", URL, "store", "A memory with nowhere to go"]
+        args = ["--db", url, "store", "A memory with nowhere to go"]
     else:
-        args = ["list", "--db", URL]
+        args = ["list", "--db", url]
 
     result = CliRunner().invoke(cli.cli, args)
 
     assert result.exit_code == 1, result.output
-    assert result.stderr.strip() == (
-        "Error: postgresql:// URLs are not supported as a database: give the path of a SQLite "
-        "file with --db or MEMENTO_PATH"
-    )
+    if url == URL:
+        assert result.stderr.strip() == (
+            "Error: mysql:// URLs are not supported as a database: give the path of a SQLite "
+            "file or a postgresql:// URL with --db or MEMENTO_PATH"
+        )
+    else:
+        line = result.stderr.strip()
+        assert line.startswith("Error: cannot connect to postgresql://user@127.0.0.1:1/memories")
+        assert line.endswith("check the URL in --db or MEMENTO_PATH and that the server is running")
+        assert len(line.splitlines()) == 1
     assert "hunter2" not in result.output
-    assert list(work.iterdir()) == []  # no ./postgresql:/user:hunter2@db.example/...
+    assert list(work.iterdir()) == []  # no ./mysql:/user:hunter2@db.example/...
 
 
-def test_a_file_size_limit_is_named(db_path: Path) -> None:
+@pytest.mark.sqlite_only
+def test_a_file_size_limit_is_named(db_location: Path) -> None:
     # A real process under `ulimit -f`: Python ignores SIGXFSZ, so the write fails with
     # EFBIG, which SQLite reports as a plain "disk I/O error".
-    with Memory(db_path, embedder=None) as m:
+    with Memory(db_location, embedder=None) as m:
         m.store("The first memory, written before the limit", kind="event")
-    limit = db_path.stat().st_size + 300_000
+    limit = db_location.stat().st_size + 300_000
     script = (
         "import random, string, sys\n"
         "from memento import Memory, MementoError\n"
@@ -134,7 +147,7 @@ def test_a_file_size_limit_is_named(db_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     done = subprocess.run(
-        [sys.executable, "-c", script, str(db_path)],
+        [sys.executable, "-c", script, str(db_location)],
         capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
     )
@@ -160,27 +173,28 @@ def _read_only_mount(directory: Path, *command: str) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.sqlite_only
 def test_a_read_only_database_in_a_read_only_directory_can_be_read(
-    db_path: Path, embedder
+    db_location: Path, embedder
 ) -> None:
-    probe = _read_only_mount(db_path.parent, "true")
+    probe = _read_only_mount(db_location.parent, "true")
     if probe.returncode != 0:
         pytest.skip(f"cannot mount read-only here: {probe.stderr.strip()}")
-    with Memory(db_path, embedder=embedder) as m:
+    with Memory(db_location, embedder=embedder) as m:
         m.store("The read-only store still answers questions", kind="event")
-    assert not Path(f"{db_path}-wal").exists()
+    assert not Path(f"{db_location}-wal").exists()
 
-    memento = [sys.executable, "-m", "memento.cli", "--db", str(db_path)]
-    listed = _read_only_mount(db_path.parent, *memento, "list")
-    found = _read_only_mount(db_path.parent, *memento, "search", "read-only store")
-    stored = _read_only_mount(db_path.parent, *memento, "store", "Something new")
+    memento = [sys.executable, "-m", "memento.cli", "--db", str(db_location)]
+    listed = _read_only_mount(db_location.parent, *memento, "list")
+    found = _read_only_mount(db_location.parent, *memento, "search", "read-only store")
+    stored = _read_only_mount(db_location.parent, *memento, "store", "Something new")
 
     assert listed.returncode == 0, listed.stderr
     assert "The read-only store still answers questions" in listed.stdout
     assert found.returncode == 0 and "still answers" in found.stdout, found.stderr
     assert stored.returncode == 1
     assert stored.stderr.strip() == (
-        f"Error: {db_path} is read-only: fix its permissions to store or forget memories"
+        f"Error: {db_location} is read-only: fix its permissions to store or forget memories"
     )
 
 
@@ -208,8 +222,8 @@ def test_start_on_a_directory_answers_the_handshake_and_says_why(
 OTHER_UID = 54_321
 
 
-def _stored(db_path: Path, hash_embedder) -> None:
-    with Memory(db_path, embedder=hash_embedder) as m:
+def _stored(db_location: Path, hash_embedder) -> None:
+    with Memory(db_location, embedder=hash_embedder) as m:
         m.store("A private memory", kind="event")
 
 
@@ -232,13 +246,13 @@ def _stored(db_path: Path, hash_embedder) -> None:
 def test_a_database_others_control_is_refused(
     tmp_path: Path, hash_embedder, change, message: str
 ) -> None:
-    db_path = tmp_path / "shared" / "memory.db"
-    _stored(db_path, hash_embedder)
-    change(db_path)
+    db_location = tmp_path / "shared" / "memory.db"
+    _stored(db_location, hash_embedder)
+    change(db_location)
 
     with pytest.raises(DatabaseError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        Memory(db_path, embedder=hash_embedder)
-    result = _memento(db_path, "list")
+        Memory(db_location, embedder=hash_embedder)
+    result = _memento(db_location, "list")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
@@ -252,37 +266,37 @@ def test_group_write_for_ones_own_private_group_is_fine(tmp_path: Path, hash_emb
     members = set(grp.getgrgid(os.getegid()).gr_mem) - {pwd.getpwuid(os.geteuid()).pw_name}
     if members:
         pytest.skip("this user's primary group has other members")
-    db_path = tmp_path / "team" / "memory.db"
-    _stored(db_path, hash_embedder)
-    db_path.parent.chmod(0o775)
-    db_path.chmod(0o660)
-    with Memory(db_path, embedder=hash_embedder) as m:
+    db_location = tmp_path / "team" / "memory.db"
+    _stored(db_location, hash_embedder)
+    db_location.parent.chmod(0o775)
+    db_location.chmod(0o660)
+    with Memory(db_location, embedder=hash_embedder) as m:
         assert m.recent(all_projects=True)[0].content == "A private memory"
 
 
 def test_a_read_only_database_of_ones_own_is_used(
     tmp_path: Path, hash_embedder
 ) -> None:
-    db_path = tmp_path / "memory.db"
-    _stored(db_path, hash_embedder)
-    db_path.chmod(0o400)  # read-only, one's own: fine
+    db_location = tmp_path / "memory.db"
+    _stored(db_location, hash_embedder)
+    db_location.chmod(0o400)  # read-only, one's own: fine
 
-    assert _memento(db_path, "list").exit_code == 0
+    assert _memento(db_location, "list").exit_code == 0
 
 
 def test_every_directory_memento_makes_is_private_whatever_the_umask(
     tmp_path: Path, hash_embedder
 ) -> None:
-    db_path = tmp_path / "a" / "b" / "c" / "memory.db"
+    db_location = tmp_path / "a" / "b" / "c" / "memory.db"
     old = os.umask(0)
     try:
-        _stored(db_path, hash_embedder)
+        _stored(db_location, hash_embedder)
     finally:
         os.umask(old)
 
     for directory in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
         assert directory.stat().st_mode & 0o777 == 0o700, directory
-    assert db_path.stat().st_mode & 0o777 == 0o600
+    assert db_location.stat().st_mode & 0o777 == 0o600
 
 
 def test_an_export_line_too_deep_to_read_is_one_line_error(tmp_path: Path) -> None:

@@ -197,8 +197,9 @@ def _disk(db: Path) -> bytes:
     )
 
 
+@pytest.mark.sqlite_only
 def test_every_write_path_keeps_every_secret_out_of_the_file_and_the_export(
-    db_path: Path, memory: Memory
+    db_location: Path, memory: Memory
 ) -> None:
     """store, store_many, update (content and metadata) and import, real model, real file;
     then `memento export` through the CLI: no secret in the bytes of either."""
@@ -215,8 +216,8 @@ def test_every_write_path_keeps_every_secret_out_of_the_file_and_the_export(
         [{"content": c.text, "kind": "lesson", "metadata": {"pw": c.text}} for c in POSITIVE]
     )
     memory.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    disk = _disk(db_path)
-    result = CliRunner().invoke(cli.cli, ["--db", str(db_path), "export"])
+    disk = _disk(db_location)
+    result = CliRunner().invoke(cli.cli, ["--db", str(db_location), "export"])
     assert result.exit_code == 0, result.output
     exported = result.output
     for n, case in enumerate(POSITIVE):
@@ -243,17 +244,18 @@ def test_a_secret_in_subject_key_or_source_is_refused(memory: Memory) -> None:
     assert memory.get(kept.id).subject_key == "user.github_token"
 
 
-def test_cli_store_refuses_a_secret_in_subject_key_with_one_line(db_path: Path) -> None:
+def test_cli_store_refuses_a_secret_in_subject_key_with_one_line(db_location: Path) -> None:
     token = "glpat-" + "Qz7xY9abcDEF123ghiJK"
     result = CliRunner().invoke(
-        cli.cli, ["--db", str(db_path), "store", "x", "--subject-key", f"ci.{token}"]
+        cli.cli, ["--db", str(db_location), "store", "x", "--subject-key", f"ci.{token}"]
     )
     assert result.exit_code == 1
     assert "subject_key contains what looks like a secret (gitlab-token)" in result.output
     assert token not in result.output
 
 
-def test_the_memory_json_importer_redacts_too(db_path: Path, tmp_path: Path) -> None:
+@pytest.mark.sqlite_only
+def test_the_memory_json_importer_redacts_too(db_location: Path, tmp_path: Path) -> None:
     """`memento import` of the MCP memory server's file: observations and metadata pass
     through the same redaction as a store."""
     secret = "s3cretPW" + "Qz7"
@@ -268,12 +270,12 @@ def test_the_memory_json_importer_redacts_too(db_path: Path, tmp_path: Path) -> 
     source.write_text(json.dumps(entity) + "\n", encoding="utf-8")
     runner = CliRunner()
     done = runner.invoke(
-        cli.cli, ["--db", str(db_path), "import", str(source), "--from", "mcp-memory-json"]
+        cli.cli, ["--db", str(db_location), "import", str(source), "--from", "mcp-memory-json"]
     )
     assert done.exit_code == 0, done.output
-    exported = runner.invoke(cli.cli, ["--db", str(db_path), "export"]).output
+    exported = runner.invoke(cli.cli, ["--db", str(db_location), "export"]).output
     assert "postgres://admin:[REDACTED:url-password]@db.internal:5432/app" in exported
     assert secret not in exported
-    with Memory(db_path) as m:
+    with Memory(db_location) as m:
         m.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert secret.encode() not in _disk(db_path)
+    assert secret.encode() not in _disk(db_location)

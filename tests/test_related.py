@@ -66,10 +66,10 @@ def test_store_many_lists_related_per_item(store: Memory) -> None:
 
 
 def test_cli_store_prints_the_related_memories(
-    db_path: Path, store: Memory, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    db_location: Path, store: Memory, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(cli._embedders, None, embedder)
-    result = CliRunner().invoke(cli.cli, ["--db", str(db_path), "store", NEW, "--global"])
+    result = CliRunner().invoke(cli.cli, ["--db", str(db_location), "store", NEW, "--global"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Stored ")
@@ -83,8 +83,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def session(db_path: Path, store: Memory, mcp_connect: Any) -> AsyncIterator[ClientSession]:
-    async with mcp_connect(db_path, db_path.with_name("server.log")) as client:
+async def session(
+    db_location: Path, store: Memory, mcp_connect: Any, tmp_path: Path
+) -> AsyncIterator[ClientSession]:
+    async with mcp_connect(db_location, tmp_path / "server.log") as client:
         yield client
 
 

@@ -182,15 +182,16 @@ def test_keyword_terms_drop_stopwords_unless_nothing_is_left() -> None:
     assert relevance_terms("what is the") == []  # evidence never comes from stopwords
 
 
+@pytest.mark.sqlite_only
 def test_similarities_from_the_index_copies_equal_the_vector_table(
-    db_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    db_location: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cosines are read from the float copies in memory_bits, and from vec0 when a
     store lacks them: both must give the same figure, or relevance would depend on it."""
     from memento.store import sqlite as store
     from memento.store import sqlite_index as index
 
-    with Memory(path=db_path, embedder=embedder) as m:
+    with Memory(path=db_location, embedder=embedder) as m:
         for content, kind, key in PROJECT:
             m.store(content, kind=kind, subject_key=key)
         vector = m._embed(["how do I run the tests"])[0]

@@ -63,16 +63,16 @@ def test_linked_worktree_belongs_to_its_repository(tmp_path: Path) -> None:
 
 
 def test_a_lesson_from_one_project_stays_there(
-    db_path: Path, embedder, tmp_path: Path
+    db_location: Path, embedder, tmp_path: Path
 ) -> None:
     shop = _repo(tmp_path / "shop", "git@github.com:acme/shop.git")
     blog = _repo(tmp_path / "blog", "git@github.com:acme/blog.git")
-    with Memory(db_path, embedder=embedder, project=shop) as m:
+    with Memory(db_location, embedder=embedder, project=shop) as m:
         lesson = m.store("Run the migrations before the tests or they fail", kind="lesson")
         pref = m.store("The user prefers tabs over spaces", subject_key="user.indent")
         assert (lesson.scope, lesson.project) == ("github.com/acme/shop", "shop")
         assert (pref.scope, pref.project) == ("global", None)  # user.* travels with the user
-    with Memory(db_path, embedder=embedder, project=blog) as m:
+    with Memory(db_location, embedder=embedder, project=blog) as m:
         found = m.recall("how do I run the tests")
         assert [r.id for r in found] == [pref.id]  # the shop's lesson never shows up here
         assert m.recent() == [m.get(pref.id)]
@@ -80,16 +80,16 @@ def test_a_lesson_from_one_project_stays_there(
         everywhere = m.recall("how do I run the tests", all_projects=True)
         assert {r.id for r in everywhere} == {lesson.id, pref.id}
         assert m.stats(all_projects=True)["live"] == 2
-    with Memory(db_path, embedder=embedder) as m:  # no current project: every scope
+    with Memory(db_location, embedder=embedder) as m:  # no current project: every scope
         assert {r.id for r in m.recent()} == {lesson.id, pref.id}
 
 
 def test_explicit_scope_wins_and_keys_are_per_scope(
-    db_path: Path, embedder, tmp_path: Path
+    db_location: Path, embedder, tmp_path: Path
 ) -> None:
     shop = _repo(tmp_path / "shop", "git@github.com:acme/shop.git")
     blog = _repo(tmp_path / "blog", "git@github.com:acme/blog.git")
-    with Memory(db_path, embedder=embedder, project=shop) as m:
+    with Memory(db_location, embedder=embedder, project=shop) as m:
         a = m.store("Tests run with pytest -q", subject_key="project.test_command")
         g = m.store("Always sign commits", kind="lesson", scope="global")
         b = m.store("Tests run with npm test", subject_key="project.test_command", scope=blog)
@@ -100,19 +100,19 @@ def test_explicit_scope_wins_and_keys_are_per_scope(
         assert m.get(b.id).content == "Tests run with npm test"
         moved = m.update(g.id, scope="project")
         assert moved.scope == "github.com/acme/shop"
-    with Memory(db_path, embedder=embedder, project=blog) as m:
+    with Memory(db_location, embedder=embedder, project=blog) as m:
         assert [r.id for r in m.browse("project.")] == [b.id]
         assert g.id not in {r.id for r in m.recent(limit=50)}
 
 
 def test_near_duplicates_are_only_merged_within_a_scope(
-    db_path: Path, embedder, tmp_path: Path
+    db_location: Path, embedder, tmp_path: Path
 ) -> None:
     shop, blog = tmp_path / "shop", tmp_path / "blog"
     shop.mkdir()
     blog.mkdir()
     text = "Deploys go out every Tuesday after the standup"
-    with Memory(db_path, embedder=embedder, project=shop) as m:
+    with Memory(db_location, embedder=embedder, project=shop) as m:
         first = m.store(text)
         assert m.store(text).action == "deduplicated"
         other = m.store(text, scope=str(blog))
@@ -121,30 +121,34 @@ def test_near_duplicates_are_only_merged_within_a_scope(
 
 @pytest.mark.parametrize("path", ["exact", "large-store index"])
 def test_a_project_with_three_memories_among_many_gets_those_three(
-    db_path: Path, hash_embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+    db_location: Path, hash_embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     """The scope filter is applied inside the search (exact), not after a top-k: the three
-    memories of a small project come back although 3,000 others are nearer the query."""
+    memories of a small project come back although 3,000 others are nearer the query.
+    On PostgreSQL, "large-store index" lowers the exact-scan bound to 100 and bounds the
+    keyword terms as large stores do (the HNSW walk under a filter: tests/test_postgres.py)."""
     if path != "exact":
-        from memento.store import sqlite, sqlite_index
+        from memento.store import postgres, postgres_keywords, sqlite, sqlite_index
 
         monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
         monkeypatch.setattr(sqlite, "KEYWORD_MIN_ROWS", 1)
+        monkeypatch.setattr(postgres, "EXACT_MAX", 100)
+        monkeypatch.setattr(postgres_keywords, "KEYWORD_MIN_ROWS", 1)
     big, small = tmp_path / "big", tmp_path / "small"
     big.mkdir()
     small.mkdir()
-    with Memory(db_path, embedder=hash_embedder, project=big) as m:
+    with Memory(db_location, embedder=hash_embedder, project=big) as m:
         m.store_many([{"content": f"common note {i}", "kind": "event"} for i in range(3000)])
-    with Memory(db_path, embedder=hash_embedder, project=small) as m:
+    with Memory(db_location, embedder=hash_embedder, project=small) as m:
         mine = m.store_many([{"content": f"rare thing {i}", "kind": "event"} for i in range(3)])
         found = m.recall("common note 7", limit=10)
         assert {r.id for r in found} == {r.id for r in mine}
         assert {r.id for r in m.recent(limit=10)} == {r.id for r in mine}
 
 
-def test_export_and_import_carry_the_scope(db_path: Path, embedder, tmp_path: Path) -> None:
+def test_export_and_import_carry_the_scope(db_location: Path, embedder, tmp_path: Path) -> None:
     shop = _repo(tmp_path / "shop", "git@github.com:acme/shop.git")
-    with Memory(db_path, embedder=embedder, project=shop) as m:
+    with Memory(db_location, embedder=embedder, project=shop) as m:
         m.store("Shop deploys from the release branch", kind="lesson")
         m.store("The user writes British English", subject_key="user.spelling")
         exported = list(m.export())

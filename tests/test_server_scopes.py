@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -68,7 +69,8 @@ async def connect(
     if roots is not None:
         callback = roots if inspect.iscoroutinefunction(roots) else list_roots
 
-    with (db.parent / "server.log").open("a") as errlog:
+    logs = Path(cwd) if isinstance(db, str) else db.parent  # a URL has no directory
+    with (logs / "server.log").open("a") as errlog:
         async with (
             stdio_client(params, errlog=errlog) as (read, write),
             ClientSession(read, write, list_roots_callback=callback) as session,
@@ -92,12 +94,12 @@ def projects_of(memories: list[dict[str, Any]]) -> dict[str, str]:
 
 
 @pytest.fixture
-def dirs(tmp_path: Path) -> dict[str, Path]:
+def dirs(tmp_path: Path, db_location: Path | str) -> dict[str, Path]:
     """Two project directories (outside git: each directory is its project) and the db."""
     made = {name: tmp_path / name for name in ("alpha", "bravo")}
     for path in made.values():
         path.mkdir()
-    made["db"] = tmp_path / "memory.db"
+    made["db"] = db_location  # type: ignore[assignment]
     return made
 
 

@@ -37,7 +37,7 @@ def test_json_printable_is_the_same_json_value() -> None:
 
 
 @pytest.fixture
-def stored(db_path: Path, memory: Memory) -> str:
+def stored(db_location: Path, memory: Memory) -> str:
     """A memory whose content, subject_key, source and metadata carry escape sequences."""
     record = memory.store(
         HOSTILE,
@@ -49,8 +49,8 @@ def stored(db_path: Path, memory: Memory) -> str:
     return record.id
 
 
-def _run(db_path: Path, *args: str) -> str:
-    result = CliRunner().invoke(cli.cli, ["--db", str(db_path), *args])
+def _run(db_location: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli.cli, ["--db", str(db_location), *args])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -60,9 +60,9 @@ def _run(db_path: Path, *args: str) -> str:
     [("list",), ("list", "--all"), ("search", "hello red link"), ("show", "ID"), ("about",)],
 )
 def test_human_output_has_no_raw_control_characters(
-    db_path: Path, stored: str, command: tuple[str, ...]
+    db_location: Path, stored: str, command: tuple[str, ...]
 ) -> None:
-    out = _run(db_path, *(stored if part == "ID" else part for part in command))
+    out = _run(db_location, *(stored if part == "ID" else part for part in command))
     assert not RAW_CONTROL.search(out), repr(out)
     assert "\\x1b" in out  # shown, not hidden: the user can see something odd was stored
     if command[0] == "show":
@@ -72,9 +72,9 @@ def test_human_output_has_no_raw_control_characters(
 
 @pytest.mark.parametrize("command", [("list", "--json"), ("show", "ID", "--json"), ("export",)])
 def test_json_output_is_exact_and_has_no_raw_control_characters(
-    db_path: Path, stored: str, command: tuple[str, ...]
+    db_location: Path, stored: str, command: tuple[str, ...]
 ) -> None:
-    out = _run(db_path, *(stored if part == "ID" else part for part in command))
+    out = _run(db_location, *(stored if part == "ID" else part for part in command))
     assert not RAW_CONTROL.search(out.replace("\n", "")), repr(out)
     first = out if command[0] != "export" else out.splitlines()[0]
     data = json.loads(first)
@@ -84,16 +84,17 @@ def test_json_output_is_exact_and_has_no_raw_control_characters(
     assert data["metadata"] == {"\x1b[2Jkey": HOSTILE}
 
 
-def test_errors_quoting_user_input_are_made_printable(db_path: Path, stored: str) -> None:
-    tmp_path = db_path.parent
+def test_errors_quoting_user_input_are_made_printable(
+    db_location: Path, stored: str, tmp_path: Path
+) -> None:
     for args in (["show", "\x1b]0;pwned\x07zz"], ["import", f"{tmp_path}/\x1b[2J.json"]):
-        result = CliRunner().invoke(cli.cli, ["--db", str(db_path), *args])
+        result = CliRunner().invoke(cli.cli, ["--db", str(db_location), *args])
         assert result.exit_code == 1
         assert not RAW_CONTROL.search(result.output), repr(result.output)
         assert "\\x1b" in result.output
 
 
-def test_list_and_show_on_a_real_terminal(db_path: Path, stored: str) -> None:
+def test_list_and_show_on_a_real_terminal(db_location: Path, stored: str) -> None:
     """Through a pseudo-terminal, as the user sees it (the width code path of a TTY)."""
     import os
     import pty
@@ -104,7 +105,7 @@ def test_list_and_show_on_a_real_terminal(db_path: Path, stored: str) -> None:
         leader, follower = pty.openpty()
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "memento.cli", "--db", str(db_path), *args],
+                [sys.executable, "-m", "memento.cli", "--db", str(db_location), *args],
                 stdout=follower,
                 stderr=subprocess.PIPE,
                 timeout=60,

@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..config import resolve_db_path
+from ..config import resolve_location
 from ..embedder import _embedders, shared_embedder  # noqa: F401  (cli._embedders: tests share one model)
 from ..errors import MementoError
 from ..memory import Memory
@@ -70,8 +70,8 @@ def _one_line(text: str) -> str:
 
 
 class DbPath(click.Path):
-    """A database path, or a URL kept as text (a Path would fold ``//`` and hide it) for
-    :func:`resolve_db_path` to refuse in one line."""
+    """A database path, or a URL kept as text (a Path would fold ``//``): a
+    ``postgresql://`` URL names a server's database, another URL is refused in one line."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from ..config import is_url
@@ -88,18 +88,18 @@ def db_option(function: Callable[..., Any]) -> Callable[..., Any]:
         "--db",
         "sub_db",
         type=DbPath(path_type=Path),
-        help="Database file (default: --db of memento, MEMENTO_PATH, or "
-        "~/.local/share/memento/memory.db).",
+        help="Database file or postgresql:// URL (default: --db of memento, MEMENTO_PATH, "
+        "or ~/.local/share/memento/memory.db).",
     )(function)
 
 
-def db_path(ctx: click.Context, *choices: Path | None) -> Path:
-    """The first path given (positional PATH, then --db), else the group's --db/MEMENTO_PATH,
-    else the default."""
+def db_path(ctx: click.Context, *choices: Path | str | None) -> Path | str:
+    """The first location given (positional PATH, then --db), else the group's
+    --db/MEMENTO_PATH, else the default: a file path, or a ``postgresql://`` URL as text."""
     for choice in choices:
         if choice is not None:
-            return resolve_db_path(choice)
-    return resolve_db_path(ctx.find_root().params.get("db"))
+            return resolve_location(choice)
+    return resolve_location(ctx.find_root().params.get("db"))
 
 
 # ---- project scopes -------------------------------------------------------------------
@@ -152,7 +152,7 @@ def current_project(ctx: click.Context) -> Project | None:
     return find_project(ctx.meta.get(_PROJECT) or Path.cwd())
 
 
-def open_memory(path: Path, create: bool = False, announce: bool = True) -> Memory:
+def open_memory(path: Path | str, create: bool = False, announce: bool = True) -> Memory:
     """Open the database in the command's project. Without ``create`` a missing file says
     to run `memento init`; with it, a new file is made and (``announce``) said on stderr,
     so a typo in --db or MEMENTO_PATH never quietly starts a second memory."""
@@ -321,7 +321,7 @@ def confirm(message: str, yes: bool) -> None:
     type=DbPath(path_type=Path),
     envvar="MEMENTO_PATH",
     show_envvar=True,
-    help="Database file (default: ~/.local/share/memento/memory.db).",
+    help="Database file or postgresql:// URL (default: ~/.local/share/memento/memory.db).",
 )
 @click.version_option(__version__, "--version", prog_name="memento")
 def cli(db: Path | None) -> None:

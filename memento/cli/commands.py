@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..config import resolve_location
+from ..config import display_location, file_only, is_url, resolve_location
 from ..context import MAX_BUDGET
 from ..errors import InvalidInputError, MementoError
 from ..jsonl import read_jsonl
@@ -21,6 +21,7 @@ from ..records import KINDS
 from ..textsafe import json_printable, printable
 from ..validate import MAX_LIMIT, MAX_RECALL_LIMIT
 from .base import (
+    DbPath,
     _human_size,
     _one_line,
     all_projects_option,
@@ -43,7 +44,7 @@ from .base import (
 
 
 @cli.command()
-@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=DbPath(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Delete the database and create an empty one.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation with --force.")
 @db_option
@@ -58,18 +59,19 @@ def init(
       memento init
       memento init ~/work/project-memory.db --force --yes
     """
+    from ..store import reset_store, store_exists
+
     target = db_path(ctx, path, sub_db)
-    existed = target.exists()
+    shown = display_location(target)
+    existed = store_exists(target)
     if force and existed:
         try:
             with open_memory(target) as memory:
                 count = memory.stats(all_projects=True)["total"]
-            what = f"all {count} memories in {target}" if count else f"the empty {target}"
+            what = f"all {count} memories in {shown}" if count else f"the empty {shown}"
         except MementoError as exc:
-            what = f"{target} ({_one_line(str(exc))})"
+            what = f"{shown} ({_one_line(str(exc))})"
         confirm(f"Delete {what} and start empty?", yes)
-        from ..store import reset_store
-
         reset_store(target)
         existed = False
     with open_memory(target, create=True, announce=False) as memory:
@@ -77,12 +79,12 @@ def init(
         upgraded = memory.upgraded_from
     version = stats["schema_version"]
     if not existed:
-        click.echo(f"Initialized memento at {target}")
+        click.echo(f"Initialized memento at {shown}")
     elif upgraded:
-        click.echo(f"Upgraded {target} from schema version {upgraded} to {version}")
+        click.echo(f"Upgraded {shown} from schema version {upgraded} to {version}")
     else:
         click.echo(
-            f"{target} already exists: {memories(stats['total'])}, schema version {version} "
+            f"{shown} already exists: {memories(stats['total'])}, schema version {version} "
             "(nothing to do; --force starts empty)"
         )
 
@@ -104,6 +106,8 @@ def verify(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     from ..health import run_checks
 
     target = db_path(ctx, sub_db)
+    if isinstance(target, str):  # the checks read a SQLite file's pages
+        raise file_only(target, "memento verify")
     if not target.exists():  # one line, not nine failed checks
         raise click.ClickException(
             f"no memento database at {target}: create it with `memento init --db {target}`, "
@@ -155,7 +159,9 @@ def stats(ctx: click.Context, as_json: bool, sub_db: Path | None) -> None:
     click.echo(f"memories:        {data['live']} live ({kinds}), {data['archived']} archived")
     click.echo(f"schema version:  {data['schema_version']}")
     click.echo(f"model:           {model}, {data['dimension']} dimensions")
-    click.echo(f"file size:       {_human_size(data['file_size_bytes'])}")
+    # a server's tables with their indexes, or the file with its WAL: same width either way
+    label = "size on server:" if is_url(str(data["path"])) else "file size:     "
+    click.echo(f"{label}  {_human_size(data['file_size_bytes'])}")
 
 
 def _kind_option(help_text: str) -> Callable[..., Any]:
@@ -608,7 +614,7 @@ def _is_sqlite(path: Path) -> bool:
 
 
 @cli.command()
-@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=DbPath(path_type=Path))
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of stdout.",
@@ -630,7 +636,7 @@ def export(
     """
     database = sub_db
     if path is not None:
-        if _is_sqlite(path):
+        if isinstance(path, str) or _is_sqlite(path):  # a postgresql:// URL or a file
             database = database or path
         elif output is None:
             output = path
@@ -663,13 +669,17 @@ def _write_rows(out: Any, rows: list[dict[str, Any]]) -> None:
     out.flush()
 
 
-def _path_and_file(ctx: click.Context, args: tuple[str, ...], what: str) -> tuple[Path, str]:
+def _path_and_file(
+    ctx: click.Context, args: tuple[str, ...], what: str
+) -> tuple[Path | str, str]:
     """``[PATH] FILE``: one argument is the file, two are the database then the file."""
     if len(args) == 1:
         return db_path(ctx, ctx.params.get("sub_db")), args[0]
     if len(args) == 2:
+        if is_url(args[0].strip()):
+            return db_path(ctx, args[0].strip()), args[1]
         first, second = Path(args[0]), Path(args[1])
-        if first.exists() and not _is_sqlite(first) and _is_sqlite(second):
+        if first.exists() and not _is_sqlite(first) and (_is_sqlite(second) or is_url(args[1])):
             raise click.UsageError(
                 f"the database comes first: memento {ctx.info_name} {args[1]} {args[0]} "
                 f"(or give the database with --db)"
@@ -706,10 +716,11 @@ def import_data(ctx: click.Context, args: tuple[str, ...], sub_db: Path | None) 
       memento import-data ~/new.db backup.jsonl
     """
     target, name = _path_and_file(ctx, args, "FILE")
-    if name != "-" and _is_sqlite(Path(name)):
+    if name != "-" and (is_url(name) or _is_sqlite(Path(name))):
+        what = "a database URL" if is_url(name) else "a SQLite database"
         raise click.UsageError(
-            f"{name} is a SQLite database, not a `memento export` file: to restore into it "
-            "use --db; to import another tool's store use `memento import`"
+            f"{display_location(name)} is {what}, not a `memento export` file: to restore "
+            "into it use --db; to import another tool's store use `memento import`"
         )
     records, labels = _read_jsonl(name)
     with open_memory(target, create=True) as memory, progress("Importing", len(records)) as bar:

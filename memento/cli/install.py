@@ -62,8 +62,10 @@ def _plan_and_apply(
 def _ensure_database(ctx: click.Context, sub_db: Path | None) -> None:
     """Create the database the hooks and the server will use, if it is not there yet: a
     hook never creates one, so without it the first sessions would find nothing to read."""
+    from ..store import store_exists
+
     target = db_path(ctx, sub_db)
-    if not target.exists():
+    if not store_exists(target):
         with open_memory(target, create=True):
             pass
 

@@ -113,8 +113,9 @@ class MemoryBase:
         self._shared = False
         self.upgraded_from: int | None = None
         self._store: Store = open_store(location, create=create)
-        #: The database file (or the URL of the server) this memory lives in.
-        self.path: Path | str = location
+        #: The database file this memory lives in, or the URL of its PostgreSQL database
+        #: shown without its password (the store keeps the full URL to itself).
+        self.path: Path | str = location if isinstance(location, Path) else self._store.location
         try:
             self._upgrade()
         except self._store.errors as exc:
@@ -147,7 +148,8 @@ class MemoryBase:
 
     @property
     def conn(self) -> Any:
-        """The SQLite backend's APSW connection: an escape hatch for scripts and tests."""
+        """The backend's own connection (APSW for SQLite, psycopg for PostgreSQL): an escape
+        hatch for scripts and tests."""
         return self._store.conn  # type: ignore[attr-defined]
 
     @property

@@ -38,7 +38,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import ConfigDict, Field, ValidationError
 
 from .. import __version__
-from ..config import default_db_path
+from ..config import default_db_path, display_location
 from ..errors import MementoError
 from ..memory import Grant, Memory
 from ..projects import Project, find_project
@@ -344,7 +344,9 @@ def run(db_path: str | None = None, project: str | os.PathLike[str] | None = Non
     server = create_server(db_path, project)
     _stop_on_signals(server)
     if sys.stderr.isatty():
-        where = db_path or os.environ.get("MEMENTO_PATH") or str(default_db_path())
+        where = display_location(
+            db_path or os.environ.get("MEMENTO_PATH") or str(default_db_path())
+        )
         print(
             f"memento MCP server on {where}: waiting for an MCP client on stdin; Ctrl-C to "
             "stop",
