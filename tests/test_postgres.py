@@ -142,7 +142,7 @@ def test_migrations_are_recorded_and_a_newer_schema_is_refused(
         rows = memory.conn.execute(
             "SELECT version, description FROM memento.schema_version"
         ).fetchall()
-        assert [r[0] for r in rows] == [1]
+        assert [r[0] for r in rows] == [1, 2]
         memory.conn.execute(
             "INSERT INTO memento.schema_version(version, description) VALUES (99, 'future')"
         )
