@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from memento import Memory
 from memento.context import Section, count_tokens, memory_line, pack
+from memento.integrations.claude_code.hooks import log_path
 from memento.records import MemoryRecord
 from tests.conftest import query
 
@@ -343,14 +344,15 @@ def test_hook_command_lines():
     ],
 )
 def test_a_hook_with_a_bad_command_line_prints_nothing_and_logs_why(
-    args, stdin, logged, seeded, projects
+    args, stdin, logged, seeded, projects, monkeypatch
 ):
     shop, _ = projects
     if stdin is None or stdin.startswith("prompt:"):
         stdin = _hook_input(shop, prompt=(stdin or "prompt:how do I test?")[7:])
     out = run_cli(*args, stdin=stdin, env={"MEMENTO_PATH": str(seeded)})
     assert out.returncode == 0 and out.stdout == b""
-    log = seeded.parent / "hooks.log"
+    monkeypatch.setenv("MEMENTO_PATH", str(seeded))  # as the hook's process saw it
+    log = log_path(str(seeded))  # beside a file; in the data directory for a server URL
     if logged is None:
         assert not log.exists()
     else:

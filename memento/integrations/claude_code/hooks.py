@@ -14,6 +14,7 @@ Code's own limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -52,7 +53,7 @@ def timeout_seconds() -> float:
 
 def log_path(db: str | os.PathLike[str] | None) -> Path:
     """``hooks.log`` beside the database file (for a server URL: in the default data dir)."""
-    from ...config import default_db_path, resolve_location
+    from ...config import default_db_path, make_private_dirs, resolve_location
 
     try:
         location = resolve_location(db)
@@ -60,7 +61,12 @@ def log_path(db: str | os.PathLike[str] | None) -> Path:
         location = default_db_path()
     if isinstance(location, Path):
         return location.parent / LOG_NAME
-    return default_db_path().parent / LOG_NAME
+    # a server URL: memento's data directory, which a user of a shared PostgreSQL store may
+    # never have had (a file's own directory is never created: a wrong path stays visible)
+    directory = default_db_path().parent
+    with contextlib.suppress(OSError):
+        make_private_dirs(directory)
+    return directory / LOG_NAME
 
 
 def write_log(path: Path, event: str, message: str) -> None:
