@@ -407,7 +407,7 @@ def test_sqlite_to_postgres_and_back_is_lossless_and_idempotent(
     again = copy_store(src, postgres_url)
     assert (again.added, again.updated, again.unchanged, again.versions) == (0, 0, 7, 0)
     assert (again.projects, again.created) == (0, False)
-    home = copy_store(postgres_url, back)
+    home = copy_store(postgres_url, back, batch_size=3)  # a snapshot per batch of three
     assert (home.added, home.versions, home.projects, home.created) == (7, 3, 3, True)
     assert copy_store(postgres_url, back).unchanged == 7
 
@@ -487,7 +487,7 @@ def test_postgres_to_postgres_and_the_same_database_named_twice(
     src, first, second = tmp_path / "src.db", new_postgres_database(), new_postgres_database()
     fill(src, hash_embedder, tmp_path / "shop")
     copy_store(src, first)
-    result = copy_store(first, second)
+    result = copy_store(first, second, batch_size=2)
     assert (result.added, result.versions, result.projects) == (5, 2, 1)
     assert snapshot(second, hash_embedder) == snapshot(first, hash_embedder)
     for other_name in (first, with_password(first, "another-pw")):
