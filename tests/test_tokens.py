@@ -201,3 +201,22 @@ def test_cli_token_commands_take_the_database_from_memento_path(
     for result in (made, listed):
         assert token not in result.stderr
         assert not password or password not in result.output + result.stderr
+
+
+def test_a_postgres_store_made_before_tokens_gets_them_on_first_use(postgres_url: str) -> None:
+    """A database at PostgreSQL schema 1 (before migration 2 added tokens): `memento token
+    create` upgrades it in place and its memories stay."""
+    import psycopg
+
+    with Memory(postgres_url, embedder=HashEmbedder()) as memory:
+        kept = memory.store("A memory from before tokens existed").id
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("DROP TABLE memento.tokens")
+        admin.execute("DELETE FROM memento.schema_version WHERE version = 2")
+
+    made = CliRunner().invoke(cli, ["--db", postgres_url, "token", "create", "ci"])
+    assert made.exit_code == 0, made.output
+    with Memory(postgres_url, embedder=HashEmbedder()) as memory:
+        assert memory.check_token(made.stdout.strip()).name == "ci"
+        assert memory.get(kept).content == "A memory from before tokens existed"
+        assert [v for (v,) in query(memory, "SELECT version FROM schema_version")] == [1, 2]
