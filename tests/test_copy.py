@@ -164,9 +164,10 @@ def test_copy_into_a_populated_store_keeps_its_memories(
 
 
 def test_a_memory_written_to_the_source_during_the_copy_is_copied_with_its_project(
-    tmp_path: Path, hash_embedder: HashEmbedder
+    tmp_path: Path, hash_embedder: HashEmbedder, db_location: str | Path
 ) -> None:
-    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    """On either backend as the source (each batch is read in a snapshot of its own)."""
+    src, dst = db_location, tmp_path / "dst.db"
     fill(src, hash_embedder, tmp_path / "shop")
     (tmp_path / "billing").mkdir()
     seen: list[tuple[int, int]] = []
