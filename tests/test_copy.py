@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from memento import DatabaseError, InvalidInputError, Memory, cli
 from memento.embedder import Embedder
 from memento.memory.copy import copy_store
-from tests.conftest import HashEmbedder, shown, with_password
+from tests.conftest import HashEmbedder, query, shown, with_password
 
 
 @pytest.fixture(autouse=True)
@@ -556,3 +556,46 @@ def test_postgres_keeps_extreme_values_as_sqlite_does(
             assert m.backend.vectors([row.seq])[row.seq] == vector
             assert row.created_at == datetime(9999, 12, 31, 23, 59, 59, 999999, timezone.utc)
             assert m.get(early.id).created_at == datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_copy_into_an_empty_postgres_builds_its_vector_index_once(
+    tmp_path: Path, hash_embedder: HashEmbedder, postgres_url: str
+) -> None:
+    """The HNSW index is dropped while a copy fills an empty PostgreSQL store and built at
+    the end: there after a copy, after a copy that failed half way, and rebuilt by the next
+    copy when a killed one left it missing."""
+    src = tmp_path / "src.db"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.store_many([{"content": f"memory {n} of a bulk load"} for n in range(30)])
+        lost = m.store("a memory whose vector was lost")
+        seq = m.backend.find_by_id(lost.id)[0].seq
+        m.conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
+        m.conn.execute("DELETE FROM memory_bits WHERE seq = ?", (seq,))
+
+    def indexed() -> bool:
+        with Memory(postgres_url, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+            [(found,)] = query(m, "SELECT to_regclass('memento.memories_embedding') IS NOT NULL")
+            return bool(found)
+
+    assert indexed()  # a new store has it
+
+    during: list[bool] = []
+    with pytest.raises(DatabaseError, match="has no vector"):
+        copy_store(src, postgres_url, batch_size=10, progress=lambda *_: during.append(indexed()))
+    assert during == [True, False, False, False]  # before the load, then after 3 batches
+    assert indexed()  # the failed copy built it before it gave up
+    with Memory(postgres_url, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.stats()["total"] == 30
+        m.conn.execute("DROP INDEX memento.memories_embedding")  # as a killed copy leaves it
+        assert m.recall("memory 7 of a bulk load")[0].content == "memory 7 of a bulk load"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.reembed(all=True)
+    assert copy_store(src, postgres_url).added == 1
+    assert indexed()
+    with Memory(postgres_url, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        [(valid, method)] = query(
+            m, "SELECT i.indisvalid, a.amname FROM pg_index i JOIN pg_class c ON "
+            "c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+            "WHERE i.indexrelid = 'memento.memories_embedding'::regclass"
+        )
+        assert (valid, method) == (True, "hnsw")
