@@ -92,7 +92,10 @@ def test_export_into_a_pipe_closed_early_ends_quietly(many: Path) -> None:
 
 
 def test_a_bug_is_one_line_unless_memento_debug(
-    db_path: Path, memory: Memory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    db_location: str | Path,
+    memory: Memory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     memory.store("a memory")
 
@@ -101,7 +104,7 @@ def test_a_bug_is_one_line_unless_memento_debug(
 
     monkeypatch.setattr(Memory, "stats", broken)
     with pytest.raises(SystemExit) as exit_:
-        main(["--db", str(db_path), "stats"])
+        main(["--db", str(db_location), "stats"])
     assert exit_.value.code == 1
     assert capsys.readouterr().err == (
         "Error: unexpected RuntimeError: something unexpected (set MEMENTO_DEBUG=1 to see "
@@ -109,17 +112,20 @@ def test_a_bug_is_one_line_unless_memento_debug(
     )
     monkeypatch.setenv("MEMENTO_DEBUG", "1")
     with pytest.raises(RuntimeError, match="something"):
-        main(["--db", str(db_path), "stats"])
+        main(["--db", str(db_location), "stats"])
 
 
 def test_ctrl_c_says_interrupted_and_exits_130(
-    db_path: Path, memory: Memory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    db_location: str | Path,
+    memory: Memory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Memory, "stats", interrupted)
     with pytest.raises(SystemExit) as exit_:
-        main(["--db", str(db_path), "stats"])
+        main(["--db", str(db_location), "stats"])
     assert exit_.value.code == 130
     assert capsys.readouterr().err == "Interrupted.\n"
