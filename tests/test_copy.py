@@ -494,6 +494,16 @@ def test_postgres_to_postgres_and_the_same_database_named_twice(
     for other_name in (first, with_password(first, "another-pw")):
         with pytest.raises(InvalidInputError, match="the same store"):
             copy_store(first, other_name)
+    small, empty = new_postgres_database(), new_postgres_database()
+    with Memory(small, embedder=HashEmbedder(dimension=16)) as m:  # type: ignore[arg-type]
+        m.store("a memory of sixteen dimensions")
+    with pytest.raises(DatabaseError, match=r"vectors of 16 dimensions, .* of 384"):
+        copy_store(first, small)
+    with Memory(small, embedder=HashEmbedder(dimension=16)) as m:  # type: ignore[arg-type]
+        assert m.stats()["total"] == 1
+    with pytest.raises(DatabaseError, match=r"no memento database at postgresql://"):
+        copy_store(empty, tmp_path / "new.db")
+    assert not (tmp_path / "new.db").exists()
 
 
 def test_cli_copy_to_a_postgres_url_and_back_never_prints_the_password(
