@@ -68,6 +68,8 @@ def write_log(path: Path, event: str, message: str) -> None:
     try:
         if path.exists() and path.stat().st_size > MAX_LOG_BYTES:
             path.replace(path.with_name(path.name + ".1"))
+        # a PostgreSQL user's log goes to the data directory, which nothing else made
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         line = " ".join(f"{stamp} {event}: {message}".split())[:1000]
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
