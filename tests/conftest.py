@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -115,20 +115,48 @@ def database_url(server: str, name: str) -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str | None) -> Iterator[str]:
-    """A fresh, empty database on the session's server, dropped after the test."""
+def new_postgres_database(postgres_server: str | None) -> Iterator[Callable[[], str]]:
+    """``new_postgres_database()``: the URL of a fresh, empty database on the session's
+    server (as many as a test needs), each dropped after the test."""
     if postgres_server is None:
         pytest.skip(_unavailable[0] if _unavailable else "no PostgreSQL server")
     import psycopg
 
-    name = f"memento_test_{os.getpid()}_{next(_numbers)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    made: list[str] = []
+
+    def new() -> str:
+        name = f"memento_test_{os.getpid()}_{next(_numbers)}"
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return database_url(postgres_server, name)
+
     try:
-        yield database_url(postgres_server, name)
+        yield new
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            for name in made:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(new_postgres_database: Callable[[], str]) -> str:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    return new_postgres_database()
+
+
+def with_password(url: str, password: str = "s3cret-pw") -> str:
+    """``url`` with a password in it, for tests that a password is never shown: the test
+    server's own when its URL has one, else ``password`` (the pgserver the tests start
+    trusts its local socket, so any password connects)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url
+    user, host = parts.netloc.rsplit("@", 1) if "@" in parts.netloc else ("postgres", parts.netloc)
+    netloc = f"{user.split(':', 1)[0]}:{password}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -23,8 +23,9 @@ CALL_TIMEOUT_S = 60
 _BANNER = re.compile(r"on (http://\S+/mcp) serving")
 
 
-def environment(db: Path, cache: Path, **extra: str) -> dict[str, str]:
-    """The environment of a memento process: its own database and the shared model cache."""
+def environment(db: Path | str, cache: Path, **extra: str) -> dict[str, str]:
+    """The environment of a memento process: its own database (a file or a URL) and the
+    shared model cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
     env.update(MEMENTO_PATH=str(db), XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="1")
     env.update(extra)

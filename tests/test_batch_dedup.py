@@ -8,6 +8,7 @@ two stores that start alike, and compare them memory for memory, with the real m
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,14 +122,20 @@ def _contents(memory: Memory) -> list[tuple[Any, ...]]:
     )
 
 
-def _compare(tmp_path: Path, embedder: Embedder) -> list[tuple[Any, ...]]:
+def _compare(
+    tmp_path: Path, embedder: Embedder, locations: tuple[str | Path, str | Path] | None = None
+) -> list[tuple[Any, ...]]:
+    """Store the items one by one into the first location and as one batch into the second
+    (two SQLite files in ``tmp_path`` unless given), and compare."""
     first, batch = _items()
     assert len(batch) > 200 and len(first) + len(batch) > 250
     project = tmp_path / "proj"
     project.mkdir()
+    if locations is None:
+        locations = (tmp_path / "one-by-one.db", tmp_path / "batch.db")
     results = []
-    for name in ("one-by-one", "batch"):
-        with Memory(path=tmp_path / f"{name}.db", embedder=embedder, project=project) as m:
+    for name, location in zip(("one-by-one", "batch"), locations):
+        with Memory(path=location, embedder=embedder, project=project) as m:
             for item in first:
                 m.store(**item)
             if name == "batch":
@@ -174,6 +181,21 @@ def test_the_default_knn_many_decides_alike(
 
     monkeypatch.setattr(SQLiteStore, "knn_many", Store.knn_many)
     _compare(tmp_path, embedder)
+
+
+@pytest.mark.slow
+def test_postgres_decides_alike(
+    tmp_path: Path, embedder: Embedder, new_postgres_database: Callable[[], str]
+) -> None:
+    """PostgreSQL has no knn_many of its own: the base class's asks its knn (an exact scan
+    in a store this size) once per item, inside the batch's write transaction, and adds what
+    the batch wrote; one by one, each store asks knn itself. Both decide alike, as on SQLite."""
+    from memento.store.postgres import PostgresStore
+
+    assert PostgresStore.knn_many is Store.knn_many
+    decided = _compare(tmp_path, embedder, (new_postgres_database(), new_postgres_database()))
+    assert {a[0] for a in decided} == {"created", "deduplicated", "updated"}
+    assert sum(1 for a in decided if a[0] == "deduplicated") > 10
 
 
 def test_knn_many_answers_as_knn(tmp_path: Path, embedder: Embedder) -> None:

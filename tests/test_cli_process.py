@@ -92,7 +92,7 @@ def test_export_into_a_pipe_closed_early_ends_quietly(many: Path) -> None:
 
 
 def test_a_bug_is_one_line_unless_memento_debug(
-    db_location: Path,
+    db_location: str | Path,
     memory: Memory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
@@ -116,7 +116,7 @@ def test_a_bug_is_one_line_unless_memento_debug(
 
 
 def test_ctrl_c_says_interrupted_and_exits_130(
-    db_location: Path,
+    db_location: str | Path,
     memory: Memory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from memento import Memory
 from memento.context import Section, count_tokens, memory_line, pack
-from memento.integrations.claude_code.hooks import log_path
 from memento.records import MemoryRecord
 from tests.conftest import query
 
@@ -344,15 +343,16 @@ def test_hook_command_lines():
     ],
 )
 def test_a_hook_with_a_bad_command_line_prints_nothing_and_logs_why(
-    args, stdin, logged, seeded, projects, monkeypatch
+    args, stdin, logged, seeded, projects
 ):
     shop, _ = projects
     if stdin is None or stdin.startswith("prompt:"):
         stdin = _hook_input(shop, prompt=(stdin or "prompt:how do I test?")[7:])
     out = run_cli(*args, stdin=stdin, env={"MEMENTO_PATH": str(seeded)})
     assert out.returncode == 0 and out.stdout == b""
-    monkeypatch.setenv("MEMENTO_PATH", str(seeded))  # as the hook's process saw it
-    log = log_path(str(seeded))  # beside a file; in the data directory for a server URL
+    # beside the database file; for a server URL in the data directory
+    data = Path(os.environ["XDG_DATA_HOME"]) / "memento"
+    log = (seeded.parent if isinstance(seeded, Path) else data) / "hooks.log"
     if logged is None:
         assert not log.exists()
     else:

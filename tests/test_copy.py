@@ -1,9 +1,14 @@
-"""`memento copy SRC DST`: a whole store into another, losslessly and idempotently, on real
-SQLite files (the same code runs through the Store interface for any backend)."""
+"""`memento copy SRC DST`: a whole store into another, losslessly and idempotently: between
+real SQLite files, and from SQLite to a real PostgreSQL server and back (the same code runs
+through the Store interface for any backend)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +16,7 @@ from click.testing import CliRunner
 from memento import DatabaseError, InvalidInputError, Memory, cli
 from memento.embedder import Embedder
 from memento.memory.copy import copy_store
-from tests.conftest import HashEmbedder
+from tests.conftest import HashEmbedder, query, shown, with_password
 
 
 @pytest.fixture(autouse=True)
@@ -159,9 +164,10 @@ def test_copy_into_a_populated_store_keeps_its_memories(
 
 
 def test_a_memory_written_to_the_source_during_the_copy_is_copied_with_its_project(
-    tmp_path: Path, hash_embedder: HashEmbedder
+    tmp_path: Path, hash_embedder: HashEmbedder, db_location: str | Path
 ) -> None:
-    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    """On either backend as the source (each batch is read in a snapshot of its own)."""
+    src, dst = db_location, tmp_path / "dst.db"
     fill(src, hash_embedder, tmp_path / "shop")
     (tmp_path / "billing").mkdir()
     seen: list[tuple[int, int]] = []
@@ -326,3 +332,280 @@ def test_a_source_that_is_not_a_memento_store_or_lacks_a_vector_is_refused(
     assert result.added == 2
     with Memory(tmp_path / "dst.db", embedder=hash_embedder) as m:  # type: ignore[arg-type]
         assert m.get(first.id).content == "a memory with its vector"
+
+
+# ---- between backends: SQLite -> PostgreSQL -> SQLite, on a real server --------------------
+
+
+def fill_tricky(path: Path, embedder: object, root: Path) -> dict[str, str]:
+    """``fill`` plus the values a backend could round off: importances that are not short
+    decimals, odd microseconds, a timestamp far in the past, unicode and float metadata,
+    and projects registered in an order their ids do not sort in."""
+    ids = fill(path, embedder, root / "shop")
+    for name in ("zeta", "alpha"):
+        (root / name).mkdir(exist_ok=True)
+    with Memory(path, embedder=embedder) as m:  # type: ignore[arg-type]
+        zeta = m.store(
+            "Zeta builds its docs with Sphinx",
+            scope=str(root / "zeta"),
+            importance=1 / 3,
+            created_at="2026-11-21T10:11:12.345678Z",
+            metadata={"note": "naïve café ☕ 日本", "ratio": 0.1 + 0.2, "big": 2**53 + 1},
+        )
+        alpha = m.store(
+            "Alpha keeps its secrets in SOPS files",
+            scope=str(root / "alpha"),
+            importance=0.1 + 0.2,
+            created_at="1970-01-01T00:00:00.000001Z",
+            subject_key="project.alpha.secrets",
+        )
+        m.update(alpha.id, content="Alpha keeps its secrets in Vault", importance=0.7)
+        m.forget(alpha.id)
+    return {**ids, "zeta": zeta.id, "alpha": alpha.id}
+
+
+def rows_of(location: str | Path, embedder: object) -> list[tuple[object, ...]]:
+    """Every stored field of every memory and of each of its earlier versions, as the store
+    gives them back (datetimes, floats, dicts: no rounding of a printed form)."""
+    with Memory(location, embedder=embedder) as m:  # type: ignore[arg-type]
+        rows = list(m.backend.iter_rows())
+        versions = m.backend.versions([r.seq for r in rows])
+        return [
+            (
+                replace(r, seq=0),
+                [replace(v, seq=0) for v in versions.get(r.seq, [])],
+            )
+            for r in rows
+        ]
+
+
+QUESTIONS = [
+    "which database stores the orders",
+    "what theme does the user like",
+    "how are the docs built",
+    "where are secrets kept",
+    "what happened in production",
+]
+
+
+def top_hits(location: str | Path, embedder: Embedder) -> list[list[tuple[str, float]]]:
+    with Memory(location, embedder=embedder) as m:
+        return [
+            [(h.id, h.score) for h in m.recall(q, all_projects=True, include_archived=True)[:5]]
+            for q in QUESTIONS
+        ]
+
+
+def test_sqlite_to_postgres_and_back_is_lossless_and_idempotent(
+    tmp_path: Path, embedder: Embedder, postgres_url: str
+) -> None:
+    src, back = tmp_path / "src.db", tmp_path / "back.db"
+    ids = fill_tricky(src, embedder, tmp_path)
+
+    there = copy_store(src, postgres_url)
+    assert (there.added, there.versions, there.projects) == (7, 3, 3)
+    assert there.created and there.stale == 0
+    again = copy_store(src, postgres_url)
+    assert (again.added, again.updated, again.unchanged, again.versions) == (0, 0, 7, 0)
+    assert (again.projects, again.created) == (0, False)
+    home = copy_store(postgres_url, back, batch_size=3)  # a snapshot per batch of three
+    assert (home.added, home.versions, home.projects, home.created) == (7, 3, 3, True)
+    assert copy_store(postgres_url, back).unchanged == 7
+
+    expected = snapshot(src, embedder)
+    for copy in (postgres_url, back):
+        got = snapshot(copy, embedder)
+        assert got["export"] == expected["export"]
+        assert got["vectors"] == expected["vectors"]  # byte for byte
+        assert got["model"] == expected["model"]
+        # the same projects; the order they were registered in is not kept (a copy
+        # registers them in one transaction)
+        assert sorted(got["projects"]) == sorted(expected["projects"])  # type: ignore[arg-type]
+        assert rows_of(copy, embedder) == rows_of(src, embedder)
+    with Memory(postgres_url, embedder=embedder) as m:
+        zeta = m.get(ids["zeta"])
+        assert zeta.importance == 1 / 3
+        assert zeta.created_at == datetime(2026, 11, 21, 10, 11, 12, 345678, timezone.utc)
+        assert zeta.metadata == {"note": "naïve café ☕ 日本", "ratio": 0.1 + 0.2, "big": 2**53 + 1}
+        alpha = m.get(ids["alpha"])
+        assert alpha.archived_at is not None and alpha.project == "alpha"
+        assert [v.importance for v in m.history(ids["alpha"])] == [0.1 + 0.2, 0.7]
+
+    mine, theirs, ours = top_hits(src, embedder), top_hits(postgres_url, embedder), top_hits(
+        back, embedder
+    )
+    for a, b, c in zip(mine, theirs, ours):
+        assert [i for i, _ in a] == [i for i, _ in b] == [i for i, _ in c]
+        assert [s for _, s in b] == pytest.approx([s for _, s in a], abs=1e-4)
+        assert [s for _, s in c] == [s for _, s in a]  # SQLite to SQLite: the same numbers
+    assert mine[0][0][0] == ids["db"] and mine[2][0][0] == ids["zeta"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_copy_rules_hold_with_a_postgres_target(
+    tmp_path: Path, hash_embedder: HashEmbedder, db_location: str
+) -> None:
+    """A second copy, a newer source state, a target's later change and its own memories,
+    with PostgreSQL as the target (the SQLite tests above run each alone)."""
+    src, dst = tmp_path / "src.db", db_location
+    ids = fill(src, hash_embedder, tmp_path / "shop")
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        mine = m.store("The user writes in British English", subject_key="user.spelling")
+        theirs = m.store("I prefer a high-contrast theme", subject_key="user.theme")
+    first = copy_store(src, dst)
+    assert (first.added, first.archived, first.created) == (5, 1, False)
+    assert copy_store(src, dst).unchanged == 5
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.get(theirs.id).archived_at is None  # the target's live memory keeps the key
+        assert m.get(ids["theme"]).archived_at is not None
+        m.update(ids["event"], content="Deployed release 2.4 to production")
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.update(ids["db"], content="The shop uses PostgreSQL 18 for orders")
+        m.forget(ids["lesson"])
+        m.restore(ids["old"])
+    third = copy_store(src, dst)
+    assert (third.added, third.updated, third.kept, third.unchanged) == (0, 3, 1, 1)
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.update(ids["event"], content="Deployed release 3.0 to production")
+    assert copy_store(src, dst).updated == 1
+    with Memory(dst, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.get(mine.id).content == "The user writes in British English"
+        assert [v.content for v in m.history(ids["event"])] == [
+            "Deployed release 2.3 to production",
+            "Deployed release 2.4 to production",
+            "Deployed release 3.0 to production",
+        ]
+        assert [v.content for v in m.history(ids["db"])][-1] == (
+            "The shop uses PostgreSQL 18 for orders"
+        )
+        assert m.get(ids["lesson"]).archived_at is not None
+        assert m.get(ids["old"]).archived_at is None
+
+
+def test_postgres_to_postgres_and_the_same_database_named_twice(
+    tmp_path: Path, hash_embedder: HashEmbedder, new_postgres_database: Callable[[], str]
+) -> None:
+    src, first, second = tmp_path / "src.db", new_postgres_database(), new_postgres_database()
+    fill(src, hash_embedder, tmp_path / "shop")
+    copy_store(src, first)
+    result = copy_store(first, second, batch_size=2)
+    assert (result.added, result.versions, result.projects) == (5, 2, 1)
+    assert snapshot(second, hash_embedder) == snapshot(first, hash_embedder)
+    for other_name in (first, with_password(first, "another-pw")):
+        with pytest.raises(InvalidInputError, match="the same store"):
+            copy_store(first, other_name)
+    small, empty = new_postgres_database(), new_postgres_database()
+    with Memory(small, embedder=HashEmbedder(dimension=16)) as m:  # type: ignore[arg-type]
+        m.store("a memory of sixteen dimensions")
+    with pytest.raises(DatabaseError, match=r"vectors of 16 dimensions, .* of 384"):
+        copy_store(first, small)
+    with Memory(small, embedder=HashEmbedder(dimension=16)) as m:  # type: ignore[arg-type]
+        assert m.stats()["total"] == 1
+    with pytest.raises(DatabaseError, match=r"no memento database at postgresql://"):
+        copy_store(empty, tmp_path / "new.db")
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_cli_copy_to_a_postgres_url_and_back_never_prints_the_password(
+    tmp_path: Path, embedder: Embedder, postgres_url: str
+) -> None:
+    src, back = tmp_path / "src.db", tmp_path / "back.db"
+    fill(src, embedder, tmp_path / "shop")
+    url = with_password(postgres_url)
+    password = urlsplit(url).password
+    assert password
+    shown_url = shown(url)
+    runner = CliRunner()
+
+    there = runner.invoke(cli.cli, ["copy", str(src), url])
+    assert there.exit_code == 0, there.output
+    assert there.stdout == (
+        f"Copied 5 memories from {src} to {shown_url} (new): 5 added; 2 earlier versions, "
+        "1 project\n"
+    )
+    again = runner.invoke(cli.cli, ["copy", str(src), url])
+    assert again.stdout == f"Copied 5 memories from {src} to {shown_url}: 0 added, 5 unchanged\n"
+    home = runner.invoke(cli.cli, ["copy", url, str(back)])
+    assert home.exit_code == 0, home.output
+    assert home.stdout.startswith(f"Copied 5 memories from {shown_url} to {back} (new): 5 added")
+    # a server that is not there: one line naming it, without the password
+    gone = runner.invoke(cli.cli, ["copy", str(src), f"postgresql://me:{password}@127.0.0.1:1/x"])
+    assert gone.exit_code == 1
+    assert gone.stderr.startswith("Error: cannot connect to postgresql://me@127.0.0.1:1/x")
+    assert gone.stderr.count("\n") == 1
+    for result in (there, again, home, gone):
+        assert password not in result.stdout + result.stderr
+    assert snapshot(back, embedder)["export"] == snapshot(src, embedder)["export"]
+
+
+def test_postgres_keeps_extreme_values_as_sqlite_does(
+    tmp_path: Path, hash_embedder: HashEmbedder, postgres_url: str
+) -> None:
+    """Vectors holding float32's edges (negative zero, subnormals, the largest finite values),
+    and timestamps at the ends of what memento stores (years 1 and 9999, to the microsecond),
+    copied to PostgreSQL and back: the same bytes and the same moments."""
+    import numpy as np
+
+    edges = np.array(
+        [0.0, -0.0, 1e-45, -1e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38, 0.1, 1 / 3],
+        dtype="<f4",
+    )
+    vector = np.resize(edges, 384).astype("<f4").tobytes()
+    src, back = tmp_path / "src.db", tmp_path / "back.db"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        early = m.store("the first moment memento stores", created_at="0001-01-01T00:00:00Z")
+        late = m.store("the last moment", created_at="9999-12-31T23:59:59.999999Z")
+        seq = m.backend.find_by_id(late.id)[0].seq
+        with m.backend.transaction(write=True):
+            m.backend.update(seq, {}, vector)
+    copy_store(src, postgres_url)
+    copy_store(postgres_url, back)
+    for location in (postgres_url, back):
+        with Memory(location, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+            [row] = m.backend.find_by_id(late.id)
+            assert m.backend.vectors([row.seq])[row.seq] == vector
+            assert row.created_at == datetime(9999, 12, 31, 23, 59, 59, 999999, timezone.utc)
+            assert m.get(early.id).created_at == datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_copy_into_an_empty_postgres_builds_its_vector_index_once(
+    tmp_path: Path, hash_embedder: HashEmbedder, postgres_url: str
+) -> None:
+    """The HNSW index is dropped while a copy fills an empty PostgreSQL store and built at
+    the end: there after a copy, after a copy that failed half way, and rebuilt by the next
+    copy when a killed one left it missing."""
+    src = tmp_path / "src.db"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.store_many([{"content": f"memory {n} of a bulk load"} for n in range(30)])
+        lost = m.store("a memory whose vector was lost")
+        seq = m.backend.find_by_id(lost.id)[0].seq
+        m.conn.execute("DELETE FROM memory_vec WHERE rowid = ?", (seq,))
+        m.conn.execute("DELETE FROM memory_bits WHERE seq = ?", (seq,))
+
+    def indexed() -> bool:
+        with Memory(postgres_url, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+            [(found,)] = query(m, "SELECT to_regclass('memento.memories_embedding') IS NOT NULL")
+            return bool(found)
+
+    assert indexed()  # a new store has it
+
+    during: list[bool] = []
+    with pytest.raises(DatabaseError, match="has no vector"):
+        copy_store(src, postgres_url, batch_size=10, progress=lambda *_: during.append(indexed()))
+    assert during == [True, False, False, False]  # before the load, then after 3 batches
+    assert indexed()  # the failed copy built it before it gave up
+    with Memory(postgres_url, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        assert m.stats()["total"] == 30
+        m.conn.execute("DROP INDEX memento.memories_embedding")  # as a killed copy leaves it
+        assert m.recall("memory 7 of a bulk load")[0].content == "memory 7 of a bulk load"
+    with Memory(src, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        m.reembed(all=True)
+    assert copy_store(src, postgres_url).added == 1
+    assert indexed()
+    with Memory(postgres_url, embedder=hash_embedder) as m:  # type: ignore[arg-type]
+        [(valid, method)] = query(
+            m, "SELECT i.indisvalid, a.amname FROM pg_index i JOIN pg_class c ON "
+            "c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+            "WHERE i.indexrelid = 'memento.memories_embedding'::regclass"
+        )
+        assert (valid, method) == (True, "hnsw")

@@ -11,13 +11,16 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
 import pytest
 
 from memento import Memory
+from memento.embedder import Embedder
 from memento.projects import find_project
+from tests.conftest import shown, with_password
 from tests.http_server import (
     Server,
     call,
@@ -406,3 +409,68 @@ async def test_a_client_stuck_mid_request_does_not_hold_up_the_others(setup: Set
         async with connect(setup.server.url, setup.reader) as session:
             for n in range(5):
                 await call(session, "memento_recall", query=f"while one client is stuck {n}")
+
+
+# ---- a PostgreSQL store ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_postgres_store_served_over_http(
+    tmp_path: Path, _model_cache: Path, postgres_url: str, embedder: Embedder
+) -> None:
+    """`MEMENTO_PATH=postgresql://...` (with a password): tokens made with the CLI, a server
+    process, an SDK client's round trip, a project token's isolation, and the password
+    nowhere in what it prints."""
+    url = with_password(postgres_url)
+    password = urlsplit(url).password
+    assert password
+    home, shop, other = tmp_path / "home", tmp_path / "shop", tmp_path / "other"
+    for directory in (home, shop, other):
+        directory.mkdir()
+    env = environment(url, _model_cache)
+    full = create_token(env, "alice")
+    shop_token = create_token(env, "shop-ci", "--project", str(shop))
+    with Memory(url, embedder=embedder, project=other) as memory:
+        secret = memory.store("The other project's launch code is green heron").id
+    server = Server(env, home)
+    try:
+        assert f"serving {shown(url)} (2 tokens)" in server.banner
+        async with connect(server.url, full) as session:
+            stored = await call(
+                session, "memento_store", content="The postgres shop deploys with make ship",
+                subject_key="project.pgshop.deploy",
+            )
+            assert stored["action"] == "created" and stored["project"] == "home"
+            found = await call(session, "memento_recall", query="how does the postgres shop deploy")
+            assert found["memories"][0]["id"] == stored["id"]
+            again = await call(
+                session, "memento_store", content="The postgres shop deploys with make release",
+                subject_key="project.pgshop.deploy",
+            )
+            assert (again["action"], again["id"]) == ("updated", stored["id"])
+            assert (await call(session, "memento_history", id=stored["id"]))["count"] == 2
+            everywhere = await call(
+                session, "memento_recall", query="launch code green heron", all_projects=True
+            )
+            assert everywhere["memories"][0]["id"] == secret
+        async with connect(server.url, shop_token) as session:
+            mine = await call(session, "memento_store", content="The shop token fact: port 7002")
+            assert mine["project"] == "shop"
+            seen = await call(session, "memento_recall", query="launch code green heron")
+            assert secret not in [m["id"] for m in seen["memories"]]
+            refused = await call_error(session, "memento_recall", query="x", all_projects=True)
+            assert "bound to project shop" in refused
+            assert "no memory with id" in await call_error(
+                session, "memento_update", id=secret, content="hijacked"
+            )
+        listed = memento(env, "token", "list", "--json")
+        used = {t["name"]: t["last_used_at"] for t in json.loads(listed.stdout)}
+        assert used["alice"] is not None and used["shop-ci"] is not None
+    finally:
+        status, out, err = server.stop(signal.SIGTERM)
+    assert status == 143, err
+    assert "memento_" not in err and password not in server.banner + out + err
+    with Memory(url, embedder=embedder) as memory:
+        assert memory.get(secret).content == "The other project's launch code is green heron"
+        assert memory.get(mine["id"]).scope == find_project(shop).id
+        assert memory.get(stored["id"]).content == "The postgres shop deploys with make release"

@@ -1,8 +1,9 @@
 """`memento start --http` under load and with the real Claude Code client (slow).
 
 Load: 20 SDK clients at once against one server, 100 mixed calls each (stores, recalls,
-updates): no call fails, and afterwards every store is in the database exactly once, with
-its last update. The only time limit is a hang guard far above any healthy run."""
+updates), on either backend: no call fails, and afterwards every store is in the database
+exactly once, with its last update. The only time limit is a hang guard far above any
+healthy run."""
 
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ def _marker(client: int, n: int) -> str:
 
 
 async def test_twenty_clients_a_hundred_mixed_calls_each(
-    tmp_path: Path, _model_cache: Path
+    tmp_path: Path, _model_cache: Path, db_location: str | Path
 ) -> None:
-    env = environment(tmp_path / "load.db", _model_cache)
+    """On a SQLite file and on a PostgreSQL database (the server shares one connection)."""
+    env = environment(db_location, _model_cache)
     token = create_token(env, "load")
     server = Server(env, tmp_path)
     stored: dict[str, str] = {}  # marker -> id
@@ -85,7 +87,7 @@ async def test_twenty_clients_a_hundred_mixed_calls_each(
     assert failures == []
     assert status == 143, err
     assert len(stored) == CLIENTS * CALLS * 2 // 5
-    with Memory(tmp_path / "load.db") as memory:
+    with Memory(db_location) as memory:
         rows = [r for r in memory.export() if r["content"].startswith("load-")]
     by_marker: dict[str, list[dict]] = {}
     for row in rows:

@@ -1,11 +1,15 @@
 """The token rules below the faces: `Memory.create_token` / `tokens` / `revoke_token` /
-`check_token`, and what a `Memory.granted` view lets a client do. Real SQLite files; the hash
-embedder only stores vectors here (no test reads recall quality)."""
+`check_token`, and what a `Memory.granted` view lets a client do, and the `memento token`
+commands. Each runs on a real SQLite file and a real PostgreSQL database (the ``db_location``
+fixture); the hash embedder only stores vectors here (no test reads recall quality)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +18,7 @@ from memento import AccessError, InvalidInputError, Memory, NotFoundError
 from memento.cli import cli
 from memento.memory.tokens import TOKEN_PREFIX
 from memento.projects import find_project
-from tests.conftest import HashEmbedder
+from tests.conftest import HashEmbedder, is_postgres, query, with_password
 
 
 @pytest.fixture
@@ -26,8 +30,8 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def mem(tmp_path: Path) -> Memory:
-    with Memory(tmp_path / "t.db", embedder=HashEmbedder()) as memory:
+def mem(db_location: str | Path) -> Iterator[Memory]:
+    with Memory(db_location, embedder=HashEmbedder()) as memory:
         yield memory
 
 
@@ -38,10 +42,12 @@ def test_a_token_is_shown_once_and_stored_only_as_its_hash(mem: Memory) -> None:
     assert (info.name, info.read_only, info.project, info.last_used_at) == (
         "alice", False, None, None
     )
-    stored = repr(mem.conn.execute("SELECT * FROM tokens").fetchall())
+    stored = repr(query(mem, "SELECT * FROM tokens"))
     assert hashlib.sha256(token.encode()).hexdigest() in stored
-    files = b"".join(p.read_bytes() for p in Path(mem.path).parent.glob("t.db*"))
-    assert token[len(TOKEN_PREFIX):].encode() not in files
+    assert token[len(TOKEN_PREFIX):] not in stored
+    if not is_postgres(mem.path):  # every byte the SQLite file and its journal hold
+        files = b"".join(p.read_bytes() for p in Path(mem.path).parent.glob("memory.db*"))
+        assert token[len(TOKEN_PREFIX):].encode() not in files
 
 
 def test_check_token_grants_what_the_token_allows(mem: Memory, dirs: tuple[Path, Path]) -> None:
@@ -152,8 +158,8 @@ def test_a_bound_view_sees_and_writes_its_project_and_global_only(
     assert roots[find_project(shop).id] == str(shop.resolve())  # a token's write kept it
 
 
-def test_cli_token_commands(tmp_path: Path) -> None:
-    db = str(tmp_path / "cli.db")
+def test_cli_token_commands(db_location: str | Path) -> None:
+    db = str(with_password(db_location) if is_postgres(db_location) else db_location)
     runner = CliRunner()
 
     made = runner.invoke(cli, ["--db", db, "token", "create", "ci", "--read-only"])
@@ -167,3 +173,50 @@ def test_cli_token_commands(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["--db", db, "token", "revoke", "ci"]).exit_code == 0
     empty = runner.invoke(cli, ["--db", db, "token", "list"])
     assert "No tokens" in empty.output
+
+
+def test_cli_token_commands_take_the_database_from_memento_path(
+    db_location: str | Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a server's operator runs: MEMENTO_PATH set once (a URL with its password, for a
+    team's PostgreSQL), then `memento token ...` with no --db; the password is never shown."""
+    location = with_password(db_location) if is_postgres(db_location) else str(db_location)
+    monkeypatch.setenv("MEMENTO_PATH", location)
+    runner = CliRunner()
+
+    made = runner.invoke(cli, ["token", "create", "laptop", "--project", "github.com/acme/shop"])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip()
+    listed = runner.invoke(cli, ["token", "list", "--json"])
+    [entry] = json.loads(listed.stdout)
+    assert (entry["name"], entry["project"], entry["last_used_at"]) == (
+        "laptop", "github.com/acme/shop", None
+    )
+    with Memory(location, embedder=HashEmbedder()) as memory:
+        assert memory.check_token(token).name == "laptop"
+    assert runner.invoke(cli, ["token", "revoke", "laptop"]).exit_code == 0
+    with Memory(location, embedder=HashEmbedder()) as memory:
+        assert memory.check_token(token) is None
+    password = urlsplit(location).password if is_postgres(location) else None
+    for result in (made, listed):
+        assert token not in result.stderr
+        assert not password or password not in result.output + result.stderr
+
+
+def test_a_postgres_store_made_before_tokens_gets_them_on_first_use(postgres_url: str) -> None:
+    """A database at PostgreSQL schema 1 (before migration 2 added tokens): `memento token
+    create` upgrades it in place and its memories stay."""
+    import psycopg
+
+    with Memory(postgres_url, embedder=HashEmbedder()) as memory:
+        kept = memory.store("A memory from before tokens existed").id
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("DROP TABLE memento.tokens")
+        admin.execute("DELETE FROM memento.schema_version WHERE version = 2")
+
+    made = CliRunner().invoke(cli, ["--db", postgres_url, "token", "create", "ci"])
+    assert made.exit_code == 0, made.output
+    with Memory(postgres_url, embedder=HashEmbedder()) as memory:
+        assert memory.check_token(made.stdout.strip()).name == "ci"
+        assert memory.get(kept).content == "A memory from before tokens existed"
+        assert [v for (v,) in query(memory, "SELECT version FROM schema_version")] == [1, 2]

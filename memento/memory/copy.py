@@ -197,6 +197,28 @@ def _copy(
     done = 0
     if progress:
         progress(0, total)
+    with _described(dst), dst.loading():
+        done = _copy_batches(src, dst, batch_size, progress, projects, model, tally, total)
+    with _described(dst):
+        stale = dst.count_stale_vectors(model) if model else 0
+    return CopyResult(
+        source=src.location, target=dst.location, total=done, stale=stale, created=created,
+        model=model, projects=len(set(projects) - had), **tally,
+    )  # fmt: skip
+
+
+def _copy_batches(
+    src: Store,
+    dst: Store,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+    projects: dict[str, dict[str, Any]],
+    model: str | None,
+    tally: dict[str, int],
+    total: int,
+) -> int:
+    """Every batch of the source into the target; returns how many memories were read."""
+    done = 0
     for seqs in _batches(src, batch_size):
         with _described(src), src.transaction(write=False):  # one snapshot per batch
             rows = src.fetch(seqs)
@@ -219,12 +241,7 @@ def _copy(
         done += len(seqs)
         if progress:
             progress(min(done, total), total)
-    with _described(dst):
-        stale = dst.count_stale_vectors(model) if model else 0
-    return CopyResult(
-        source=src.location, target=dst.location, total=done, stale=stale, created=created,
-        model=model, projects=len(set(projects) - had), **tally,
-    )  # fmt: skip
+    return done
 
 
 def _register(dst: Store, project: dict[str, Any]) -> None:

@@ -338,6 +338,13 @@ class Store(ABC):
         """Called before a write transaction whose searches must see other processes'
         writes (the near-duplicate check)."""
 
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[None]:
+        """Around a bulk load (``memento copy``), outside any transaction: a backend may
+        put off the upkeep of an index until the end when it starts empty. The store stays
+        correct for readers meanwhile, only slower. This default does nothing."""
+        yield
+
     # ---- writes ---------------------------------------------------------------------
 
     @abstractmethod
