@@ -72,6 +72,9 @@ _TOKENS: list[tuple[str, re.Pattern[str]]] = [
     ("openai-key", re.compile(r"(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]{0,300}\d)"
                               r"(?:proj-|ant-)?[A-Za-z0-9_-]{20,}")),
     ("huggingface-token", re.compile(_START + r"hf_[A-Za-z0-9]{30,}" + _END)),
+    # memento's own HTTP bearer tokens (memento.memory.tokens): the prefix and exactly the 43
+    # characters of 32 URL-safe base64 bytes, so tool names such as memento_store_many stay
+    ("memento-token", re.compile(_START + r"memento_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")),
     ("npm-token", re.compile(_START + r"npm_[A-Za-z0-9]{36}" + _END)),
     ("pypi-token", re.compile(_START + r"pypi-[A-Za-z0-9_-]{50,}")),
     ("sendgrid-key", re.compile(_START + r"SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}")),
