@@ -307,3 +307,43 @@ def test_a_user_who_may_only_read_gets_reads_and_a_one_line_refusal(
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_a_process_that_waited_for_another_s_migration_opens_the_store(
+    postgres_url: str, hash_embedder: HashEmbedder
+) -> None:
+    """Several processes opening a new database at once: one migrates, the others wait for
+    it and must then see its tables and open the store (one of 8 writers once failed with
+    "holds tables that are not memento's" there)."""
+    import threading
+    import time
+
+    from memento.store import postgres_migrations as migrations
+    from memento.store.postgres import connect
+
+    holder = connect(postgres_url)  # the first process: it holds the lock and migrates
+    holder.execute("SELECT pg_advisory_lock(%s)", (migrations.WRITE_LOCK,))
+    outcome: list[object] = []
+
+    def open_store() -> None:
+        try:
+            with Memory(postgres_url, embedder=hash_embedder) as memory:
+                outcome.append(memory.stats()["schema_version"])
+        except Exception as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=open_store)
+    waiter.start()
+    for _ in range(200):  # until the other opener waits for the lock
+        waiting = holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()[0]
+        if waiting:
+            break
+        time.sleep(0.05)
+    assert waiting, "the second opener never waited for the migration lock"
+    migrations.migrate(holder, hash_embedder.dimension)
+    holder.execute("SELECT pg_advisory_unlock(%s)", (migrations.WRITE_LOCK,))
+    waiter.join(60)
+    holder.close()
+    assert outcome == [migrations.LATEST]

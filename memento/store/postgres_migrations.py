@@ -149,7 +149,12 @@ LATEST = MIGRATIONS[-1][0]
 
 
 def current_version(cur: Any) -> int:
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.schema_version",))
+    # pg_tables for both questions, so one snapshot answers them (to_regclass reads the
+    # backend's catalog cache, which may not yet know of tables another process made)
+    cur.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = 'schema_version'",
+        (SCHEMA,),
+    )
     if not cur.fetchone()[0]:
         cur.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (SCHEMA,)
@@ -174,29 +179,42 @@ def check_not_newer(version: int) -> None:
 
 def migrate(conn: Any, dimension: int) -> list[int]:
     """Apply pending migrations, each in its own transaction under the write lock,
-    re-reading the version inside it so two processes never apply one twice."""
+    re-reading the version inside it so two processes never apply one twice.
+
+    The lock is taken before the transaction begins (a session lock on the autocommit
+    connection), not inside it, so the transaction that reads the version starts after the
+    previous holder committed. Taken inside, one of 8 processes opening a new database at
+    once found no schema_version by name but that process's tables in pg_tables, and
+    refused the store; a backend's catalog cache is refreshed when a transaction begins,
+    not when a lock wait ends (tests/test_concurrency.py, in CI). current_version also asks
+    pg_tables both of its questions, so one snapshot answers them."""
     applied: list[int] = []
     while True:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            version = current_version(cur)
-            check_not_newer(version)
-            pending = [m for m in MIGRATIONS if version < m[0]]
-            if not pending:
-                return applied
-            number, description, step = pending[0]
-            if version == 0:
-                _install_vector(cur)
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                version = current_version(cur)
+                check_not_newer(version)
+                pending = [m for m in MIGRATIONS if version < m[0]]
+                if not pending:
+                    return applied
+                number, description, step = pending[0]
+                if version == 0:
+                    _install_vector(cur)
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+                    cur.execute(
+                        f"CREATE TABLE {SCHEMA}.schema_version (version integer PRIMARY KEY, "
+                        "description text NOT NULL, "
+                        "applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                step(cur, dimension)
                 cur.execute(
-                    f"CREATE TABLE {SCHEMA}.schema_version (version integer PRIMARY KEY, "
-                    "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                    f"INSERT INTO {SCHEMA}.schema_version(version, description) "
+                    "VALUES (%s, %s)",
+                    (number, description),
                 )
-            step(cur, dimension)
-            cur.execute(
-                f"INSERT INTO {SCHEMA}.schema_version(version, description) VALUES (%s, %s)",
-                (number, description),
-            )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
         applied.append(number)
 
 
