@@ -437,7 +437,9 @@ def test_sqlite_to_postgres_and_back_is_lossless_and_idempotent(
     for a, b, c in zip(mine, theirs, ours):
         assert [i for i, _ in a] == [i for i, _ in b] == [i for i, _ in c]
         assert [s for _, s in b] == pytest.approx([s for _, s in a], abs=1e-4)
-        assert [s for _, s in c] == [s for _, s in a]  # SQLite to SQLite: the same numbers
+        # SQLite to SQLite: the same numbers, but for recency, which moves on between two
+        # recalls and can turn the sixth decimal of a rounded score (seen in a run)
+        assert [s for _, s in c] == pytest.approx([s for _, s in a], abs=2e-6)
     assert mine[0][0][0] == ids["db"] and mine[2][0][0] == ids["zeta"]
 
 
