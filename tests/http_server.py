@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,7 +48,11 @@ def create_token(env: dict[str, str], name: str, *options: str) -> str:
 
 
 class Server:
-    """``memento start --http --port 0`` in its own process; ``url`` from its banner."""
+    """``memento start --http --port 0`` in its own process; ``url`` from its banner.
+
+    A thread reads its stderr all along: the start-up line is waited for with a deadline (a
+    stalled start fails the test instead of hanging the run), lines before it are skipped,
+    and logs never fill the pipe and block the server."""
 
     def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
         self.process = subprocess.Popen(
@@ -59,14 +64,30 @@ class Server:
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert self.process.stderr is not None
-        self.banner = self.process.stderr.readline().strip()
-        found = _BANNER.search(self.banner)
-        if found is None:
+        self.banner = ""
+        self.url = ""
+        self._before: list[str] = []  # stderr lines before the banner
+        self._after: list[str] = []  # and after it
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(START_TIMEOUT_S) or not self.url:
             self.process.kill()
-            rest = self.process.communicate(timeout=30)[1]
-            raise AssertionError(f"no start-up line: {self.banner!r} {rest!r}")
-        self.url: str = found.group(1)
+            self.process.wait(timeout=30)
+            self._reader.join(timeout=10)
+            raise AssertionError(f"no start-up line within {START_TIMEOUT_S} s: {self._before!r}")
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if self.url:
+                self._after.append(line)
+            elif found := _BANNER.search(line):
+                self.banner, self.url = line.strip(), found.group(1)
+                self._ready.set()
+            else:
+                self._before.append(line)
+        self._ready.set()  # the process ended (its stderr closed)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -76,11 +97,14 @@ class Server:
         if self.alive():
             self.process.send_signal(sig)
         try:
-            out, err = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate()
-        return self.process.returncode, out, err
+            self.process.wait()
+        self._reader.join(timeout=30)
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        return self.process.returncode, out, "".join(self._after)
 
 
 @asynccontextmanager

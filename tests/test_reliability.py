@@ -239,7 +239,7 @@ def test_hard_forget_next_to_a_reader_says_pending_and_finishes_later(
         result = _cli("forget", secret.id, "--hard", "--yes", "--db", str(db_path))
         elapsed = time.monotonic() - started
         assert result.returncode == 0, result.stderr
-        assert elapsed < 5, f"the hard forget blocked for {elapsed:.1f} s"
+        assert elapsed < 20, f"the hard forget blocked for {elapsed:.1f} s"  # busy timeout: 30 s
         assert result.stdout.startswith(f"Deleted {secret.id[:12]}; its text stays")
         assert server.purge_pending
         assert _on_disk(db_path, MARKER)  # it said so because it is so

@@ -341,6 +341,9 @@ class PostgresStore(Store):
             raise ValueError("a new store needs the vector dimension")
         applied = migrations.migrate(self.conn, dimension)
         self._readonly = None
+        # the first migration installs pgvector: asked before it, a new database's first
+        # open (a long-running server's) would never filter inside the index walk
+        self._iterative = self._has_iterative_scan()
         return applied
 
     @contextlib.contextmanager
