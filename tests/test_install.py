@@ -313,3 +313,25 @@ def test_a_settings_file_linked_from_dotfiles_stays_a_link(run, home: Path, tmp_
     ok(run("uninstall", "claude-code"))
     assert settings.is_symlink() and load(dotfiles) == USER_SETTINGS
     assert backups(home / ".claude")[0].read_bytes() == raw  # the one install made
+
+
+def test_a_postgres_password_stays_out_of_claude_codes_settings(
+    run, home: Path, postgres_url: str
+) -> None:
+    from memento import Memory
+    from tests.conftest import HashEmbedder, with_password
+
+    url = with_password(postgres_url)
+    password = url.split("@", 1)[0].rsplit(":", 1)[1]
+
+    result = run("--db", url, "install", "claude-code")
+
+    assert result.exit_code == 0, result.output
+    assert "~/.pgpass" in result.stderr and password not in result.output
+    written = {p: p.read_text() for p in home.rglob("*") if p.is_file()}
+    assert written and not [p for p, text in written.items() if password in text]
+    [baked] = {a for a in load(home / ".claude.json")["mcpServers"]["memento"]["args"]
+               if a.startswith("postgresql://")}  # fmt: skip
+    assert baked.endswith(postgres_url.split("@", 1)[1])  # the same server and database
+    with Memory(baked, embedder=HashEmbedder()) as memory:  # the test server trusts its socket
+        assert memory.stats()["total"] == 0

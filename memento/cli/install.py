@@ -31,6 +31,8 @@ def _plan_and_apply(
     where = f"{plan.target.scope} settings"
     if action == "install" and not dry_run:
         _ensure_database(ctx, sub_db)
+    for note in plan.notes:
+        click.echo(note, err=True)
     if not plan.changes:
         for line in plan.unchanged:
             click.echo(line)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...config import display_location
 from ...errors import MementoError
 
 SERVER_NAME = "memento"
@@ -124,10 +125,27 @@ def commands_for(executable: Path, db: str | Path | None) -> Commands:
     prefix: list[str] = [str(executable)]
     if isinstance(db, Path):
         db = db.resolve()  # `--db ../x.db` from a subdirectory: a path that reads plainly
+    elif db is not None:
+        # Claude Code's settings are plain files that backups, dotfile repositories and
+        # other tools read: a PostgreSQL password stays out of them (libpq finds it in
+        # ~/.pgpass or PGPASSWORD, see PASSWORD_NOTE)
+        db = display_location(db)
     if db is not None:
         prefix += ["--db", str(db)]
     hooks = {event: shlex.join([*prefix, "hook", sub]) for event, sub in HOOK_EVENTS.items()}
     return Commands(str(executable), (*prefix[1:], "start"), hooks)
+
+
+PASSWORD_NOTE = (
+    "The password in the database URL was not written into Claude Code's settings: give it "
+    "to the server and the hooks in ~/.pgpass (a line host:port:database:user:password, "
+    "chmod 600) or in PGPASSWORD where Claude Code runs."
+)
+
+
+def has_password(db: str | Path | None) -> bool:
+    """True for a database URL that carries a password (commands_for leaves it out)."""
+    return isinstance(db, str) and display_location(db) != db
 
 
 def is_our_hook(entry: Any, event: str) -> bool:
@@ -239,6 +257,7 @@ class Plan:
     target: Target
     changes: list[Change]
     unchanged: list[str]
+    notes: list[str] = field(default_factory=list)  # what the user must do besides
 
 
 def _read_json(path: Path) -> tuple[str | None, dict[str, Any]]:
@@ -508,12 +527,16 @@ def make_plan(
     target = project_target(project) if project is not None else user_target()
     commands = commands_for(memento_executable(), db) if action == "install" else None
     claude = shutil.which("claude") if use_claude_cli and target.scope == "user" else None
-    return plan(action, target, commands, claude)
+    made = plan(action, target, commands, claude)
+    if commands is not None and has_password(db):
+        made.notes.append(PASSWORD_NOTE)
+    return made
 
 
 __all__ = [
     "HOOK_EVENTS",
     "HOOK_TIMEOUT_S",
+    "PASSWORD_NOTE",
     "SERVER_NAME",
     "Change",
     "Commands",
