@@ -81,9 +81,9 @@ def embedders(fp32_model: Path | None, workdir: Path) -> dict[str, Any]:
 
 def _unfused(model_dir: Path, threads: int) -> Any:
     """The shipped model with graph optimisations off (and no session cache)."""
-    import onnxruntime as ort
-
     from memento import embedder as emb
+
+    ort = emb.import_onnxruntime()
 
     class Unfused(emb.Embedder):
         def load(self) -> None:

@@ -283,6 +283,21 @@ def _cpu_id() -> str:
     return "\n".join(parts)
 
 
+def import_onnxruntime() -> Any:
+    """onnxruntime, imported with its telemetry off.
+
+    onnxruntime 1.32 on Linux records a "ProcessInfo" event (a device id, the CPU model, the
+    OS, memory size, the program's path) in ``~/.cache/Microsoft/DeveloperTools/.onnxruntime``
+    for its 1DS client to upload to Microsoft; memento promises no telemetry. Set before
+    onnxruntime loads, ORT_DISABLE_TELEMETRY=1 stops it (nothing is written);
+    ``disable_telemetry_events()`` after the import did not (the event was already stored).
+    A user's own ORT_DISABLE_TELEMETRY is left as it is."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def session_cache_slot(cache: Path, model_sha256: str, ort_version: str) -> Path:
     """The directory of the optimised session for this model, onnxruntime and CPU."""
     key = json.dumps([model_sha256, ort_version, _cpu_id(), 1])
@@ -306,8 +321,7 @@ def open_session(
     A cached graph is used only if its files match the sha256 recorded when it was saved;
     if not, or if onnxruntime refuses it, it is removed and built again. Without a cache
     (None, or it cannot be written) the session is built from the model as before."""
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     full = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if cache is not None:
         slot = session_cache_slot(cache, model_sha256, ort.__version__)

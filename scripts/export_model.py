@@ -63,6 +63,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as memento.embedder.import_onnxruntime
 import onnxruntime as ort
 from tokenizers import Tokenizer
 

@@ -32,8 +32,9 @@ GOLDEN_SENTENCES = [
 
 
 def onnx_dimension(model: Path) -> int:
-    import onnxruntime as ort
+    from memento.embedder import import_onnxruntime
 
+    ort = import_onnxruntime()
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     shape = session.get_outputs()[0].shape
     if not shape or not isinstance(shape[-1], int):

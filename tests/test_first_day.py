@@ -254,3 +254,24 @@ def test_a_manifest_for_another_model_dir_is_one_command(tmp_path):
         )
         assert out.returncode == 0, out.stderr
     assert "Fridays" in out.stdout
+
+
+def test_embedding_leaves_no_telemetry_behind(tmp_path: Path) -> None:
+    """onnxruntime 1.32 records a device id and a "ProcessInfo" event for Microsoft under
+    the cache directory unless told not to; a store and a search (which load the model
+    in a fresh cache) leave nothing of it, in XDG_CACHE_HOME or in HOME."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MEMENTO_", "ORT_"))}  # fmt: skip
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="1")
+    db = tmp_path / "m.db"
+    for args in (["init"], ["store", "The API listens on port 8000"], ["search", "api port"]):
+        done = subprocess.run([*MEMENTO, "--db", str(db), *args], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert "8000" in done.stdout
+    assert list((cache / "memento").glob("sessions/*"))  # the model did load here
+    left = [p for p in (*home.rglob("*"), *cache.rglob("*")) if "onnxruntime" in p.name.lower()
+            or p.name in ("Microsoft", "deviceid")]  # fmt: skip
+    assert left == []

@@ -335,3 +335,19 @@ def test_a_postgres_password_stays_out_of_claude_codes_settings(
     assert baked.endswith(postgres_url.split("@", 1)[1])  # the same server and database
     with Memory(baked, embedder=HashEmbedder()) as memory:  # the test server trusts its socket
         assert memory.stats()["total"] == 0
+
+
+def test_install_prepares_the_model_for_the_first_prompt(tmp_path: Path) -> None:
+    """The model's optimised session is cached by install, so the first prompt hook (a new
+    process with a 5 s limit) does not build it."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMENTO_")}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), PATH=str(tmp_path))
+    done = subprocess.run(
+        [MEMENTO, "--db", str(tmp_path / "m.db"), "install", "claude-code"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr
+    assert list((cache / "memento").glob("sessions/*/sha256.json"))
