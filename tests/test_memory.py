@@ -51,8 +51,10 @@ def test_subject_key_upsert_keeps_id_and_replaces_content(memory: Memory) -> Non
 
 def test_paraphrased_fact_is_deduplicated_but_events_repeat(memory: Memory) -> None:
     # The restatement scores 0.995 here (AVX512-VNNI), 0.994 on AVX2 and 0.998 in fp32: far
-    # enough above DEDUP_SIMILARITY (0.97) for any CPU's int8 kernels. A shorter pair ("... in
-    # their editor" / "... in the editor", 0.987 here) fell below the bar on another CPU in CI.
+    # enough above DEDUP_SIMILARITY (0.97) for any CPU's int8 kernels. The shorter pair used
+    # before ("... in their editor" / "... in the editor") scored 0.987 here and fell below
+    # the bar on both backends with every vector moved to cosine 0.98 of itself, as another
+    # CPU's kernels move them: the likely cause of two CI failures on another machine.
     fact = memory.store(
         "The user prefers dark mode in their editor, their terminal and every web app they use",
         importance=0.4,

@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from ..config import resolve_location
-from ..errors import MementoError
 from .base import cli, db_option, db_path, open_memory
 
 TARGETS = ("claude-code",)
@@ -78,11 +77,13 @@ def _prepare_model(ctx: click.Context, sub_db: Path | None) -> None:
     """Load the embedding model once now, so its checked hashes and optimised session are
     cached before the first prompt: the prompt hook is a new process each time, gives up
     after 5 s, and a cold one took 2.1 s against 1.0 s warm (2-core machine, under load).
-    A model that does not load leaves the install in place, with a warning."""
+    A model that does not load leaves the install in place, with a warning: whatever
+    failed (memento's checks, or onnxruntime itself), the settings are written and the
+    hooks already give up quietly on their own."""
     try:
         with open_memory(db_path(ctx, sub_db)) as memory:
             memory.embedder.load()
-    except MementoError as exc:
+    except Exception as exc:
         click.echo(f"warning: the embedding model did not load ({exc}): the hooks will "
                    "print nothing until `memento verify` passes", err=True)  # fmt: skip
 
