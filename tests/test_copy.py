@@ -525,11 +525,14 @@ def test_cli_copy_to_a_postgres_url_and_back_never_prints_the_password(
         f"Copied 5 memories from {src} to {shown_url} (new): 5 added; 2 earlier versions, "
         "1 project\n"
     )
+    # into an empty database the index is built after the last batch: it says so
+    assert f"Copied; now building the vector index of {shown_url}..." in there.stderr
     again = runner.invoke(cli.cli, ["copy", str(src), url])
     assert again.stdout == f"Copied 5 memories from {src} to {shown_url}: 0 added, 5 unchanged\n"
     home = runner.invoke(cli.cli, ["copy", url, str(back)])
     assert home.exit_code == 0, home.output
     assert home.stdout.startswith(f"Copied 5 memories from {shown_url} to {back} (new): 5 added")
+    assert "building" not in again.stderr + home.stderr  # the index was kept up as it went
     # a server that is not there: one line naming it, without the password
     gone = runner.invoke(cli.cli, ["copy", str(src), f"postgresql://me:{password}@127.0.0.1:1/x"])
     assert gone.exit_code == 1

@@ -40,7 +40,12 @@ def copy_(source: str, target: str) -> None:
             if bar[0] is not None:
                 bar[0](done, total)
 
-        result = copy_store(source, target, progress=update)
+        def finishing(what: str) -> None:
+            if bar:  # close the bar first, so the line is not drawn over
+                stack.close()
+            click.echo(f"Copied; now {printable(what)}...", err=True)
+
+        result = copy_store(source, target, progress=update, finishing=finishing)
     parts = [f"{result.added:,} added"]
     if result.archived:
         parts[0] += f" ({result.archived} archived: a live memory in DST holds their subject_key)"

@@ -339,11 +339,12 @@ class Store(ABC):
         writes (the near-duplicate check)."""
 
     @contextlib.contextmanager
-    def loading(self) -> Iterator[None]:
+    def loading(self) -> Iterator[bool]:
         """Around a bulk load (``memento copy``), outside any transaction: a backend may
         put off the upkeep of an index until the end when it starts empty. The store stays
-        correct for readers meanwhile, only slower. This default does nothing."""
-        yield
+        correct for readers meanwhile, only slower. Yields whether an index is built when
+        the block ends (so a caller can say why it waits). This default does nothing."""
+        yield False
 
     # ---- writes ---------------------------------------------------------------------
 
