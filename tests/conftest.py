@@ -254,6 +254,27 @@ async def _mcp_session(
             yield session
 
 
+async def call(session: Any, tool: str, **arguments: Any) -> dict[str, Any]:
+    """The structured result of an MCP tool call that must succeed (any transport)."""
+    import anyio
+
+    with anyio.fail_after(MCP_TIMEOUT):
+        result = await session.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(session: Any, tool: str, **arguments: Any) -> str:
+    """The message of an MCP tool call that must fail with an error result."""
+    import anyio
+
+    with anyio.fail_after(MCP_TIMEOUT):
+        result = await session.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return " ".join(block.text for block in result.content if block.type == "text")
+
+
 @pytest.fixture(scope="session")
 def mcp_connect() -> Any:
     """``async with mcp_connect(db, log[, command]) as session``: a real MCP client over

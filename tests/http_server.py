@@ -11,7 +11,6 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -121,20 +120,3 @@ async def connect(url: str, token: str | None, **headers: str) -> AsyncIterator[
         with anyio.fail_after(CALL_TIMEOUT_S):
             await session.initialize()
         yield session
-
-
-async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    """The structured result of a tool call that must succeed."""
-    with anyio.fail_after(CALL_TIMEOUT_S):
-        result = await session.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def call_error(session: ClientSession, tool: str, **arguments: Any) -> str:
-    """The message of a tool call that must fail with an error result."""
-    with anyio.fail_after(CALL_TIMEOUT_S):
-        result = await session.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return " ".join(block.text for block in result.content if block.type == "text")

@@ -20,11 +20,9 @@ import pytest
 from memento import Memory
 from memento.embedder import Embedder
 from memento.projects import find_project
-from tests.conftest import shown, with_password
+from tests.conftest import call, call_error, shown, with_password
 from tests.http_server import (
     Server,
-    call,
-    call_error,
     connect,
     create_token,
     environment,

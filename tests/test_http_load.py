@@ -17,7 +17,8 @@ import anyio
 import pytest
 
 from memento import Memory
-from tests.http_server import Server, call, connect, create_token, environment
+from tests.conftest import call
+from tests.http_server import Server, connect, create_token, environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -16,6 +16,8 @@ import anyio
 import pytest
 from mcp import ClientSession
 
+from tests.conftest import call, call_error
+
 pytestmark = pytest.mark.anyio
 
 TOOLS = {
@@ -40,29 +42,11 @@ READ_ONLY = {
     "memento_recall_many",
 }
 DESTRUCTIVE = {"memento_forget", "memento_forget_prefix"}
-TIMEOUT = 60  # seconds for any one exchange, model load included; a hang fails, not blocks
 
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    """The structured result of a tool call that must succeed."""
-    with anyio.fail_after(TIMEOUT):
-        result = await session.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def call_error(session: ClientSession, tool: str, **arguments: Any) -> str:
-    """The message of a tool call that must fail with an error result."""
-    with anyio.fail_after(TIMEOUT):
-        result = await session.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return " ".join(block.text for block in result.content if block.type == "text")
 
 
 async def recalled_ids(session: ClientSession, query: str, **filters: Any) -> list[str]:

@@ -22,7 +22,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import ListRootsResult, Root
 
-from tests.conftest import server_env
+from tests.conftest import MCP_TIMEOUT, call, server_env
 
 pytestmark = [
     pytest.mark.anyio,
@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The roots capability is deprecated"),
 ]
 
-TIMEOUT = 60  # seconds for any one exchange, model load included; a hang fails, not blocks
+TIMEOUT = MCP_TIMEOUT  # for the exchanges this module makes itself
 SERVER = (sys.executable, "-m", "memento.server")
 START = (sys.executable, "-m", "memento.cli", "start")
 BENCH = Path(__file__).resolve().parents[1] / "benches" / "mcp_tokens.py"
@@ -77,15 +77,6 @@ async def connect(
             with anyio.fail_after(TIMEOUT):
                 await session.initialize()
             yield session
-
-
-async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
-    """The structured result of a tool call that must succeed."""
-    with anyio.fail_after(TIMEOUT):
-        result = await session.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def projects_of(memories: list[dict[str, Any]]) -> dict[str, str]:
