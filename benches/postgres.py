@@ -37,10 +37,9 @@ CHUNK = 1_000
 
 def fill(memory: Any, pool: Any, sentences: list[str], count: int, offset: int) -> float:
     """``count`` synthetic rows through ``Store.insert``; returns rows per second."""
-    import math
 
     import numpy as np
-    from run import PERTURB_SIGMA, SYNTHETIC_KINDS
+    from run import SYNTHETIC_KINDS, synthetic_vectors
 
     from memento.dates import utcnow
     from memento.ids import new_id
@@ -54,13 +53,7 @@ def fill(memory: Any, pool: Any, sentences: list[str], count: int, offset: int) 
     for chunk_start in range(0, count, CHUNK):
         n = min(CHUNK, count - chunk_start)
         index = np.arange(offset + chunk_start, offset + chunk_start + n)
-        base = pool[index % len(pool)]
-        noise = rng.normal(size=base.shape).astype(np.float32) * (
-            PERTURB_SIGMA / math.sqrt(base.shape[1])
-        )
-        noise[index < len(pool)] = 0.0
-        vectors = base + noise
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        _, vectors = synthetic_vectors(pool, index, rng)
         with store.transaction():
             if store.get_setting("embedding_model") is None:
                 store.set_setting("embedding_model", model)

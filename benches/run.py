@@ -933,6 +933,22 @@ def group_memory(ctx: Context) -> dict[str, Any]:
 # ---- group 4: store and recall at scale ---------------------------------------------
 
 
+def synthetic_vectors(pool: Any, index: Any, rng: Any) -> tuple[Any, Any]:
+    """The synthetic vectors of rows ``index``: row i is pool row i % len(pool), moved by
+    Gaussian noise of total norm PERTURB_SIGMA and re-normalised (the first len(pool) rows
+    are the pool's own vectors). Returns (the pool rows, the new vectors)."""
+    import numpy as np
+
+    base = pool[index % len(pool)]
+    noise = rng.normal(size=base.shape).astype(np.float32) * (
+        PERTURB_SIGMA / math.sqrt(base.shape[1])
+    )
+    noise[index < len(pool)] = 0.0
+    vectors = base + noise
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return base, vectors
+
+
 def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[str, Any]:
     """Insert ``count`` rows whose vectors are real sentence vectors (the embedding set,
     embedded by the shipped model) plus noise, with the matching sentence as text.
@@ -962,13 +978,7 @@ def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[s
     for chunk_start in range(0, count, 5_000):
         n = min(5_000, count - chunk_start)
         index = np.arange(offset + chunk_start, offset + chunk_start + n)
-        base = pool[index % len(pool)]
-        noise = rng.normal(size=base.shape).astype(np.float32) * (
-            PERTURB_SIGMA / math.sqrt(base.shape[1])
-        )
-        noise[index < len(pool)] = 0.0
-        vectors = base + noise
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        base, vectors = synthetic_vectors(pool, index, rng)
         cosines.append(np.sum(vectors * base, axis=1)[index >= len(pool)])
         with store.transaction(memory.conn):
             if store.get_setting(memory.conn, "embedding_model") is None:
