@@ -287,7 +287,7 @@ STORE_CALL = json.dumps(
         "Basic YWxpY2U6c2VjcmV0",
         "Bearer memento_not-a-real-token",
         "Bearer not-even-the-prefix",
-        "Bearer memento_" + "x" * 5000,
+        pytest.param("Bearer memento_" + "x" * 5000, id="a-5000-character-token"),
         "bearer memento_wrong-case-of-the-scheme-and-a-wrong-token",
         "Bearer memento_" + "A" * 43,  # the right shape, no such token
     ],
