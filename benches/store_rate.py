@@ -12,6 +12,9 @@ items, three ways interleaved call by call (the order rotating), so load hits th
 
 - ``events``: the texts as events (embedding and insert, no near-duplicate check);
 - ``facts``: the same texts as facts (embedding, the batch's near-duplicate check, insert);
+- ``facts, whole store``: other texts as facts with the batched check searching the whole
+  store, as before the partition (``sqlite_parts``) existed: the same code with the
+  partition switched off, unless ``--no-before``;
 - ``facts, per item``: other texts (as many) as facts with the check as before issue 18, one
   ``knn`` per item (the base ``Store.knn_many``), unless ``--no-before``.
 
@@ -20,6 +23,10 @@ shared machine these rates swing by a third between runs, so the writes are also
 without the embedding (``--texts`` / 2 further texts, their vectors made beforehand, each
 way on its own texts: as events, as facts, as facts with the per-item check): ms per item
 beyond the embedding, which is what the near-duplicate check adds.
+In a store with a partition, ``--agreement N`` also compares the check's answers for N
+fresh texts (up to four neighbours at cosine >= 0.65 among the facts) and for N stored facts
+restated (their vector moved to cosine ~0.98, a near duplicate) with an exact scan of every
+fact, and with the whole-store index path.
 Prints a markdown table; ``--out`` also writes it (with the run's settings) to a file.
 """
 
@@ -69,10 +76,35 @@ class Shim:
         return self._pool
 
 
+class WholeStore:
+    """The check as it was before the partition: every search over the whole store."""
+
+    def __init__(self, store: Any) -> None:
+        from memento.store import sqlite
+
+        self.sqlite = sqlite
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.saved = self.sqlite.partition_reach, self.store.regions
+        self.sqlite.partition_reach = lambda conn, vectors: None
+        self.store.regions = lambda vectors: None
+
+    def __exit__(self, *exc: object) -> None:
+        self.sqlite.partition_reach, self.store.regions = self.saved
+        del self.store.regions  # the instance attribute: the class's method again
+
+
 def measure(
-    memory: Any, texts: list[str], others: list[str] | None, chunk: int, extra: list[str]
+    memory: Any,
+    texts: list[str],
+    others: list[list[str]] | None,
+    chunk: int,
+    extra: list[str],
 ) -> dict:
-    """The three ways (see the module docstring), interleaved call by call."""
+    """The four ways (see the module docstring), interleaved call by call."""
+    import contextlib
+
     from memento.store.base import Store
 
     store = memory._store
@@ -82,10 +114,12 @@ def measure(
 
     def timed(name: str, items: list[dict[str, Any]], check: Any) -> None:
         store.knn_many = check
+        whole = WholeStore(store) if name.endswith("whole store") else contextlib.nullcontext()
         try:
-            start = time.perf_counter()
-            records = memory.store_many(items)
-            elapsed = time.perf_counter() - start
+            with whole:
+                start = time.perf_counter()
+                records = memory.store_many(items)
+                elapsed = time.perf_counter() - start
         finally:
             store.knn_many = batched
         way = ways.setdefault(name, {"items": 0, "seconds": 0.0, "created": 0})
@@ -100,7 +134,13 @@ def measure(
             lambda p=part: timed("facts", [{"content": t, "kind": "fact"} for t in p], batched),
         ]
         if others is not None:
-            other = others[start : start + chunk]
+            whole = others[0][start : start + chunk]
+            runs.append(
+                lambda p=whole: timed(
+                    "facts, whole store", [{"content": t, "kind": "fact"} for t in p], batched
+                )
+            )
+            other = others[1][start : start + chunk]
             runs.append(
                 lambda p=other: timed(
                     "facts, per item", [{"content": t, "kind": "fact"} for t in p], per_item
@@ -113,9 +153,10 @@ def measure(
         embed = memory._embed
         memory._embed = lambda batch: [vectors[t] for t in batch]
         try:
-            third = len(extra) // 3
+            third = len(extra) // 4
             sets = {"events": extra[:third], "facts": extra[third : 2 * third]}
-            sets["facts, per item"] = extra[2 * third :]
+            sets["facts, whole store"] = extra[2 * third : 3 * third]
+            sets["facts, per item"] = extra[3 * third :]
             before = dict(ways)
             ways.clear()
             for n, start in enumerate(range(0, third, chunk)):
@@ -126,6 +167,10 @@ def measure(
                     lambda s=start: timed(
                         "facts", [{"content": t, "kind": "fact"}
                                   for t in sets["facts"][s : s + chunk]], batched),
+                    lambda s=start: timed(
+                        "facts, whole store", [{"content": t, "kind": "fact"}
+                                               for t in sets["facts, whole store"][s : s + chunk]],
+                        batched),
                     lambda s=start: timed(
                         "facts, per item", [{"content": t, "kind": "fact"}
                                             for t in sets["facts, per item"][s : s + chunk]],
@@ -149,6 +194,81 @@ def measure(
     return ways
 
 
+def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
+    """The partitioned check's answers against an exact scan of every fact, and against the
+    whole-store index path (Hamming pass over every memory, 1,000 re-ranked), on ``texts``
+    (fresh sentences) and on as many stored facts restated (cosine ~0.98: a near duplicate
+    the check must find). Empty when the store has no partition."""
+    import numpy as np
+
+    from memento.memory import DEDUP_SIMILARITY, MAX_RELATED, RELATED_SIMILARITY
+    from memento.projects import GLOBAL
+    from memento.store import Filters, sqlite, sqlite_index, sqlite_parts
+
+    conn = memory.conn
+    if sqlite_parts.generation(conn) is None:
+        return {}
+    k = 1 + MAX_RELATED
+    where = Filters(kinds=("fact",), scopes=(GLOBAL,))
+    rng = np.random.default_rng(7)
+    fresh = memory._embed(texts)
+    rows = conn.execute(
+        "SELECT embedding FROM memory_bits WHERE kind = 0 AND archived = 0 AND scope = 0 "
+        "AND embedding IS NOT NULL ORDER BY (seq * 7919) % 1000003 LIMIT ?",
+        (len(texts),),
+    ).fetchall()
+    stored = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    noise = rng.normal(0.0, 0.2 / np.sqrt(stored.shape[1]), stored.shape).astype(np.float32)
+    moved = stored + noise
+    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
+    restated = [v.astype("<f4").tobytes() for v in moved]
+    out: dict[str, Any] = {}
+    for name, vectors in (("fresh texts", fresh), ("restated facts", restated)):
+        with memory._store.transaction(write=False):
+            codes = sqlite.scope_codes(conn, where)
+            start = time.perf_counter()
+            exact = sqlite._exact_many(conn, vectors, k, where, codes, RELATED_SIMILARITY)
+            t_exact = time.perf_counter() - start
+            start = time.perf_counter()
+            whole = sqlite_index.knn_many(conn, vectors, k, where, codes, RELATED_SIMILARITY)
+            t_whole = time.perf_counter() - start
+            start = time.perf_counter()
+            parted = memory._store.knn_many(
+                vectors, k, [where] * len(vectors), min_similarity=RELATED_SIMILARITY
+            )
+            t_parted = time.perf_counter() - start
+        result: dict[str, Any] = {"queries": len(vectors), "exact hits": sum(map(len, exact))}
+        for way, found, seconds in (
+            ("whole store", whole, t_whole),
+            ("partition", parted, t_parted),
+        ):
+            hits = sum(len({s for s, _ in e} & {s for s, _ in f}) for e, f in zip(exact, found))
+            same = sum([s for s, _ in e] == [s for s, _ in f] for e, f in zip(exact, found))
+            dup = sum(
+                (bool(e) and 1 - e[0][1] >= DEDUP_SIMILARITY and e[0][0])
+                == (bool(f) and 1 - f[0][1] >= DEDUP_SIMILARITY and f[0][0])
+                for e, f in zip(exact, found)
+            )
+            # as many hits at >= 0.65 (up to four), the best as similar (within 0.01): on
+            # the synthetic rows, near-identical copies can stand in for one another
+            alike = sum(
+                len(e) == len(f) and (not e or abs(e[0][1] - f[0][1]) <= 0.01)
+                for e, f in zip(exact, found)
+            )
+            result[way] = {
+                "as many, best alike": alike / len(vectors),
+                "hits found": hits / max(1, result["exact hits"]),
+                "same list": same / len(vectors),
+                "same decision": dup / len(vectors),
+                "ms per query": 1000 * seconds / len(vectors),
+            }
+        result["exact ms per query"] = 1000 * t_exact / len(vectors)
+        result["duplicates"] = sum(bool(e) and 1 - e[0][1] >= DEDUP_SIMILARITY for e in exact)
+        out[name] = result
+        log(f"agreement, {name}: {result}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1k,10k,100k", help="of 1k, 10k, 100k, 1m")
@@ -156,8 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=100, help="items per store_many call")
     parser.add_argument("--pool", type=int, default=10_000, help="synthetic pool sentences")
     parser.add_argument("--workdir", type=Path, help="keep the store and vectors here")
-    parser.add_argument("--no-before", action="store_true", help="skip the per-item check")
+    parser.add_argument(
+        "--no-before", action="store_true", help="skip the whole-store and per-item checks"
+    )
+    parser.add_argument(
+        "--agreement", type=int, default=0, metavar="N",
+        help="compare the partitioned check with an exact scan on N queries of each kind",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the table here")
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="grow the store left in --workdir by an earlier run instead of a new one",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = [SIZES[s.strip().lower()] for s in args.sizes.split(",")]
 
@@ -171,37 +301,59 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="memento-rate-"))
     workdir.mkdir(parents=True, exist_ok=True)
     before = not args.no_before
-    ways_per_size = 3 if before else 2
-    need = args.pool + (args.texts * ways_per_size + 3 * (args.texts // 2)) * len(sizes)
+    ways_per_size = 4 if before else 2
+    per_size = args.texts * ways_per_size + 4 * (args.texts // 2) + args.agreement
+    mark = workdir / "rate-used.txt"
+    need = args.pool + per_size * len(sizes)
+    if args.reuse and mark.exists():
+        need += int(mark.read_text())
     sentences = run.scifact_sentences(need)
     if len(sentences) < need:
         raise SystemExit(f"only {len(sentences)} SciFact sentences, {need} needed")
     ctx = Shim(workdir, sentences[: args.pool], log)
     fresh = sentences[args.pool :]
     path = workdir / "rate.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if not args.reuse:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     load_before = os.getloadavg()
     rows = []
     with Memory(path=path, embedder=ctx.embedder) as memory:
-        count = used = 0
+        count = memory.stats()["total"]
+        # the fresh sentences an earlier run stored in this store: not again
+        mark = workdir / "rate-used.txt"
+        used = int(mark.read_text()) if args.reuse and mark.exists() else 0
         for size in sizes:
-            added = args.texts * ways_per_size + 3 * (args.texts // 2)
+            added = args.texts * ways_per_size + 4 * (args.texts // 2)
             fill = max(0, size - count - added)
             if fill:
                 log(f"{size:,}: {fill:,} synthetic rows")
                 run.fill_synthetic(ctx, memory, fill, count)  # type: ignore[arg-type]
             texts = fresh[used : used + args.texts]
-            others = fresh[used + args.texts : used + 2 * args.texts] if before else None
-            used += args.texts * (2 if before else 1)
-            extra = fresh[used : used + 3 * (args.texts // 2)]
+            used += args.texts
+            others = None
+            if before:
+                others = [
+                    fresh[used : used + args.texts],
+                    fresh[used + args.texts : used + 2 * args.texts],
+                ]
+                used += 2 * args.texts
+            extra = fresh[used : used + 4 * (args.texts // 2)]
             used += len(extra)
+            probes = fresh[used : used + args.agreement]
+            used += len(probes)
             total = memory.stats()["total"]
             memory.recall("warm the index and the model", limit=1)
+            start = time.perf_counter()
+            memory._store.prepare_writes()  # a partition, when the store has grown to one
+            log(f"{total:,}: writes prepared in {time.perf_counter() - start:.1f} s")
             log(f"{total:,} memories: storing {args.texts} texts {ways_per_size} ways")
             ways = measure(memory, texts, others, args.chunk, extra)
             count = memory.stats()["total"]
             rows.append({"memories": count, "ways": ways})
+            mark.write_text(str(used))
+            if probes:
+                rows[-1]["agreement"] = agreement(memory, probes, log)
             log(
                 f"{total:,}: "
                 + ", ".join(f"{name} {way['per_s']:.1f}/s" for name, way in ways.items())
@@ -219,8 +371,9 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
     head = "| memories | embed only /s | events /s | facts /s | facts vs events |"
     rule = "|---:|---:|---:|---:|---:|"
     if before:
+        head += " facts, whole store /s | whole vs events |"
         head += " facts, per-item check /s | per item vs events |"
-        rule += "---:|---:|"
+        rule += "---:|---:|---:|---:|"
     lines = [
         f"`python benches/store_rate.py --sizes {args.sizes} --texts {args.texts} "
         f"--chunk {args.chunk} --pool {args.pool}`; load average {load0[0]:.1f} before, "
@@ -235,11 +388,13 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
         w = row["ways"]
         if "write only: events" in w:
             ms = {k: 1000 / w[f"write only: {k}"]["per_s"] for k in ("events", "facts")}
+            whole = w.get("write only: facts, whole store")
             old = w.get("write only: facts, per item")
             extra.append(
                 f"| {row['memories']:,} | {ms['events']:.2f} | {ms['facts']:.2f} "
                 f"| {ms['facts'] - ms['events']:.2f} "
-                f"| {1000 / old['per_s'] - ms['events']:.2f} |" if old else "- |"
+                + (f"| {1000 / whole['per_s'] - ms['events']:.2f} " if whole else "| - ")
+                + (f"| {1000 / old['per_s'] - ms['events']:.2f} |" if old else "| - |")
             )
         ev = w["events"]["per_s"]
         line = (
@@ -247,17 +402,45 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
             f"| {w['facts']['per_s']:.1f} | {_pct(w['facts']['per_s'], ev)} |"
         )
         if before:
+            whole = w["facts, whole store"]["per_s"]
             old = w["facts, per item"]["per_s"]
-            line += f" {old:.1f} | {_pct(old, ev)} |"
+            line += f" {whole:.1f} | {_pct(whole, ev)} | {old:.1f} | {_pct(old, ev)} |"
         lines.append(line)
+    agreed = [(row["memories"], row["agreement"]) for row in rows if row.get("agreement")]
+    if agreed:
+        lines += [
+            "",
+            "The partitioned check against an exact scan of every fact (up to four neighbours "
+            "at cosine >= 0.65; a near duplicate at >= 0.97), and the whole-store index path "
+            "beside it; ms per query in one call for all queries, inside a read transaction:",
+            "",
+            "| memories | queries | exact hits | near duplicates | way | hits found "
+            "| same list | as many, best alike | same decision | ms per query |",
+            "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for memories, found in agreed:
+            for name, result in found.items():
+                for way in ("whole store", "partition"):
+                    r = result[way]
+                    lines.append(
+                        f"| {memories:,} | {result['queries']} {name} | {result['exact hits']} "
+                        f"| {result['duplicates']} | {way} | {r['hits found']:.3f} "
+                        f"| {r['same list']:.3f} | {r['as many, best alike']:.3f} "
+                        f"| {r['same decision']:.3f} "
+                        f"| {r['ms per query']:.2f} |"
+                    )
+                lines.append(
+                    f"| {memories:,} | {result['queries']} {name} | | | exact scan | 1 | 1 | 1 | 1 "
+                    f"| {result['exact ms per query']:.2f} |"
+                )
     if extra:
         lines += [
             "",
             "Writes without the embedding (vectors made beforehand), ms per item; the check "
             "is facts minus events:",
             "",
-            "| memories | events | facts | check, batched | check, per item |",
-            "|---:|---:|---:|---:|---:|",
+            "| memories | events | facts | check, batched | check, whole store | check, per item |",
+            "|---:|---:|---:|---:|---:|---:|",
             *extra,
         ]
     return "\n".join(lines) + "\n"

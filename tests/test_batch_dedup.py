@@ -214,3 +214,35 @@ def test_knn_many_answers_as_knn(tmp_path: Path, embedder: Embedder) -> None:
             assert [s for s, _ in a] == [s for s, _ in b]
             assert [d for _, d in a] == pytest.approx([d for _, d in b], abs=1e-5)
             assert [s for s, _ in c] == [s for s, d in b if 1 - d >= 0.8]
+
+
+@pytest.mark.parametrize("layout_changes", [0, 10**9], ids=["layout-remade", "layout-kept"])
+def test_partitioned_large_store_decides_alike(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, layout_changes: int
+) -> None:
+    """In a store with a partition (sqlite_parts), each check reaches only its vector's
+    nearest partitions, in the store and among the batch's own memories alike: the batch
+    still decides every item as one store after another does. Eight partitions of which two
+    are reached make the partition matter in a store this small. The index's copy in
+    partition order is made again after every few writes, or never (the rows written since are
+    then looked up one by one)."""
+    from memento.store import sqlite_parts
+
+    monkeypatch.setattr(sqlite_index, "LAYOUT_CHANGES", layout_changes)
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
+    monkeypatch.setattr(sqlite_parts, "PARTS", 8)
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)
+    monkeypatch.setattr(sqlite_parts, "PROBE", 2)
+    decided = _compare(tmp_path, embedder)
+    for name in ("one-by-one.db", "batch.db"):
+        with Memory(path=tmp_path / name, embedder=embedder) as m:
+            assert m.conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0] == 8
+            unassigned = "SELECT count(*) FROM memory_bits WHERE part IS NULL AND bits IS NOT NULL"
+            assert m.conn.execute(unassigned).fetchone()[0] == 0
+    # the same items into a store without a partition: some check found more there
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 10**9)
+    (tmp_path / "whole").mkdir()
+    whole = _compare(tmp_path / "whole", embedder)
+    assert decided != whole
+    assert sum(len(a[5]) for a in decided) < sum(len(a[5]) for a in whole)
+    assert sum(1 for a in decided if a[0] == "deduplicated") > 10

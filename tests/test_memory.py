@@ -293,7 +293,7 @@ def test_recent_browse_about_and_stats(memory: Memory, backend: str) -> None:
     assert [r.content for r in about["events"]] == ["Fixed the login bug"]
     stats = memory.stats()
     assert stats["by_kind"] == {"fact": 2, "event": 1, "lesson": 1}
-    latest = {"sqlite": 7, "postgres": 2}[backend]  # each backend numbers its own migrations
+    latest = {"sqlite": 8, "postgres": 2}[backend]  # each backend numbers its own migrations
     assert stats["schema_version"] == latest and stats["dimension"] == 384
     assert stats["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert stats["file_size_bytes"] > 0

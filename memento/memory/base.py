@@ -232,6 +232,10 @@ class MemoryBase:
         self._vectors_checked = True
 
     def _write(self) -> Any:
+        self._check_writable()
+        return self._store.transaction(write=True)
+
+    def _check_writable(self) -> None:
         if self.grant is not None and self.grant.read_only:
             raise AccessError(
                 f"token {self.grant.name} is read-only: storing, updating or forgetting needs "
@@ -241,7 +245,6 @@ class MemoryBase:
             raise DatabaseError(
                 f"{self.path} is read-only: fix its permissions to store or forget memories"
             )
-        return self._store.transaction(write=True)
 
     def _resolve(self, memory_id: object) -> Row:
         prefix = normalize_id_prefix(memory_id)

@@ -109,6 +109,7 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
     def _store_items(self, items: list[Item]) -> list[MemoryRecord]:
         vectors = self._embed([item.content for item in items])
         with self._lock:
+            self._check_writable()  # before prepare_writes, which may write (an index)
             self._store.prepare_writes()
         with self._lock, self._write():
             if self._store.get_setting("embedding_model") is None:
@@ -129,7 +130,9 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
         itself has written so far (``BatchVectors``). The store's answer leaves out the
         memories an earlier item of the batch rewrote (a subject_key upsert can change a
         memory's vector and kind), so it is asked for that many more neighbours than
-        needed: the ``1 + MAX_RELATED`` nearest of the rest are always among them."""
+        needed: the ``1 + MAX_RELATED`` nearest of the rest are always among them. Where
+        the store answers from each vector's regions only (``Store.regions``), the batch's
+        own memories count for an item when they lie in its regions, as in the store."""
         scopes = [item.project.id if item.project else GLOBAL for item in items]
         checked = [
             n for n, item in enumerate(items)
@@ -151,8 +154,9 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
             )
             before = dict(zip(checked, near))
         written = BatchVectors()
+        regions = self._store.regions(vectors) if checked else None
         return [
-            self._write_one(item, vector, before.get(n), written)
+            self._write_one(item, vector, before.get(n), written, regions[n] if regions else None)
             for n, (item, vector) in enumerate(zip(items, vectors))
         ]
 
@@ -162,10 +166,13 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
         vector: bytes,
         before: list[tuple[int, float]] | None = None,
         written: BatchVectors | None = None,
+        region: tuple[int, frozenset[int]] | None = None,
     ) -> MemoryRecord:
         """Write one item. ``before`` (the store's near neighbours of ``vector`` before
-        this batch) and ``written`` (what the batch wrote since) come from
+        this batch), ``written`` (what the batch wrote since) and ``region`` (where the
+        vector lands and what its check reaches, from ``Store.regions``) come from
         :meth:`_write_batch`; without them the store is searched now."""
+        home, reach = region if region is not None else (None, None)
         now = utcnow()
         scope = item.project.id if item.project else GLOBAL
         related: tuple[Related, ...] = ()
@@ -174,14 +181,14 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
             if existing is not None:
                 record = self._upsert(existing, item, vector, now)
                 if written is not None and record.action == "updated":
-                    written.add(existing.seq, item.kind, scope, vector)
+                    written.add(existing.seq, item.kind, scope, vector, home)
                 return record
         elif item.kind in ("fact", "lesson"):
             if before is None or written is None:
                 near = Filters(kinds=(item.kind,), scopes=(scope,))
                 hits = self._store.knn(vector, 1 + MAX_RELATED, near)
             else:
-                hits = written.merge(before, vector, item.kind, scope, 1 + MAX_RELATED)
+                hits = written.merge(before, vector, item.kind, scope, 1 + MAX_RELATED, reach)
             if hits and 1.0 - hits[0][1] >= DEDUP_SIMILARITY:
                 return self._deduplicated(hits[0][0], item, now)
             similar = [(s, 1.0 - d) for s, d in hits if 1.0 - d >= RELATED_SIMILARITY]
@@ -193,7 +200,7 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
             )
         seq = self._store.insert(self._new_memory(item, now), vector)
         if written is not None:
-            written.add(seq, item.kind, scope, vector)
+            written.add(seq, item.kind, scope, vector, home)
         return self._record(seq, action="created", redactions=item.redactions, related=related)
 
     def _upsert(self, existing: Row, item: Item, vector: bytes, now: datetime) -> MemoryRecord:
@@ -495,20 +502,27 @@ class BatchVectors:
     scope: an item compares itself with its group in one product, not a join per item."""
 
     def __init__(self) -> None:
-        # (kind, scope) -> seqs, unit vectors (rows beyond len(seqs) unused), live flags
-        self.groups: dict[tuple[str, str], tuple[list[int], list[Any], list[bool]]] = {}
+        # (kind, scope) -> seqs, unit vectors (rows beyond len(seqs) unused), live flags,
+        # regions (None: the store has none)
+        self.groups: dict[
+            tuple[str, str], tuple[list[int], list[Any], list[bool], list[int | None]]
+        ] = {}
         self.where: dict[int, tuple[tuple[str, str], int]] = {}  # seq -> group, row
 
     def __contains__(self, seq: int) -> bool:
         return seq in self.where
 
-    def add(self, seq: int, kind: str, scope: str, vector: bytes) -> None:
+    def add(
+        self, seq: int, kind: str, scope: str, vector: bytes, region: int | None = None
+    ) -> None:
         import numpy as np
 
         if seq in self.where:  # rewritten by an upsert: its old row no longer counts
             key, row = self.where[seq]
             self.groups[key][2][row] = False
-        seqs, matrix, live = self.groups.setdefault((kind, scope), ([], [None], []))
+        seqs, matrix, live, regions = self.groups.setdefault(
+            (kind, scope), ([], [None], [], [])
+        )
         values = np.frombuffer(vector, dtype="<f4")
         if matrix[0] is None or len(seqs) == len(matrix[0]):
             grown = np.zeros((max(16, 2 * len(seqs)), len(values)), dtype=np.float32)
@@ -519,6 +533,7 @@ class BatchVectors:
         self.where[seq] = ((kind, scope), len(seqs))
         seqs.append(seq)
         live.append(True)
+        regions.append(region)
 
     def merge(
         self,
@@ -527,20 +542,21 @@ class BatchVectors:
         kind: str,
         scope: str,
         k: int,
+        reach: frozenset[int] | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` nearest (seq, cosine distance), best first: the store's hits from
         before the batch that the batch has not rewritten, and the batch's own memories of
-        ``kind`` in ``scope``."""
+        ``kind`` in ``scope`` (those in the regions ``reach`` only, when given)."""
         import numpy as np
 
         hits = [(seq, d) for seq, d in before if seq not in self.where]
         group = self.groups.get((kind, scope))
         if group is not None:
-            seqs, matrix, live = group
+            seqs, matrix, live, regions = group
             query = np.frombuffer(vector, dtype="<f4")
             cosines = (matrix[0][: len(seqs)] @ query) / max(float(np.linalg.norm(query)), 1e-30)
             for i in np.flatnonzero(cosines >= RELATED_SIMILARITY).tolist():
-                if live[i]:
+                if live[i] and (reach is None or regions[i] is None or regions[i] in reach):
                     hits.append((seqs[i], 1.0 - float(cosines[i])))
         hits.sort(key=lambda h: (h[1], h[0]))
         return hits[:k]

@@ -307,7 +307,8 @@ class Store(ABC):
         cosine similarity (1 - distance) is at least ``min_similarity`` when given. The
         near-duplicate check of ``store_many`` asks it once per batch. This default asks
         ``knn`` once per vector, which is correct for any backend; a backend can compare
-        the whole batch at once (SQLite: one matrix product per chunk of stored vectors)."""
+        the whole batch at once (SQLite: one matrix product per chunk of stored vectors).
+        A backend whose :meth:`regions` says so answers from each vector's regions only."""
         if len(vectors) != len(filters):
             raise ValueError("knn_many takes one Filters per vector")
         out = []
@@ -317,6 +318,14 @@ class Store(ABC):
                 hits = [(seq, d) for seq, d in hits if 1.0 - d >= min_similarity]
             out.append(hits)
         return out
+
+    def regions(self, vectors: Sequence[bytes]) -> list[tuple[int, frozenset[int]]] | None:
+        """When :meth:`knn_many` looks only in some regions of the vector space (SQLite's
+        partition of a large store), for each vector: the region a memory written with it
+        lands in, and the regions its :meth:`knn_many` reaches; the near-duplicate check of
+        a batch holds the batch's own memories to the same rule. None (this default): every
+        memory is within reach of every vector."""
+        return None
 
     @abstractmethod
     def keyword(self, text: str, k: int, filters: Filters) -> list[tuple[int, float]]:
@@ -336,7 +345,9 @@ class Store(ABC):
 
     def prepare_writes(self) -> None:  # noqa: B027 - optional hook
         """Called before a write transaction whose searches must see other processes'
-        writes (the near-duplicate check)."""
+        writes (the near-duplicate check), outside any transaction: a backend may also bring
+        an index up to date here (SQLite trains its partition when a store reaches the size
+        that uses it)."""
 
     @contextlib.contextmanager
     def loading(self) -> Iterator[bool]:

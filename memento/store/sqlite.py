@@ -32,6 +32,7 @@ from ..projects import GLOBAL, Project
 from ..recall import keyword_query
 from . import sqlite_index as index
 from . import sqlite_migrations as migrations
+from . import sqlite_parts as parts
 from .base import COLUMNS as WRITABLE
 from .base import Filters, NewMemory, Row, Store, Version, read_metadata
 from .sqlite_index import VectorMeta
@@ -734,12 +735,24 @@ def knn_many(
     the large-store index gives ``knn``, re-ranked exactly, the index refreshed and filtered
     once; a large batch is compared exactly, so it finds every neighbour the index's pool
     would (the pool misses one rarely: recall@10 0.994 at 1M). Filters on a subject-key
-    prefix or time, and batches smaller than ``BATCH_MIN``, take ``knn`` once per vector."""
+    prefix or time, and batches smaller than ``BATCH_MIN``, take ``knn`` once per vector.
+
+    A large store with a partition (``sqlite_parts``: the near-duplicate check's structure)
+    answers every query, whatever the batch size, from the memories of the partitions its
+    vector reaches (``regions``): what the check of one store and of a batch both see."""
     k = min(int(k), VEC_MAX_K)
     simple = all(
         not f.prefix and f.since is None and f.until is None and not f.only_keyed
         for f in filters
     )
+    reach = partition_reach(conn, vectors) if simple else None
+    if reach is not None:
+        return _grouped(
+            conn, vectors, filters,
+            lambda batch, where, codes, members: index.knn_many(
+                conn, batch, k, where, codes, min_similarity, [reach[i] for i in members]
+            ),
+        )  # fmt: skip
     if len(vectors) < BATCH_MIN or not simple or not index.has_table(conn):
         out = []
         for vector, where in zip(vectors, filters):
@@ -749,6 +762,23 @@ def knn_many(
             out.append(hits)
         return out
     size = index.size_hint(conn)
+
+    def search(batch: list[bytes], where: Filters, codes: Any, members: list[int]) -> Any:
+        if size >= index.MIN_ROWS and len(batch) * INDEX_QUERY_ROWS < size:
+            return index.knn_many(conn, batch, k, where, codes, min_similarity)
+        return _exact_many(conn, batch, k, where, codes, min_similarity)
+
+    return _grouped(conn, vectors, filters, search)
+
+
+def _grouped(
+    conn: apsw.Connection,
+    vectors: Sequence[bytes],
+    filters: Sequence[Filters],
+    search: Any,
+) -> list[list[tuple[int, float]]]:
+    """``search(batch, filters, scope codes, positions)`` once per distinct filters, the
+    answers put back in the order of ``vectors``."""
     results: list[list[tuple[int, float]]] = [[] for _ in vectors]
     groups: dict[Filters, list[int]] = {}
     for i, where in enumerate(filters):
@@ -757,14 +787,44 @@ def knn_many(
         codes = scope_codes(conn, where)
         if codes == ():  # none of the asked-for projects has a memory
             continue
-        batch = [vectors[i] for i in members]
-        if size >= index.MIN_ROWS and len(batch) * INDEX_QUERY_ROWS < size:
-            found = index.knn_many(conn, batch, k, where, codes, min_similarity)
-        else:
-            found = _exact_many(conn, batch, k, where, codes, min_similarity)
+        found = search([vectors[i] for i in members], where, codes, members)
         for i, hits in zip(members, found):
             results[i] = hits
     return results
+
+
+def partition_reach(
+    conn: apsw.Connection, vectors: Sequence[bytes]
+) -> list[frozenset[int]] | None:
+    """The partitions each vector's near-duplicate check reaches in a large store that has
+    a partition (``sqlite_parts``); None where the check searches the whole store."""
+    found = partition_regions(conn, vectors)
+    return None if found is None else [reach for _, reach in found]
+
+
+def partition_regions(
+    conn: apsw.Connection, vectors: Sequence[bytes]
+) -> list[tuple[int, frozenset[int]]] | None:
+    if not vectors or index.size_hint(conn) < index.MIN_ROWS or not index.has_table(conn):
+        return None
+    return parts.regions(conn, vectors) if parts.current(conn) else None
+
+
+def train_partition(conn: apsw.Connection) -> bool:
+    """Partition a store that has reached the size where the check uses a partition and
+    has none yet, or one of another model's vectors (in a write transaction of its own).
+    Returns whether it trained one."""
+    if (
+        index.size_hint(conn) < index.MIN_ROWS
+        or not index.has_table(conn)
+        or not parts.table_exists(conn)
+        or parts.current(conn)
+    ):
+        return False
+    with transaction(conn):
+        if parts.current(conn):  # another process was first
+            return False
+        return parts.train(conn)
 
 
 def _exact_many(
@@ -1098,6 +1158,7 @@ class SQLiteStore(SQLiteTokens, Store):
         self.conn.execute("DROP TABLE IF EXISTS memory_vec")
         migrations.create_vector_table(self.conn, dimension)
         index.reset(self.conn)
+        parts.drop(self.conn)
         self.mark_all_stale()
 
     def vectors(self, seqs: Sequence[int]) -> dict[int, bytes]:
@@ -1208,9 +1269,14 @@ class SQLiteStore(SQLiteTokens, Store):
         return stems(self.conn, texts)
 
     def prepare_writes(self) -> None:
-        # the near-duplicate checks run inside the write transaction, where the large-store
-        # index only overlays changes: bring it up to date first
+        # a store that has grown to the size where the check uses a partition gets one;
+        # then, as the near-duplicate checks run inside the write transaction, where the
+        # large-store index only overlays changes, bring the index up to date first
+        train_partition(self.conn)
         sync_index(self.conn)
+
+    def regions(self, vectors: Sequence[bytes]) -> list[tuple[int, frozenset[int]]] | None:
+        return partition_regions(self.conn, vectors)
 
     # ---- writes ---------------------------------------------------------------------
 

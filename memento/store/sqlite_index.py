@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from ..dates import to_micros
+from . import sqlite_parts as parts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +50,7 @@ MIN_ROWS = 50_000
 POOL = 1_000
 KIND_CODES = {"fact": 0, "event": 1, "lesson": 2}
 NO_STAMP = -1
-_FIELDS = ("live", "kind", "archived", "created", "scope")
+_FIELDS = ("live", "kind", "archived", "created", "scope", "part")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def next_stamp(conn: apsw.Connection) -> int:
 
 
 def write_row(conn: apsw.Connection, seq: int, vector: bytes | None, meta: VectorMeta) -> None:
-    """Insert or replace one memory's row (``vector`` None keeps the stored vectors)."""
+    """Insert or replace one memory's row (``vector`` None keeps the stored vectors, and
+    their partition); a new vector is put in its partition when the store has one."""
     stamp = next_stamp(conn)
     filters = (KIND_CODES[meta.kind], int(meta.archived), meta.created_us, meta.scope)
     if vector is None:
@@ -93,8 +95,8 @@ def write_row(conn: apsw.Connection, seq: int, vector: bytes | None, meta: Vecto
     else:
         conn.execute(
             "INSERT OR REPLACE INTO memory_bits(seq, bits, embedding, kind, archived, "
-            "created, scope, stamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, bits_of(vector), vector, *filters, stamp),
+            "created, scope, stamp, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, bits_of(vector), vector, *filters, stamp, parts.part_of(conn, vector)),
         )
 
 
@@ -150,6 +152,9 @@ class BitIndex:
         self.archived = np.zeros(0, dtype=bool)
         self.created = np.zeros(0, dtype=np.int64)
         self.scope = np.zeros(0, dtype=np.int64)
+        self.part = np.zeros(0, dtype=np.int64)  # partition (sqlite_parts), -1: none
+        self.generation: str | None = None  # the partition's, when the rows were read
+        self.layout: Layout | None = None  # the rows in partition order, for the check
         self.lock = threading.Lock()
         global _POPCOUNT8
         if _POPCOUNT8 is None and not hasattr(np, "bitwise_count"):
@@ -173,7 +178,7 @@ class BitIndex:
         ).fetchone()
         width = self.width if row is None else (int(row[0]) + 7) // 8
         cursor = conn.cursor().execute(
-            f"SELECT seq, bits, kind, archived, created, stamp, scope FROM {source} "
+            f"SELECT seq, bits, kind, archived, created, stamp, scope, part FROM {source} "
             "WHERE stamp > ? ORDER BY seq",
             (after,),
         )
@@ -214,6 +219,7 @@ class BitIndex:
             "archived": np.fromiter((bool(r[3]) for r in rows), dtype=bool, count=n),
             "created": np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
             "scope": np.fromiter((r[6] for r in rows), dtype=np.int64, count=n),
+            "part": np.fromiter((-1 if r[7] is None else r[7] for r in rows), np.int64, n),
             "stamp": max((r[5] for r in rows), default=NO_STAMP),
         }
 
@@ -222,15 +228,23 @@ class BitIndex:
         changed rows as arrays to overlay on this one search (not kept)."""
         top = conn.execute("SELECT max(stamp) FROM memory_bits").fetchone()[0]
         top = NO_STAMP if top is None else int(top)
+        generation = parts.generation(conn)
+        if generation != self.generation:
+            # a partition was trained or dropped: every row's part changed without a new
+            # stamp (the training runs in a transaction of its own, before a batch's writes)
+            self.__init__()  # type: ignore[misc]
+            self.generation = generation
         if top == self.stamp:
             return None
         if top < self.stamp:  # the table was rebuilt under us: start again
             self.__init__()  # type: ignore[misc]
+            self.generation = generation
         delta = self._load(conn, self.stamp)
         if self.width and delta["width"] != self.width:  # vectors of another dimension
             if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
                 return delta
             self.__init__()  # type: ignore[misc]
+            self.generation = generation
             delta = self._load(conn, NO_STAMP)
         if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
             return delta
@@ -254,6 +268,8 @@ class BitIndex:
         self.words[:, k] = delta["words"][:, known]
         for name in _FIELDS:
             getattr(self, name)[k] = delta[name][known]
+        if self.layout is not None:
+            self.layout.changed(k)
         new = ~known
         if new.any():
             self.seqs = np.concatenate([self.seqs, seqs[new]])
@@ -261,6 +277,7 @@ class BitIndex:
             for name in _FIELDS:
                 setattr(self, name, np.concatenate([getattr(self, name), delta[name][new]]))
             if len(self.seqs) > 1 and (np.diff(self.seqs) <= 0).any():
+                self.layout = None  # positions moved
                 order = np.argsort(self.seqs, kind="stable")
                 self.seqs = self.seqs[order]
                 self.words = self.words[:, order]
@@ -313,11 +330,13 @@ class BitIndex:
 
     def candidates_many(
         self, conn: apsw.Connection, vectors: Sequence[bytes], filters: Filters, pool: int,
-        prefix_seqs: Any, codes: Any = None,
+        prefix_seqs: Any, codes: Any = None, reach: Sequence[frozenset[int]] | None = None,
     ) -> list[list[int]]:
         """:meth:`candidates` for each of ``vectors`` under one ``filters``: the copy is
         refreshed and the filters applied once, then each vector pays only its Hamming pass
-        over the allowed memories (what the near-duplicate check of a batch asks)."""
+        over the allowed memories (what the near-duplicate check of a batch asks).
+        ``reach``: for each vector, the partitions (``sqlite_parts``) whose memories it may
+        have as candidates (rows without a part always), however few they are."""
         np = self.np
         with self.lock:
             delta = self.refresh(conn)
@@ -327,6 +346,7 @@ class BitIndex:
             }  # fmt: skip
             mask = self._allowed(base, filters, prefix_seqs, codes)
             words = self.words
+            dparts = np.zeros(0, dtype=np.int64)
             if delta is not None and len(delta["seqs"]):
                 # rows changed by the open write transaction replace the cached ones
                 pos = np.searchsorted(self.seqs, delta["seqs"])
@@ -335,6 +355,7 @@ class BitIndex:
                 mask[pos] = False
                 dmask = self._allowed(delta, filters, prefix_seqs, codes)
                 dseqs = delta["seqs"][dmask]
+                dparts = delta["part"][dmask]
                 dwords = delta["words"][:, dmask] if delta["width"] == self.width else None
             else:
                 dseqs, dwords = np.zeros(0, dtype=np.int64), None
@@ -344,11 +365,20 @@ class BitIndex:
                 dseqs = np.zeros(0, dtype=np.int64)
             else:
                 extra = []
-            allowed = np.flatnonzero(mask)
             queries = [np.frombuffer(bits_of(v), dtype=np.uint64) for v in vectors]
             if any(self.width and len(q) != self.width for q in queries):
                 every = [*self.seqs[mask].tolist(), *dseqs.tolist(), *extra]
                 return [every for _ in vectors]
+            if reach is not None:
+                if self.layout is None or self.layout.stale(len(self.seqs)):
+                    self.layout = Layout(self)
+                valid = self.layout.valid(mask)
+                return [
+                    [*self._reached(query, wanted, mask, valid, dseqs, dparts, dwords, pool),
+                     *extra]
+                    for query, wanted in zip(queries, reach)
+                ]  # fmt: skip
+            allowed = np.flatnonzero(mask)
             if len(allowed) + len(dseqs) <= pool:
                 every = [*self.seqs[allowed].tolist(), *dseqs.tolist(), *extra]
                 return [every for _ in vectors]
@@ -368,12 +398,133 @@ class BitIndex:
                     dist = self._hamming(words, query)[allowed]
                 if len(dseqs):
                     dist = np.concatenate([dist, self._hamming(dwords, query)])
-                # the pool nearest, ties at the boundary included (a histogram, not a sort)
-                counts = np.cumsum(np.bincount(dist, minlength=1))
-                limit = int(np.searchsorted(counts, pool))
-                chosen = np.flatnonzero(dist <= limit)
-                out.append([*seqs[chosen].tolist(), *extra])
+                out.append([*seqs[_nearest(dist, pool)].tolist(), *extra])
             return out
+
+    def _reached(
+        self, query: Any, wanted: frozenset[int], mask: Any, valid: Any, dseqs: Any,
+        dparts: Any, dwords: Any, pool: int,
+    ) -> list[int]:
+        """The ``pool`` nearest in Hamming distance (all when fewer) of the allowed memories
+        (``mask``; ``valid``: the same in the layout's order) in the partitions ``wanted``
+        or in none."""
+        np = self.np
+        assert self.layout is not None
+        seqs, words, keep = self.layout.reached(self, wanted, mask, valid)
+        dist = self._hamming(words, query)[keep]
+        seqs = seqs[keep]
+        if len(dseqs):
+            inside = _in_parts(dparts, wanted)
+            seqs = np.concatenate([seqs, dseqs[inside]])
+            dist = np.concatenate([dist, self._hamming(dwords[:, inside], query)])
+        # the pool grows with the candidates: ~50 of the ~1,600 a check reaches at 100k
+        # memories find what 1,000 would; at a million 100 of ~20,000 (sqlite_parts.POOL)
+        pool = max(min(pool, len(seqs) // 32), parts.MIN_POOL)
+        if len(seqs) <= pool:
+            return seqs.tolist()  # type: ignore[no-any-return]
+        return seqs[_nearest(dist, pool)].tolist()  # type: ignore[no-any-return]
+
+
+# Rows written since the layout was made that it tolerates, at least (looked up one by one).
+LAYOUT_CHANGES = 2_048
+
+
+class Layout:
+    """A copy of the sign bits in partition order, so a check reads its partitions as a few
+    contiguous runs (gathering ~25,000 scattered columns of a million costs more than their
+    Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
+    changed) are looked up in the index itself until they are a 64th of it; then it is made
+    again (~0.2 s at a million memories, so ~13 us per write)."""
+
+    def __init__(self, index: BitIndex) -> None:
+        np = index.np
+        part = index.part.astype(np.int16)  # a radix sort
+        self.order = np.argsort(part, kind="stable")
+        # where each partition's run starts, for partitions -1 (none) .. the highest + 1
+        values = np.arange(-1, int(part.max(initial=-1)) + 2)
+        self.bounds = np.searchsorted(part[self.order], values)
+        self.words = index.words[:, self.order]
+        self.seqs = index.seqs[self.order]
+        self.size = len(index.seqs)
+        self.where = np.empty(self.size, dtype=np.int64)  # position -> place in the layout
+        self.where[self.order] = np.arange(self.size)
+        self.dirty = np.zeros(self.size, dtype=bool)  # in the layout's order
+        self.moved: list[Any] = []
+        self.count = 0
+        self._recent: tuple[tuple[int, int], Any] | None = None
+
+    def changed(self, positions: Any) -> None:
+        self.dirty[self.where[positions[positions < self.size]]] = True
+        self.moved.append(positions)
+        self.count += len(positions)
+
+    def stale(self, size: int) -> bool:
+        return size - self.size + self.count > max(LAYOUT_CHANGES, size // 64)
+
+    def recent(self, index: BitIndex) -> Any:
+        """Positions of the rows written since the layout was made."""
+        key = (len(index.seqs), self.count)
+        if self._recent is None or self._recent[0] != key:
+            np = index.np
+            found = np.arange(self.size, len(index.seqs))
+            if self.moved:
+                found = np.union1d(found, np.concatenate(self.moved))
+            self._recent = (key, found)
+        return self._recent[1]
+
+    def valid(self, mask: Any) -> Any:
+        """``mask`` (the allowed rows, by position in the index) in the layout's order, less
+        the rows changed since it was made (once per search, not per query)."""
+        return mask[self.order] & ~self.dirty
+
+    def reached(
+        self, index: BitIndex, wanted: frozenset[int], mask: Any, valid: Any
+    ) -> tuple[Any, Any, Any]:
+        """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, as the
+        index holds them now, and which of them are allowed."""
+        np = index.np
+        top = len(self.bounds) - 3  # the highest partition this layout holds
+        runs = [
+            (int(self.bounds[p + 1]), int(self.bounds[p + 2]))
+            for p in sorted({-1, *wanted})
+            if p <= top
+        ]
+        # copies of contiguous runs (cheaper than gathering columns); rows not allowed stay,
+        # flagged in ``keep``, as dropping columns of the bits costs more than their pass
+        keep = np.concatenate([valid[a:b] for a, b in runs]) if runs else valid[:0]
+        seqs = np.concatenate([self.seqs[a:b] for a, b in runs]) if runs else self.seqs[:0]
+        words = (
+            np.concatenate([self.words[:, a:b] for a, b in runs], axis=1)
+            if runs
+            else self.words[:, :0]
+        )
+        recent = self.recent(index)
+        if len(recent):
+            recent = recent[mask[recent] & _in_parts(index.part[recent], wanted)]
+            keep = np.concatenate([keep, np.ones(len(recent), dtype=bool)])
+            seqs = np.concatenate([seqs, index.seqs[recent]])
+            words = np.concatenate([words, index.words[:, recent]], axis=1)
+        return seqs, words, keep
+
+
+def _in_parts(part: Any, wanted: frozenset[int]) -> Any:
+    """Which of ``part`` are in ``wanted`` or -1 (none): a table lookup (``np.isin`` sorts)."""
+    import numpy as np
+
+    table = np.zeros(max(int(part.max(initial=-1)), max(wanted, default=-1)) + 2, dtype=bool)
+    table[0] = True
+    table[[p + 1 for p in wanted]] = True
+    return table[part + 1]
+
+
+def _nearest(dist: Any, pool: int) -> Any:
+    """Positions of the ``pool`` smallest distances, ties at the boundary included (a
+    histogram, not a sort)."""
+    import numpy as np
+
+    counts = np.cumsum(np.bincount(dist, minlength=1))
+    limit = int(np.searchsorted(counts, pool))
+    return np.flatnonzero(dist <= limit)
 
 
 def _popcount_table() -> Any:
@@ -520,11 +671,14 @@ RERANK_GROUP = 64
 def knn_many(
     conn: apsw.Connection, vectors: Sequence[bytes], k: int, filters: Filters,
     codes: tuple[int, ...] | None = None, min_similarity: float | None = None,
+    reach: Sequence[frozenset[int]] | None = None,
 ) -> list[list[tuple[int, float]]]:
     """:func:`knn` for each of ``vectors`` under one ``filters`` (no prefix): the same
-    candidates as one search each, the copy refreshed and filtered once."""
+    candidates as one search each, the copy refreshed and filtered once; with ``reach``
+    (``sqlite_parts.regions``), only from each vector's partitions."""
     index = for_connection(conn)
-    pools = index.candidates_many(conn, vectors, filters, max(POOL, k), None, codes)
+    pool = max(POOL if reach is None else parts.POOL, k)
+    pools = index.candidates_many(conn, vectors, filters, pool, None, codes, reach)
     out: list[list[tuple[int, float]]] = []
     for start in range(0, len(vectors), RERANK_GROUP):
         group = slice(start, start + RERANK_GROUP)

@@ -230,6 +230,18 @@ def _v7_tokens(conn: apsw.Connection, dimension: int) -> None:
     )
 
 
+def _v8_parts(conn: apsw.Connection, dimension: int) -> None:
+    # The partition of a large store's vectors for the near-duplicate check of writes
+    # (memento/store/sqlite_parts.py): its centroids, and each row's nearest one. Empty until
+    # a write at scale trains it.
+    conn.execute(
+        """
+        CREATE TABLE memory_parts (part INTEGER PRIMARY KEY, centroid BLOB NOT NULL);
+        ALTER TABLE memory_bits ADD COLUMN part INTEGER;
+        """
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (1, "memories, memory_fts (FTS5) and memory_vec (vec0)", _v1_initial),
     (2, "settings table and one live memory per subject_key", _v2_settings_and_live_keys),
@@ -238,6 +250,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[apsw.Connection, int], None]]] = [
     (5, "injected: memories already given to an agent session", _v5_injected),
     (6, "memory_versions: the earlier versions of each memory", _v6_versions),
     (7, "tokens: hashed bearer tokens of the HTTP server", _v7_tokens),
+    (8, "memory_parts: a partition of the vectors for the near-duplicate check", _v8_parts),
 ]
 LATEST = MIGRATIONS[-1][0]
 

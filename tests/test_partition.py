@@ -1,0 +1,146 @@
+"""The partition of a large SQLite store (memento/store/sqlite_parts.py): trained by the first
+write once a store reaches the size where the near-duplicate check uses it, kept complete by
+every later write, seen by other connections, dropped with the vectors, and never trained by
+a client that may not write. The store size where it starts and the number of partitions
+are lowered so that a few hundred real sentences make a partitioned store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memento import AccessError, Memory
+from memento.embedder import Embedder
+from memento.store import sqlite_index, sqlite_parts
+from tests.test_batch_dedup import SUBJECTS
+
+FACTS = [
+    f"{subject.capitalize()} {what}"
+    for subject in SUBJECTS
+    for what in (
+        "listens on port 8443",
+        "is owned by the platform team",
+        "is deployed every Tuesday",
+        "logs to the central Loki cluster",
+        "was rewritten in Go last year",
+    )
+]
+
+
+@pytest.fixture
+def small_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 60)
+    monkeypatch.setattr(sqlite_parts, "PARTS", 8)
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)
+    monkeypatch.setattr(sqlite_parts, "PROBE", 2)
+
+
+def _parts(m: Memory) -> dict[int, int | None]:
+    return dict(m.conn.execute("SELECT seq, part FROM memory_bits WHERE bits IS NOT NULL"))
+
+
+def test_a_store_reaching_the_size_is_partitioned_and_stays_so(
+    tmp_path: Path, embedder: Embedder, small_scale: None
+) -> None:
+    path = tmp_path / "m.db"
+    with Memory(path=path, embedder=embedder) as m, Memory(path=path, embedder=embedder) as seen:
+        m.store_many([{"content": f} for f in FACTS[:50]])
+        assert sqlite_parts.generation(m.conn) is None  # below the size: no partition
+        m.store_many([{"content": f} for f in FACTS[50:70]])
+        # another connection holding the index from before the partition
+        assert seen.recall("which port does the API server use", limit=1)
+        m.store("The API server listens on port 8443")  # the first write at 70 memories
+        centroids = sqlite_parts.centroids(m.conn)
+        assert centroids is not None and centroids.shape == (8, 384)
+        parts = _parts(m)
+        assert len(parts) == 70 and None not in parts.values() and len(set(parts.values())) > 1
+        # later writes land in their nearest partition
+        new = m.store_many([{"content": f} for f in FACTS[70:]])
+        assert all(r.action == "created" for r in new)
+        vectors = m._store.vectors([m._store.find_by_id(r.id)[0].seq for r in new])
+        for seq, vector in vectors.items():
+            assert _parts(m)[seq] == sqlite_parts.part_of(m.conn, vector)
+        # a restatement is still caught through the partition, and a new related fact listed
+        again = m.store("the API server listens on port 8443")  # said again
+        assert again.action == "deduplicated"
+        related = m.store("The API server listens on port 9443")
+        assert related.action == "created" and related.related
+        # the other connection reads the partition and the rows' parts again
+        assert seen.store("The api server LISTENS on port 8443").action == "deduplicated"
+        index = sqlite_index.for_connection(seen.conn)
+        assert index.generation == sqlite_parts.generation(m.conn)
+        assert sorted(index.part.tolist()) == sorted(_parts(m).values())
+    # another process opens the file: the same partition, the same answers
+    with Memory(path=path, embedder=embedder) as other:
+        assert (sqlite_parts.centroids(other.conn) == centroids).all()
+        assert other.store("THE API SERVER LISTENS ON PORT 8443").action == "deduplicated"
+
+
+def test_training_is_deterministic(
+    tmp_path: Path, embedder: Embedder, small_scale: None
+) -> None:
+    """Two stores holding the same vectors get the same centroids, so their checks agree."""
+    found = []
+    for name in ("a.db", "b.db"):
+        with Memory(path=tmp_path / name, embedder=embedder) as m:
+            m.store_many([{"content": f} for f in FACTS[:80]])
+            m.store("One more fact to train on")
+            found.append((sqlite_parts.centroids(m.conn), _parts(m)))
+    assert (found[0][0] == found[1][0]).all() and found[0][1] == found[1][1]
+
+
+def test_a_read_only_client_never_trains_one(
+    tmp_path: Path, embedder: Embedder, small_scale: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.db"
+    with Memory(path=path, embedder=embedder) as m:
+        monkeypatch.setattr(sqlite_index, "MIN_ROWS", 10**9)  # filled without a partition
+        m.store_many([{"content": f} for f in FACTS[:80]])
+        _, token = m.create_token("reader", read_only=True)
+        monkeypatch.setattr(sqlite_index, "MIN_ROWS", 60)
+        reader = m.granted(m.check_token(token), None)
+        with pytest.raises(AccessError, match="read-only"):
+            reader.store("The API server listens on port 8443")
+        assert sqlite_parts.generation(m.conn) is None
+        assert m.conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0] == 0
+        assert m.stats()["total"] == 80
+
+
+def test_vectors_of_another_dimension_drop_the_partition(
+    tmp_path: Path, embedder: Embedder, small_scale: None
+) -> None:
+    """``reembed`` to another model replaces the vector table: the old centroids cannot place
+    the new vectors, so the partition goes with them (the next write at scale trains one)."""
+    with Memory(path=tmp_path / "m.db", embedder=embedder) as m:
+        m.store_many([{"content": f} for f in FACTS[:80]])
+        m.store("One more fact to train on")
+        assert sqlite_parts.generation(m.conn) is not None
+        with m._store.transaction():
+            m._store.recreate_vectors(256)
+        assert sqlite_parts.generation(m.conn) is None
+        assert m.conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0] == 0
+        assert m.conn.execute(
+            "SELECT count(*) FROM memory_bits WHERE part IS NOT NULL"
+        ).fetchone()[0] == 0
+
+
+def test_another_models_vectors_get_a_partition_of_their_own(
+    tmp_path: Path, embedder: Embedder, small_scale: None
+) -> None:
+    """After ``reembed`` to another model of the same dimension the centroids describe the
+    old model's vectors: the check searches the whole store until the next write trains a
+    partition on the new ones."""
+    with Memory(path=tmp_path / "m.db", embedder=embedder) as m:
+        m.store_many([{"content": f} for f in FACTS[:80]])
+        m.store("One more fact to train on")
+        vector = m._embed(["The API server listens on port 8443"])
+        first = sqlite_parts.generation(m.conn)
+        assert m._store.regions(vector) is not None
+        with m._store.transaction():
+            m._store.set_setting("embedding_model", "another/model-384")  # as reembed ends
+        assert m._store.regions(vector) is None
+        m._store.prepare_writes()
+        assert sqlite_parts.generation(m.conn) not in (None, first)
+        assert m._store.get_setting(sqlite_parts.MODEL_SETTING) == "another/model-384"
+        assert m._store.regions(vector) is not None
