@@ -228,7 +228,7 @@ def test_partitioned_large_store_decides_alike(
     then looked up one by one)."""
     from memento.store import sqlite_parts
 
-    monkeypatch.setattr(sqlite_index, "LAYOUT_CHANGES", layout_changes)
+    monkeypatch.setattr(sqlite_parts, "LAYOUT_CHANGES", layout_changes)
     monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
     monkeypatch.setattr(sqlite_parts, "PARTS", 8)
     monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)

@@ -12,7 +12,8 @@ import pytest
 
 from memento import AccessError, Memory
 from memento.embedder import Embedder
-from memento.store import sqlite_index, sqlite_parts
+from memento.projects import GLOBAL
+from memento.store import Filters, sqlite_index, sqlite_parts
 from tests.test_batch_dedup import SUBJECTS
 
 FACTS = [
@@ -144,3 +145,73 @@ def test_another_models_vectors_get_a_partition_of_their_own(
         assert sqlite_parts.generation(m.conn) not in (None, first)
         assert m._store.get_setting(sqlite_parts.MODEL_SETTING) == "another/model-384"
         assert m._store.regions(vector) is not None
+
+
+def test_too_few_vectors_are_not_counted_again_until_the_store_doubles(
+    tmp_path: Path, embedder: Embedder, small_scale: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose seqs passed the size but that holds fewer vectors than the training
+    needs (80 here) tries once, then again only at twice that size."""
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 10)
+    with Memory(path=tmp_path / "m.db", embedder=embedder) as m:
+        for fact in FACTS[:61]:
+            m.store(fact)  # the 61st write finds 60 memories: too few to train on
+        assert m._store.get_setting(sqlite_parts.TOO_FEW_SETTING) == "60"
+        m.store_many([{"content": f} for f in FACTS[61:120]])
+        assert sqlite_parts.generation(m.conn) is None  # 119 < 2 x 60: not tried again
+        m.store("The 121st memory trains the partition")
+        assert sqlite_parts.generation(m.conn) is not None
+        assert m._store.get_setting(sqlite_parts.TOO_FEW_SETTING) is None
+
+
+def test_placing_the_stored_rows_resumes_after_an_interruption(
+    tmp_path: Path, embedder: Embedder, small_scale: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows stored before the partition are placed a transaction at a time; a process
+    that stops half-way leaves the rest to the next write, by any process, and checks reach
+    the unplaced rows meanwhile."""
+    from memento.store import sqlite
+
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 10**9)
+    path = tmp_path / "m.db"
+    with Memory(path=path, embedder=embedder) as m:
+        m.store_many([{"content": f} for f in FACTS[:100]])
+        monkeypatch.setattr(sqlite_index, "MIN_ROWS", 60)
+        monkeypatch.setattr(sqlite_parts, "PLACE_CHUNK", 30)
+        with sqlite.transaction(m.conn, write=False):
+            matrix = sqlite_parts.train(m.conn)
+        with sqlite.transaction(m.conn):
+            sqlite_parts.install(m.conn, matrix)
+        with sqlite.transaction(m.conn):
+            sqlite_parts.place_some(m.conn)  # then the process "stops"
+        installed = sqlite_parts.generation(m.conn)
+        assert sum(p is not None for p in _parts(m).values()) == 30
+        # a check reaches the rows not placed yet (the 41st, here)
+        (vector,) = m._embed(["the mail relay listens on port 8443"])
+        where = Filters(kinds=("fact",), scopes=(GLOBAL,))
+        (hits,) = m._store.knn_many([vector], 1, [where], min_similarity=0.97)
+        assert [seq for seq, _ in hits] == [41] and _parts(m)[41] is None
+    with Memory(path=path, embedder=embedder) as m:
+        assert m.store("the mail relay listens on port 8443").action == "deduplicated"
+        assert None not in _parts(m).values() and len(_parts(m)) == 100
+        assert not sqlite_parts.placing(m.conn)
+        assert sqlite_parts.generation(m.conn) not in (None, installed)
+
+
+def test_an_idle_connection_sees_a_partition_trained_again(
+    tmp_path: Path, embedder: Embedder, small_scale: None
+) -> None:
+    """Dropped and trained again (a reembed there and back), the partition gets a name no
+    earlier one had: a connection that cached the old centroids reads the new ones."""
+    path = tmp_path / "m.db"
+    with Memory(path=path, embedder=embedder) as m, Memory(path=path, embedder=embedder) as idle:
+        m.store_many([{"content": f} for f in FACTS[:80]])
+        m.store("One more fact to train on")
+        old = sqlite_parts.centroids(idle.conn)
+        assert old is not None
+        with m._store.transaction():
+            sqlite_parts.drop(m.conn)
+        m.store_many([{"content": f"{f}, said differently"} for f in FACTS[80:]])
+        new = sqlite_parts.centroids(m.conn)
+        assert new is not None and not (new == old).all()
+        assert (sqlite_parts.centroids(idle.conn) == new).all()

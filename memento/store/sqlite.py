@@ -810,21 +810,27 @@ def partition_regions(
     return parts.regions(conn, vectors) if parts.current(conn) else None
 
 
-def train_partition(conn: apsw.Connection) -> bool:
+def train_partition(conn: apsw.Connection) -> None:
     """Partition a store that has reached the size where the check uses a partition and
-    has none yet, or one of another model's vectors (in a write transaction of its own).
-    Returns whether it trained one."""
-    if (
-        index.size_hint(conn) < index.MIN_ROWS
-        or not index.has_table(conn)
-        or not parts.table_exists(conn)
-        or parts.current(conn)
-    ):
-        return False
-    with transaction(conn):
-        if parts.current(conn):  # another process was first
-            return False
-        return parts.train(conn)
+    has none (or one of another model's vectors), then place the rows stored before it a
+    transaction at a time (resuming a placing another process left unfinished). The
+    centroids are computed in a read transaction, so other writers wait only for the short
+    transactions that write them and the rows' parts."""
+    size = index.size_hint(conn)
+    if size < index.MIN_ROWS or not index.has_table(conn) or not parts.table_exists(conn):
+        return
+    if not parts.current(conn) and parts.worth_trying(conn, size):
+        with transaction(conn, write=False):
+            matrix = parts.train(conn)
+        with transaction(conn):
+            if not parts.current(conn):  # else another process was first
+                if matrix is None:
+                    parts.too_few(conn, size)
+                else:
+                    parts.install(conn, matrix)
+    while parts.placing(conn):
+        with transaction(conn):
+            parts.place_some(conn)
 
 
 def _exact_many(

@@ -154,7 +154,7 @@ class BitIndex:
         self.scope = np.zeros(0, dtype=np.int64)
         self.part = np.zeros(0, dtype=np.int64)  # partition (sqlite_parts), -1: none
         self.generation: str | None = None  # the partition's, when the rows were read
-        self.layout: Layout | None = None  # the rows in partition order, for the check
+        self.layout: parts.Layout | None = None  # the rows in partition order, for the check
         self.lock = threading.Lock()
         global _POPCOUNT8
         if _POPCOUNT8 is None and not hasattr(np, "bitwise_count"):
@@ -232,24 +232,30 @@ class BitIndex:
         if generation != self.generation:
             # a partition was trained or dropped: every row's part changed without a new
             # stamp (the training runs in a transaction of its own, before a batch's writes)
-            self.__init__()  # type: ignore[misc]
+            self._restart()
             self.generation = generation
         if top == self.stamp:
             return None
         if top < self.stamp:  # the table was rebuilt under us: start again
-            self.__init__()  # type: ignore[misc]
+            self._restart()
             self.generation = generation
         delta = self._load(conn, self.stamp)
         if self.width and delta["width"] != self.width:  # vectors of another dimension
             if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
                 return delta
-            self.__init__()  # type: ignore[misc]
+            self._restart()
             self.generation = generation
             delta = self._load(conn, NO_STAMP)
         if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
             return delta
         self._merge(delta, delta["width"])
         return None
+
+    def _restart(self) -> None:
+        """Empty, as new, keeping the lock (its holder is the caller)."""
+        lock = self.lock
+        self.__init__()  # type: ignore[misc]
+        self.lock = lock
 
     def _merge(self, delta: dict[str, Any], width: int) -> None:
         np = self.np
@@ -331,12 +337,14 @@ class BitIndex:
     def candidates_many(
         self, conn: apsw.Connection, vectors: Sequence[bytes], filters: Filters, pool: int,
         prefix_seqs: Any, codes: Any = None, reach: Sequence[frozenset[int]] | None = None,
+        least: int = 0,
     ) -> list[list[int]]:
         """:meth:`candidates` for each of ``vectors`` under one ``filters``: the copy is
         refreshed and the filters applied once, then each vector pays only its Hamming pass
         over the allowed memories (what the near-duplicate check of a batch asks).
         ``reach``: for each vector, the partitions (``sqlite_parts``) whose memories it may
-        have as candidates (rows without a part always), however few they are."""
+        have as candidates (rows without a part always), however few they are; their pool
+        shrinks with them, to ``least`` at the fewest (see :meth:`_reached`)."""
         np = self.np
         with self.lock:
             delta = self.refresh(conn)
@@ -371,10 +379,11 @@ class BitIndex:
                 return [every for _ in vectors]
             if reach is not None:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
-                    self.layout = Layout(self)
+                    self.layout = parts.Layout(self)
                 valid = self.layout.valid(mask)
                 return [
-                    [*self._reached(query, wanted, mask, valid, dseqs, dparts, dwords, pool),
+                    [*self._reached(
+                        query, wanted, mask, valid, dseqs, dparts, dwords, pool, least),
                      *extra]
                     for query, wanted in zip(queries, reach)
                 ]  # fmt: skip
@@ -403,7 +412,7 @@ class BitIndex:
 
     def _reached(
         self, query: Any, wanted: frozenset[int], mask: Any, valid: Any, dseqs: Any,
-        dparts: Any, dwords: Any, pool: int,
+        dparts: Any, dwords: Any, pool: int, least: int,
     ) -> list[int]:
         """The ``pool`` nearest in Hamming distance (all when fewer) of the allowed memories
         (``mask``; ``valid``: the same in the layout's order) in the partitions ``wanted``
@@ -414,107 +423,15 @@ class BitIndex:
         dist = self._hamming(words, query)[keep]
         seqs = seqs[keep]
         if len(dseqs):
-            inside = _in_parts(dparts, wanted)
+            inside = parts.in_parts(dparts, wanted)
             seqs = np.concatenate([seqs, dseqs[inside]])
             dist = np.concatenate([dist, self._hamming(dwords[:, inside], query)])
         # the pool grows with the candidates: ~50 of the ~1,600 a check reaches at 100k
         # memories find what 1,000 would; at a million 100 of ~20,000 (sqlite_parts.POOL)
-        pool = max(min(pool, len(seqs) // 32), parts.MIN_POOL)
+        pool = max(min(pool, len(seqs) // 32), least)
         if len(seqs) <= pool:
             return seqs.tolist()  # type: ignore[no-any-return]
         return seqs[_nearest(dist, pool)].tolist()  # type: ignore[no-any-return]
-
-
-# Rows written since the layout was made that it tolerates, at least (looked up one by one).
-LAYOUT_CHANGES = 2_048
-
-
-class Layout:
-    """A copy of the sign bits in partition order, so a check reads its partitions as a few
-    contiguous runs (gathering ~25,000 scattered columns of a million costs more than their
-    Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
-    changed) are looked up in the index itself until they are a 64th of it; then it is made
-    again (~0.2 s at a million memories, so ~13 us per write)."""
-
-    def __init__(self, index: BitIndex) -> None:
-        np = index.np
-        part = index.part.astype(np.int16)  # a radix sort
-        self.order = np.argsort(part, kind="stable")
-        # where each partition's run starts, for partitions -1 (none) .. the highest + 1
-        values = np.arange(-1, int(part.max(initial=-1)) + 2)
-        self.bounds = np.searchsorted(part[self.order], values)
-        self.words = index.words[:, self.order]
-        self.seqs = index.seqs[self.order]
-        self.size = len(index.seqs)
-        self.where = np.empty(self.size, dtype=np.int64)  # position -> place in the layout
-        self.where[self.order] = np.arange(self.size)
-        self.dirty = np.zeros(self.size, dtype=bool)  # in the layout's order
-        self.moved: list[Any] = []
-        self.count = 0
-        self._recent: tuple[tuple[int, int], Any] | None = None
-
-    def changed(self, positions: Any) -> None:
-        self.dirty[self.where[positions[positions < self.size]]] = True
-        self.moved.append(positions)
-        self.count += len(positions)
-
-    def stale(self, size: int) -> bool:
-        return size - self.size + self.count > max(LAYOUT_CHANGES, size // 64)
-
-    def recent(self, index: BitIndex) -> Any:
-        """Positions of the rows written since the layout was made."""
-        key = (len(index.seqs), self.count)
-        if self._recent is None or self._recent[0] != key:
-            np = index.np
-            found = np.arange(self.size, len(index.seqs))
-            if self.moved:
-                found = np.union1d(found, np.concatenate(self.moved))
-            self._recent = (key, found)
-        return self._recent[1]
-
-    def valid(self, mask: Any) -> Any:
-        """``mask`` (the allowed rows, by position in the index) in the layout's order, less
-        the rows changed since it was made (once per search, not per query)."""
-        return mask[self.order] & ~self.dirty
-
-    def reached(
-        self, index: BitIndex, wanted: frozenset[int], mask: Any, valid: Any
-    ) -> tuple[Any, Any, Any]:
-        """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, as the
-        index holds them now, and which of them are allowed."""
-        np = index.np
-        top = len(self.bounds) - 3  # the highest partition this layout holds
-        runs = [
-            (int(self.bounds[p + 1]), int(self.bounds[p + 2]))
-            for p in sorted({-1, *wanted})
-            if p <= top
-        ]
-        # copies of contiguous runs (cheaper than gathering columns); rows not allowed stay,
-        # flagged in ``keep``, as dropping columns of the bits costs more than their pass
-        keep = np.concatenate([valid[a:b] for a, b in runs]) if runs else valid[:0]
-        seqs = np.concatenate([self.seqs[a:b] for a, b in runs]) if runs else self.seqs[:0]
-        words = (
-            np.concatenate([self.words[:, a:b] for a, b in runs], axis=1)
-            if runs
-            else self.words[:, :0]
-        )
-        recent = self.recent(index)
-        if len(recent):
-            recent = recent[mask[recent] & _in_parts(index.part[recent], wanted)]
-            keep = np.concatenate([keep, np.ones(len(recent), dtype=bool)])
-            seqs = np.concatenate([seqs, index.seqs[recent]])
-            words = np.concatenate([words, index.words[:, recent]], axis=1)
-        return seqs, words, keep
-
-
-def _in_parts(part: Any, wanted: frozenset[int]) -> Any:
-    """Which of ``part`` are in ``wanted`` or -1 (none): a table lookup (``np.isin`` sorts)."""
-    import numpy as np
-
-    table = np.zeros(max(int(part.max(initial=-1)), max(wanted, default=-1)) + 2, dtype=bool)
-    table[0] = True
-    table[[p + 1 for p in wanted]] = True
-    return table[part + 1]
 
 
 def _nearest(dist: Any, pool: int) -> Any:
@@ -678,7 +595,8 @@ def knn_many(
     (``sqlite_parts.regions``), only from each vector's partitions."""
     index = for_connection(conn)
     pool = max(POOL if reach is None else parts.POOL, k)
-    pools = index.candidates_many(conn, vectors, filters, pool, None, codes, reach)
+    least = max(parts.MIN_POOL, k)
+    pools = index.candidates_many(conn, vectors, filters, pool, None, codes, reach, least)
     out: list[list[tuple[int, float]]] = []
     for start in range(0, len(vectors), RERANK_GROUP):
         group = slice(start, start + RERANK_GROUP)

@@ -10,9 +10,10 @@ store went at a fifth of the speed of events (benches/store_rate.py, issue 18). 
    ``PARTS`` centroids first: spherical k-means on up to ``SAMPLE`` stored unit vectors,
    seeded, so the same memories give the same centroids. They are kept in
    ``memory_parts``, and every row of ``memory_bits`` records its nearest centroid in
-   ``part``. The ``index_parts`` setting names the training, so every connection knows to
-   read the centroids and the rows' parts again; ``index_parts_model`` names the model
-   whose vectors it describes.
+   ``part``, placed a transaction at a time (rows not placed yet are reached by every
+   check). The ``index_parts`` setting names the partition, never twice the same, so every
+   connection knows to read the centroids and the rows' parts again; ``index_parts_model``
+   names the model whose vectors it describes.
 2. Every later write of a vector records its nearest centroid in the same statement
    (``sqlite_index.write_row``): the partition stays complete without upkeep. It is not
    trained again as the store grows (its lists grow, and a check reads more: the
@@ -22,7 +23,9 @@ store went at a fifth of the speed of events (benches/store_rate.py, issue 18). 
    ``PROBE`` nearest partitions (and any row without a part), then does what the index
    does with candidates: the ``POOL`` nearest in Hamming distance, re-ranked by exact
    cosine. The batch's own memories count for an item only inside the same partitions
-   (``Store.regions``), so a batch decides as one store after another.
+   (``Store.regions``), so a batch decides as one store after another. Each connection's
+   index keeps its sign bits in partition order as well (:class:`Layout`), so a check
+   reads its partitions as a few contiguous runs.
 
 Recall (``Memory.recall``) does not use it: a search for the ten best of a million keeps
 the full Hamming pass (recall@10 0.994, README "Scale"); the check only asks for neighbours
@@ -41,27 +44,35 @@ import apsw
 if TYPE_CHECKING:
     import numpy as np
 
+    from . import sqlite_index
+
 # Centroids: ~sqrt(N) for the million memories the index is built for, so a partition
-# holds ~50 memories when a store is partitioned at 50,000 and ~1,000 at a million. Training
-# them once costs 3-4 s (k-means below, on this shared 2-core machine) and placing the
-# 50,000 memories 0.4 s, paid by the write that first finds the store at that size.
+# holds ~50 memories when a store is partitioned at 50,000 and ~1,000 at a million. The
+# write that first finds a store at that size trains them and places the stored rows: 4.4 s
+# at 102,394 memories, 25.6 s for a million (a store upgraded from schema 7), in
+# transactions short enough that another writer meanwhile waited 0.33 / 0.83 s at most.
 PARTS = 1_024
 # Partitions a check reaches, and the memories among them, nearest in Hamming distance,
 # that are re-ranked by exact cosine. Measured against an exact scan of every fact with
 # benches/store_rate.py --agreement (README "store_many: facts against events"): with these
 # values a check listed as many neighbours at >= 0.65 as the exact scan, the best within
-# 0.01, for 99 % of 400 fresh sentences at 100k memories and 95.5 % at a million (lists of
+# 0.01, for 97-99 % of 400 fresh sentences at 100k memories and 95 % at a million (lists of
 # ~1,000), and found every one of 400 restated facts as the near duplicate it is. At a
 # million, 8 / 16 / 24 partitions with 150 candidates gave 91 / 95 / 96 % at 1.0 / 1.7 /
 # 2.2 ms a check, 50 candidates instead of 150 about 3 points less (the whole-store pass
-# costs 15-18 ms there).
+# costs 15-35 ms there).
 PROBE = 16
 POOL = 100
 # The pool is a 32nd of the memories a check reaches, between MIN_POOL and POOL: at 100k
 # (~1,600 reached) 25, 50 and 100 found the same hits; at a million POOL matters (above).
 MIN_POOL = 50
 # Vectors the centroids are trained on, at most (a deterministic sample by seq: 32 per
-# centroid), and the rows needed per centroid before a store is partitioned at all.
+# centroid), and the vectors needed per centroid before a store is partitioned at all: 20
+# (20,480, well under the 50,000 memories where the check starts using a partition, so only
+# a store with most of its memories deleted has too few). k-means iterations: the mean
+# cosine of a sample vector to its centroid was 0.6977 / 0.7006 / 0.7013 after 4 / 8 / 12
+# (the 100k benchmark store; 0.9 % of labels still moving between 6 and 8), at 0.9 / 1.5 /
+# 2.4 s here.
 SAMPLE = 32_768
 MIN_PER_PART = 20
 ITERATIONS = 8
@@ -69,7 +80,14 @@ SETTING = "index_parts"
 # The embedding model whose vectors trained the partition: another model's vectors (a
 # ``reembed`` at the same dimension) lie elsewhere, so its partition is not used for them.
 MODEL_SETTING = "index_parts_model"
-_ASSIGN_CHUNK = 20_000
+# Set while the rows stored before the partition are being placed (the last seq placed);
+# the max seq at which a store had too few vectors to train on.
+PLACED_SETTING = "index_parts_placed"
+TOO_FEW_SETTING = "index_parts_too_few"
+# Rows placed per write transaction: ~0.2 s of the write lock each (50,000 rows: 0.4 s of
+# UPDATE measured), so other writers wait well below SQLite's 30 s busy timeout even while a
+# million stored rows are placed.
+PLACE_CHUNK = 25_000
 
 
 def table_exists(conn: apsw.Connection) -> bool:
@@ -138,12 +156,13 @@ def centroids(conn: apsw.Connection) -> np.ndarray | None:
     return cache.centroids  # type: ignore[no-any-return]
 
 
-def assign(matrix: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """The nearest centroid of each row of ``vectors`` (by cosine: the centroids are unit
-    vectors, and a row's own length does not change which is nearest)."""
+def _scores(matrix: np.ndarray, vector: bytes) -> np.ndarray:
+    """One vector's scores against the centroids: the one computation behind a row's
+    partition and a check's reach, so both agree to the last bit (a batch's matrix product
+    rounds differently from one vector's, which can move a near tie)."""
     import numpy as np
 
-    return np.argmax(vectors @ matrix.T, axis=1).astype(np.int64)
+    return matrix @ np.frombuffer(vector, dtype="<f4")  # type: ignore[no-any-return]
 
 
 def part_of(conn: apsw.Connection, vector: bytes) -> int | None:
@@ -153,7 +172,7 @@ def part_of(conn: apsw.Connection, vector: bytes) -> int | None:
     matrix = centroids(conn)
     if matrix is None or len(vector) != matrix.shape[1] * 4:
         return None
-    return int(assign(matrix, np.frombuffer(vector, dtype="<f4")[None, :])[0])
+    return int(np.argmax(_scores(matrix, vector)))
 
 
 def regions(
@@ -166,20 +185,18 @@ def regions(
     matrix = centroids(conn)
     if matrix is None or not vectors or any(len(v) != matrix.shape[1] * 4 for v in vectors):
         return None
-    queries = np.frombuffer(b"".join(vectors), dtype="<f4").reshape(len(vectors), -1)
-    scores = queries @ matrix.T
     probe = min(PROBE, matrix.shape[0])
-    near = np.argpartition(-scores, probe - 1, axis=1)[:, :probe]
-    homes = np.argmax(scores, axis=1)
-    return [
-        (int(home), frozenset(int(p) for p in row))
-        for home, row in zip(homes.tolist(), near.tolist())
-    ]
+    out = []
+    for vector in vectors:
+        scores = _scores(matrix, vector)
+        near = np.argpartition(-scores, probe - 1)[:probe]
+        out.append((int(np.argmax(scores)), frozenset(int(p) for p in near.tolist())))
+    return out
 
 
-def train(conn: apsw.Connection) -> bool:
-    """Train the partition and assign every stored vector to it, inside the caller's write
-    transaction. Returns False (and changes nothing) when there are too few vectors."""
+def train(conn: apsw.Connection) -> np.ndarray | None:
+    """Centroids for the stored vectors (read in the caller's transaction; nothing is
+    written), or None when there are too few vectors of one width."""
     import numpy as np
 
     row = conn.execute(
@@ -187,14 +204,14 @@ def train(conn: apsw.Connection) -> bool:
         "ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     if row is None:
-        return False
+        return None
     width = int(row[0])
     total = conn.execute(
         "SELECT count(*) FROM memory_bits WHERE embedding IS NOT NULL AND length(embedding) = ?",
         (width,),
     ).fetchone()[0]
     if total < PARTS * MIN_PER_PART:
-        return False
+        return None
     step = max(1, total // SAMPLE)
     blobs = [
         r[0]
@@ -214,37 +231,73 @@ def train(conn: apsw.Connection) -> bool:
             )
         ]
     sample = _unit(np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1))
-    matrix = kmeans(sample, PARTS)
+    return kmeans(sample, PARTS)
+
+
+def install(conn: apsw.Connection, matrix: np.ndarray) -> None:
+    """Make ``matrix`` the partition (in the caller's write transaction). Rows written from
+    now on get their part; the rows already stored are placed by :func:`place_some`, a
+    transaction at a time, and are reached by every check until then (no part)."""
     conn.execute("DELETE FROM memory_parts")
     conn.executemany(
         "INSERT INTO memory_parts(part, centroid) VALUES (?, ?)",
         [(p, matrix[p].astype("<f4").tobytes()) for p in range(len(matrix))],
     )
-    last = 0
-    while True:
-        rows = conn.execute(
-            "SELECT seq, embedding FROM memory_bits WHERE seq > ? AND embedding IS NOT NULL "
-            "ORDER BY seq LIMIT ?",
-            (last, _ASSIGN_CHUNK),
-        ).fetchall()
-        if not rows:
-            break
-        last = int(rows[-1][0])
-        fit = [r for r in rows if len(r[1]) == width]
-        parts = (
-            assign(matrix, np.frombuffer(b"".join(r[1] for r in fit), dtype="<f4").reshape(
-                len(fit), -1))
-            if fit
-            else []
-        )  # fmt: skip
+    conn.execute("UPDATE memory_bits SET part = NULL WHERE part IS NOT NULL")
+    _rename(conn)
+    _set(conn, MODEL_SETTING, _setting(conn, "embedding_model") or "")
+    _set(conn, PLACED_SETTING, "0")
+    conn.execute("DELETE FROM settings WHERE key = ?", (TOO_FEW_SETTING,))
+
+
+def placing(conn: apsw.Connection) -> bool:
+    """Whether stored rows still wait for their part (see :func:`install`)."""
+    return _setting(conn, PLACED_SETTING) is not None
+
+
+def place_some(conn: apsw.Connection) -> None:
+    """Place the next ``PLACE_CHUNK`` stored rows (in the caller's write transaction);
+    after the last, rename the partition so every connection reads the rows' parts."""
+    import numpy as np
+
+    done = _setting(conn, PLACED_SETTING)
+    matrix = centroids(conn)
+    if done is None or matrix is None:  # nothing to place (or nothing to place it with)
+        conn.execute("DELETE FROM settings WHERE key = ?", (PLACED_SETTING,))
+        return
+    rows = conn.execute(
+        "SELECT seq, embedding FROM memory_bits WHERE seq > ? AND embedding IS NOT NULL "
+        "ORDER BY seq LIMIT ?",
+        (int(done), PLACE_CHUNK),
+    ).fetchall()
+    if not rows:
+        conn.execute("DELETE FROM settings WHERE key = ?", (PLACED_SETTING,))
+        _rename(conn)
+        return
+    fit = [r for r in rows if len(r[1]) == matrix.shape[1] * 4]
+    if fit:
+        vectors = np.frombuffer(b"".join(r[1] for r in fit), dtype="<f4").reshape(len(fit), -1)
+        # a matrix product for speed; a near tie may round to another part than part_of
+        # would give, which only moves an old row to an equally near partition
+        found = np.argmax(vectors @ matrix.T, axis=1).tolist()
         conn.executemany(
             "UPDATE memory_bits SET part = ? WHERE seq = ?",
-            [(int(p), int(r[0])) for p, r in zip(parts, fit)],
+            [(int(p), int(r[0])) for p, r in zip(found, fit)],
         )
-    # a new name, so every connection reads the centroids and the rows' parts again
-    _set(conn, SETTING, f"{len(matrix)}:{width // 4}:{_next_generation(conn)}")
-    _set(conn, MODEL_SETTING, _setting(conn, "embedding_model") or "")
-    return True
+    _set(conn, PLACED_SETTING, str(int(rows[-1][0])))
+
+
+def too_few(conn: apsw.Connection, size: int) -> None:
+    """Note that a store of ``size`` (max seq) had too few vectors to train on."""
+    _set(conn, TOO_FEW_SETTING, str(size))
+
+
+def worth_trying(conn: apsw.Connection, size: int) -> bool:
+    """False while a store has not doubled since it had too few vectors (so that a store
+    whose seqs passed the size, most of its memories deleted, does not count its vectors on
+    every write)."""
+    before = _setting(conn, TOO_FEW_SETTING)
+    return before is None or size >= 2 * int(before)
 
 
 def drop(conn: apsw.Connection) -> None:
@@ -252,15 +305,19 @@ def drop(conn: apsw.Connection) -> None:
     if table_exists(conn):
         conn.execute("DELETE FROM memory_parts")
         conn.execute("UPDATE memory_bits SET part = NULL WHERE part IS NOT NULL")
-    conn.execute("DELETE FROM settings WHERE key IN (?, ?)", (SETTING, MODEL_SETTING))
+    conn.execute(
+        "DELETE FROM settings WHERE key IN (?, ?, ?, ?)",
+        (SETTING, MODEL_SETTING, PLACED_SETTING, TOO_FEW_SETTING),
+    )
 
 
-def _next_generation(conn: apsw.Connection) -> int:
-    current = generation(conn)
-    try:
-        return int(current.rsplit(":", 1)[1]) + 1 if current else 1
-    except (IndexError, ValueError):
-        return 1
+def _rename(conn: apsw.Connection) -> None:
+    # a name never used before (not a counter: drop removes the setting), so that every
+    # connection, however long idle, reads the centroids and the rows' parts again
+    import secrets
+
+    count = conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0]
+    _set(conn, SETTING, f"{count}:{secrets.token_hex(8)}")
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -294,3 +351,95 @@ def kmeans(sample: np.ndarray, parts: int, iterations: int = ITERATIONS) -> np.n
             sums[~filled] = sample[worst]
         matrix = _unit(sums)
     return matrix
+
+
+# Rows written since the layout was made that it tolerates, at least (looked up one by one).
+LAYOUT_CHANGES = 2_048
+
+
+class Layout:
+    """A copy of the sign bits in partition order, so a check reads its partitions as a few
+    contiguous runs (gathering ~25,000 scattered columns of a million costs more than their
+    Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
+    changed) are looked up in the index itself until they are a 64th of it; then it is made
+    again (~0.2 s at a million memories, so ~13 us per write)."""
+
+    def __init__(self, index: sqlite_index.BitIndex) -> None:
+        np = index.np
+        part = index.part.astype(np.int16)  # a radix sort
+        self.order = np.argsort(part, kind="stable")
+        # where each partition's run starts, for partitions -1 (none) .. the highest + 1
+        values = np.arange(-1, int(part.max(initial=-1)) + 2)
+        self.bounds = np.searchsorted(part[self.order], values)
+        self.words = index.words[:, self.order]
+        self.seqs = index.seqs[self.order]
+        self.size = len(index.seqs)
+        self.where = np.empty(self.size, dtype=np.int64)  # position -> place in the layout
+        self.where[self.order] = np.arange(self.size)
+        self.dirty = np.zeros(self.size, dtype=bool)  # in the layout's order
+        self.moved: list[Any] = []
+        self.count = 0
+        self._recent: tuple[tuple[int, int], Any] | None = None
+
+    def changed(self, positions: Any) -> None:
+        self.dirty[self.where[positions[positions < self.size]]] = True
+        self.moved.append(positions)
+        self.count += len(positions)
+
+    def stale(self, size: int) -> bool:
+        return size - self.size + self.count > max(LAYOUT_CHANGES, size // 64)
+
+    def recent(self, index: sqlite_index.BitIndex) -> Any:
+        """Positions of the rows written since the layout was made."""
+        key = (len(index.seqs), self.count)
+        if self._recent is None or self._recent[0] != key:
+            np = index.np
+            found = np.arange(self.size, len(index.seqs))
+            if self.moved:
+                found = np.union1d(found, np.concatenate(self.moved))
+            self._recent = (key, found)
+        return self._recent[1]
+
+    def valid(self, mask: Any) -> Any:
+        """``mask`` (the allowed rows, by position in the index) in the layout's order, less
+        the rows changed since it was made (once per search, not per query)."""
+        return mask[self.order] & ~self.dirty
+
+    def reached(
+        self, index: sqlite_index.BitIndex, wanted: frozenset[int], mask: Any, valid: Any
+    ) -> tuple[Any, Any, Any]:
+        """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, as the
+        index holds them now, and which of them are allowed."""
+        np = index.np
+        top = len(self.bounds) - 3  # the highest partition this layout holds
+        runs = [
+            (int(self.bounds[p + 1]), int(self.bounds[p + 2]))
+            for p in sorted({-1, *wanted})
+            if p <= top
+        ]
+        # copies of contiguous runs (cheaper than gathering columns); rows not allowed stay,
+        # flagged in ``keep``, as dropping columns of the bits costs more than their pass
+        keep = np.concatenate([valid[a:b] for a, b in runs]) if runs else valid[:0]
+        seqs = np.concatenate([self.seqs[a:b] for a, b in runs]) if runs else self.seqs[:0]
+        words = (
+            np.concatenate([self.words[:, a:b] for a, b in runs], axis=1)
+            if runs
+            else self.words[:, :0]
+        )
+        recent = self.recent(index)
+        if len(recent):
+            recent = recent[mask[recent] & in_parts(index.part[recent], wanted)]
+            keep = np.concatenate([keep, np.ones(len(recent), dtype=bool)])
+            seqs = np.concatenate([seqs, index.seqs[recent]])
+            words = np.concatenate([words, index.words[:, recent]], axis=1)
+        return seqs, words, keep
+
+
+def in_parts(part: Any, wanted: frozenset[int]) -> Any:
+    """Which of ``part`` are in ``wanted`` or -1 (none): a table lookup (``np.isin`` sorts)."""
+    import numpy as np
+
+    table = np.zeros(max(int(part.max(initial=-1)), max(wanted, default=-1)) + 2, dtype=bool)
+    table[0] = True
+    table[[p + 1 for p in wanted]] = True
+    return table[part + 1]
