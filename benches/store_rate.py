@@ -27,6 +27,9 @@ In a store with a partition, ``--agreement N`` also compares the check's answers
 fresh texts (up to four neighbours at cosine >= 0.65 among the facts) and for N stored facts
 restated (their vector moved to cosine ~0.98, a near duplicate) with an exact scan of every
 fact, and with the whole-store index path.
+``--reuse`` grows the store an earlier run left in ``--workdir`` (a 1M store takes ~10
+minutes to build); ``--retrain`` first drops its partition and times the write that trains
+it again and places every stored row, with another writer's longest wait beside it.
 Prints a markdown table; ``--out`` also writes it (with the run's settings) to a file.
 """
 
@@ -194,6 +197,44 @@ def measure(
     return ways
 
 
+def retrain(path: Path, memory: Any) -> str:
+    """Drop the partition, then time the write that trains it again and places every stored
+    row, while another connection writes a setting every 50 ms and records its longest wait
+    for the write lock."""
+    import threading
+
+    from memento import Memory
+    from memento.store import sqlite_parts
+
+    with memory._store.transaction():
+        sqlite_parts.drop(memory.conn)
+    waits: list[float] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        with Memory(path=path, embedder=memory.embedder) as other:
+            while not done.is_set():
+                start = time.perf_counter()
+                with other._store.transaction():
+                    other._store.set_setting("bench_probe", str(start))
+                waits.append(time.perf_counter() - start)
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    start = time.perf_counter()
+    memory._store.prepare_writes()
+    seconds = time.perf_counter() - start
+    done.set()
+    thread.join()
+    with memory._store.transaction():
+        memory.conn.execute("DELETE FROM settings WHERE key = 'bench_probe'")
+    return (
+        f"partition trained and every row placed in {seconds:.1f} s; another writer's "
+        f"longest wait {max(waits, default=0.0):.2f} s over {len(waits)} writes"
+    )
+
+
 def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
     """The partitioned check's answers against an exact scan of every fact, and against the
     whole-store index path (Hamming pass over every memory, 1,000 re-ranked), on ``texts``
@@ -285,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument(
+        "--retrain", action="store_true",
+        help="drop the store's partition first and time training it again (another writer "
+        "beside it records its longest wait for the write lock)",
+    )  # fmt: skip
+    parser.add_argument(
         "--reuse", action="store_true",
         help="grow the store left in --workdir by an earlier run instead of a new one",
     )  # fmt: skip
@@ -344,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             used += len(probes)
             total = memory.stats()["total"]
             memory.recall("warm the index and the model", limit=1)
+            if args.retrain:
+                log(f"{total:,}: {retrain(path, memory)}")
             start = time.perf_counter()
             memory._store.prepare_writes()  # a partition, when the store has grown to one
             log(f"{total:,}: writes prepared in {time.perf_counter() - start:.1f} s")

@@ -48,9 +48,10 @@ if TYPE_CHECKING:
 
 # Centroids: ~sqrt(N) for the million memories the index is built for, so a partition
 # holds ~50 memories when a store is partitioned at 50,000 and ~1,000 at a million. The
-# write that first finds a store at that size trains them and places the stored rows: 4.4 s
-# at 102,394 memories, 25.6 s for a million (a store upgraded from schema 7), in
-# transactions short enough that another writer meanwhile waited 0.33 / 0.83 s at most.
+# write that first finds a store at that size trains them and places the stored rows: 4.6 s
+# at 106,791 memories, 25.8 s for a million (a store upgraded from schema 7), in
+# transactions short enough that another writer meanwhile waited 0.43 / 0.83 s at most
+# (benches/store_rate.py --retrain).
 PARTS = 1_024
 # Partitions a check reaches, and the memories among them, nearest in Hamming distance,
 # that are re-ranked by exact cosine. Measured against an exact scan of every fact with
