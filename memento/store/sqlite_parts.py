@@ -44,8 +44,6 @@ import apsw
 if TYPE_CHECKING:
     import numpy as np
 
-    from . import sqlite_index
-
 # Centroids: ~sqrt(N) for the million memories the index is built for, so a partition
 # holds ~50 memories when a store is partitioned at 50,000 and ~1,000 at a million. The
 # write that first finds a store at that size trains them and places the stored rows: 4.6 s
@@ -363,9 +361,10 @@ class Layout:
     contiguous runs (gathering ~25,000 scattered columns of a million costs more than their
     Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
     changed) are looked up in the index itself until they are a 64th of it; then it is made
-    again (~0.2 s at a million memories, so ~13 us per write)."""
+    again (~0.2 s at a million memories, so ~13 us per write). ``index`` in its methods is
+    the connection's ``sqlite_index.BitIndex`` (typed ``Any``: that module imports this one)."""
 
-    def __init__(self, index: sqlite_index.BitIndex) -> None:
+    def __init__(self, index: Any) -> None:
         np = index.np
         part = index.part.astype(np.int16)  # a radix sort
         self.order = np.argsort(part, kind="stable")
@@ -390,7 +389,7 @@ class Layout:
     def stale(self, size: int) -> bool:
         return size - self.size + self.count > max(LAYOUT_CHANGES, size // 64)
 
-    def recent(self, index: sqlite_index.BitIndex) -> Any:
+    def recent(self, index: Any) -> Any:
         """Positions of the rows written since the layout was made."""
         key = (len(index.seqs), self.count)
         if self._recent is None or self._recent[0] != key:
@@ -407,7 +406,7 @@ class Layout:
         return mask[self.order] & ~self.dirty
 
     def reached(
-        self, index: sqlite_index.BitIndex, wanted: frozenset[int], mask: Any, valid: Any
+        self, index: Any, wanted: frozenset[int], mask: Any, valid: Any
     ) -> tuple[Any, Any, Any]:
         """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, as the
         index holds them now, and which of them are allowed."""
