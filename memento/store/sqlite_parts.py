@@ -83,9 +83,9 @@ MODEL_SETTING = "index_parts_model"
 # the max seq at which a store had too few vectors to train on.
 PLACED_SETTING = "index_parts_placed"
 TOO_FEW_SETTING = "index_parts_too_few"
-# Rows placed per write transaction: ~0.2 s of the write lock each (50,000 rows: 0.4 s of
-# UPDATE measured), so other writers wait well below SQLite's 30 s busy timeout even while a
-# million stored rows are placed.
+# Rows placed per write transaction: while a million stored rows were placed, another
+# writer waited 0.83 s at most (benches/store_rate.py --retrain), far below SQLite's 30 s
+# busy timeout; in one transaction it would wait the whole ~25 s.
 PLACE_CHUNK = 25_000
 
 
