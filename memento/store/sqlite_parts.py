@@ -3,8 +3,9 @@ check of a write looks at a few thousand memories instead of every one.
 
 The check of a fact or lesson asks for its few nearest memories of one kind and scope at
 cosine >= 0.65 (``Memory.store``). Through the sign-bit index (``sqlite_index``) each query
-pays a Hamming pass over every memory, ~10 ms at a million, so writing facts into a large
-store went at a fifth of the speed of events (benches/store_rate.py, issue 18). Here:
+pays a Hamming pass over every memory and re-ranks 1,000 of them, 15-35 ms at a million, so
+writing facts into a large store went at a fifth of the speed of events
+(benches/store_rate.py, issue 18). Here:
 
 1. When a store first reaches ``sqlite_index.MIN_ROWS`` memories, the next write trains
    ``PARTS`` centroids first: spherical k-means on up to ``SAMPLE`` stored unit vectors,
@@ -21,11 +22,12 @@ store went at a fifth of the speed of events (benches/store_rate.py, issue 18). 
    unused, and the next write at scale trains one on the new vectors.
 3. A check scores its vector against the centroids and reaches the memories of its
    ``PROBE`` nearest partitions (and any row without a part), then does what the index
-   does with candidates: the ``POOL`` nearest in Hamming distance, re-ranked by exact
-   cosine. The batch's own memories count for an item only inside the same partitions
-   (``Store.regions``), so a batch decides as one store after another. Each connection's
-   index keeps its sign bits in partition order as well (:class:`Layout`), so a check
-   reads its partitions as a few contiguous runs.
+   does with candidates: the nearest in Hamming distance (a 32nd of those reached, from
+   ``MIN_POOL`` to ``POOL``), re-ranked by exact cosine. The batch's own memories count
+   for an item only inside the same partitions (``Store.regions``), so a batch decides as
+   one store after another. Each connection's index keeps its sign bits in partition
+   order as well (:class:`Layout`), so a check reads its partitions as a few contiguous
+   runs.
 
 Recall (``Memory.recall``) does not use it: a search for the ten best of a million keeps
 the full Hamming pass (recall@10 0.994, README "Scale"); the check only asks for neighbours
