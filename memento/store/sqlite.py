@@ -36,6 +36,7 @@ from . import sqlite_parts as parts
 from .base import COLUMNS as WRITABLE
 from .base import Filters, NewMemory, Row, Store, Version, read_metadata
 from .sqlite_index import VectorMeta
+from .sqlite_meta import get_setting, set_setting
 from .sqlite_tokens import SQLiteTokens
 
 BUSY_TIMEOUT_MS = 30_000
@@ -434,19 +435,6 @@ def vector_dimension(conn: apsw.Connection) -> int | None:
         return None
     match = _DIM.search(row[0] or "")
     return int(match.group(1)) if match else None
-
-
-def get_setting(conn: apsw.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def set_setting(conn: apsw.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO settings(key, value) VALUES (?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
 
 
 def count_stale(conn: apsw.Connection, model_name: str) -> int:

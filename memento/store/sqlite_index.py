@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from ..dates import to_micros
+from . import sqlite_meta as meta
 from . import sqlite_parts as parts
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class BitIndex:
         self.archived = np.zeros(0, dtype=bool)
         self.created = np.zeros(0, dtype=np.int64)
         self.scope = np.zeros(0, dtype=np.int64)
-        self.part = np.zeros(0, dtype=np.int64)  # partition (sqlite_parts), -1: none
+        self.part = np.zeros(0, dtype=np.int16)  # partition (sqlite_parts), -1: none
         self.generation: str | None = None  # the partition's, when the rows were read
         self.layout: parts.Layout | None = None  # the rows in partition order, for the check
         self.lock = threading.Lock()
@@ -219,7 +220,7 @@ class BitIndex:
             "archived": np.fromiter((bool(r[3]) for r in rows), dtype=bool, count=n),
             "created": np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
             "scope": np.fromiter((r[6] for r in rows), dtype=np.int64, count=n),
-            "part": np.fromiter((-1 if r[7] is None else r[7] for r in rows), np.int64, n),
+            "part": np.fromiter((-1 if r[7] is None else r[7] for r in rows), np.int16, n),
             "stamp": max((r[5] for r in rows), default=NO_STAMP),
         }
 
@@ -504,12 +505,7 @@ def size_hint(conn: apsw.Connection) -> int:
 
 
 def has_table(conn: apsw.Connection) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_bits'"
-        ).fetchone()
-        is not None
-    )
+    return meta.has_table(conn, "memory_bits")
 
 
 def rerank_many(

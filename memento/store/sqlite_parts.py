@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
+from .sqlite_meta import get_setting, has_table, set_setting
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -92,88 +94,88 @@ PLACE_CHUNK = 25_000
 
 
 def table_exists(conn: apsw.Connection) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'memory_parts'"
-        ).fetchone()
-        is not None
-    )
+    return has_table(conn, "memory_parts")
 
 
 def generation(conn: apsw.Connection) -> str | None:
     """What names the current training (None: the store has no partition)."""
-    return _setting(conn, SETTING)
+    return get_setting(conn, SETTING)
 
 
 def current(conn: apsw.Connection) -> bool:
     """Whether the store has a partition trained on the vectors of its current model."""
-    return generation(conn) is not None and (_setting(conn, MODEL_SETTING) or "") == (
-        _setting(conn, "embedding_model") or ""
+    return generation(conn) is not None and (get_setting(conn, MODEL_SETTING) or "") == (
+        get_setting(conn, "embedding_model") or ""
     )
 
 
-def _setting(conn: apsw.Connection, key: str) -> str | None:
-    try:
-        row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-    except apsw.SQLError:  # a store from before the settings table (being migrated)
-        return None
-    return None if row is None else str(row[0])
-
-
-def _set(conn: apsw.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO settings(key, value) VALUES (?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+# Vectors whose partitions a connection remembers: a write's vector is placed three times
+# (the batch's check, ``Store.regions`` for the batch's own memories, the row's ``part``),
+# and a batch holds at most ``Memory``'s 1,000 (CHECK_BATCH).
+REMEMBERED = 2_048
 
 
 class _Cache:
     def __init__(self) -> None:
         self.generation: str | None = None
         self.centroids: Any = None
+        self.regions: dict[bytes, tuple[int, frozenset[int]]] = {}
 
 
 _caches: weakref.WeakKeyDictionary[apsw.Connection, _Cache] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
 
-def centroids(conn: apsw.Connection) -> np.ndarray | None:
-    """The partition's unit centroids (``PARTS`` x dimension), None when there is none."""
+def _current_cache(conn: apsw.Connection) -> _Cache:
+    """This connection's centroids (None when the store has no partition), read again when
+    the partition's name changed."""
     current = generation(conn)
     with _caches_lock:
         cache = _caches.get(conn)
         if cache is None:
             cache = _caches[conn] = _Cache()
     if current is None:
-        return None
-    if cache.generation != current:
+        cache.generation, cache.centroids, cache.regions = None, None, {}
+    elif cache.generation != current:
         import numpy as np
 
         rows = conn.execute("SELECT centroid FROM memory_parts ORDER BY part").fetchall()
         matrix = np.array([np.frombuffer(r[0], dtype="<f4") for r in rows], dtype=np.float32)
         cache.centroids = matrix if len(rows) else None
         cache.generation = current
-    return cache.centroids  # type: ignore[no-any-return]
+        cache.regions = {}
+    return cache
 
 
-def _scores(matrix: np.ndarray, vector: bytes) -> np.ndarray:
-    """One vector's scores against the centroids: the one computation behind a row's
-    partition and a check's reach, so both agree to the last bit (a batch's matrix product
-    rounds differently from one vector's, which can move a near tie)."""
+def centroids(conn: apsw.Connection) -> np.ndarray | None:
+    """The partition's unit centroids (``PARTS`` x dimension), None when there is none."""
+    return _current_cache(conn).centroids  # type: ignore[no-any-return]
+
+
+def _region(cache: _Cache, vector: bytes) -> tuple[int, frozenset[int]]:
+    """The partition a row with ``vector`` lands in and those its check reaches: one
+    computation (a vector's scores alone; a batch's matrix product rounds differently and
+    could move a near tie) behind both, remembered for the next ask."""
     import numpy as np
 
-    return matrix @ np.frombuffer(vector, dtype="<f4")  # type: ignore[no-any-return]
+    found = cache.regions.get(vector)
+    if found is None:
+        scores = cache.centroids @ np.frombuffer(vector, dtype="<f4")
+        probe = min(PROBE, len(scores))
+        near = np.argpartition(-scores, probe - 1)[:probe]
+        found = (int(np.argmax(scores)), frozenset(int(p) for p in near.tolist()))
+        if len(cache.regions) >= REMEMBERED:
+            cache.regions.clear()
+        cache.regions[vector] = found
+    return found
 
 
 def part_of(conn: apsw.Connection, vector: bytes) -> int | None:
     """The partition a row with ``vector`` belongs to (None: no partition of its width)."""
-    import numpy as np
-
-    matrix = centroids(conn)
-    if matrix is None or len(vector) != matrix.shape[1] * 4:
+    cache = _current_cache(conn)
+    if cache.centroids is None or len(vector) != cache.centroids.shape[1] * 4:
         return None
-    return int(np.argmax(_scores(matrix, vector)))
+    return _region(cache, vector)[0]
 
 
 def regions(
@@ -181,18 +183,11 @@ def regions(
 ) -> list[tuple[int, frozenset[int]]] | None:
     """For each vector, the partition a memory with it is written to and the partitions a
     check of it reaches; None when the store has no partition of their width."""
-    import numpy as np
-
-    matrix = centroids(conn)
+    cache = _current_cache(conn)
+    matrix = cache.centroids
     if matrix is None or not vectors or any(len(v) != matrix.shape[1] * 4 for v in vectors):
         return None
-    probe = min(PROBE, matrix.shape[0])
-    out = []
-    for vector in vectors:
-        scores = _scores(matrix, vector)
-        near = np.argpartition(-scores, probe - 1)[:probe]
-        out.append((int(np.argmax(scores)), frozenset(int(p) for p in near.tolist())))
-    return out
+    return [_region(cache, vector) for vector in vectors]
 
 
 def train(conn: apsw.Connection) -> np.ndarray | None:
@@ -246,14 +241,14 @@ def install(conn: apsw.Connection, matrix: np.ndarray) -> None:
     )
     conn.execute("UPDATE memory_bits SET part = NULL WHERE part IS NOT NULL")
     _rename(conn)
-    _set(conn, MODEL_SETTING, _setting(conn, "embedding_model") or "")
-    _set(conn, PLACED_SETTING, "0")
+    set_setting(conn, MODEL_SETTING, get_setting(conn, "embedding_model") or "")
+    set_setting(conn, PLACED_SETTING, "0")
     conn.execute("DELETE FROM settings WHERE key = ?", (TOO_FEW_SETTING,))
 
 
 def placing(conn: apsw.Connection) -> bool:
     """Whether stored rows still wait for their part (see :func:`install`)."""
-    return _setting(conn, PLACED_SETTING) is not None
+    return get_setting(conn, PLACED_SETTING) is not None
 
 
 def place_some(conn: apsw.Connection) -> None:
@@ -261,7 +256,7 @@ def place_some(conn: apsw.Connection) -> None:
     after the last, rename the partition so every connection reads the rows' parts."""
     import numpy as np
 
-    done = _setting(conn, PLACED_SETTING)
+    done = get_setting(conn, PLACED_SETTING)
     matrix = centroids(conn)
     if done is None or matrix is None:  # nothing to place (or nothing to place it with)
         conn.execute("DELETE FROM settings WHERE key = ?", (PLACED_SETTING,))
@@ -285,19 +280,19 @@ def place_some(conn: apsw.Connection) -> None:
             "UPDATE memory_bits SET part = ? WHERE seq = ?",
             [(int(p), int(r[0])) for p, r in zip(found, fit)],
         )
-    _set(conn, PLACED_SETTING, str(int(rows[-1][0])))
+    set_setting(conn, PLACED_SETTING, str(int(rows[-1][0])))
 
 
 def too_few(conn: apsw.Connection, size: int) -> None:
     """Note that a store of ``size`` (max seq) had too few vectors to train on."""
-    _set(conn, TOO_FEW_SETTING, str(size))
+    set_setting(conn, TOO_FEW_SETTING, str(size))
 
 
 def worth_trying(conn: apsw.Connection, size: int) -> bool:
     """False while a store has not doubled since it had too few vectors (so that a store
     whose seqs passed the size, most of its memories deleted, does not count its vectors on
     every write)."""
-    before = _setting(conn, TOO_FEW_SETTING)
+    before = get_setting(conn, TOO_FEW_SETTING)
     return before is None or size >= 2 * int(before)
 
 
@@ -318,7 +313,7 @@ def _rename(conn: apsw.Connection) -> None:
     import secrets
 
     count = conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0]
-    _set(conn, SETTING, f"{count}:{secrets.token_hex(8)}")
+    set_setting(conn, SETTING, f"{count}:{secrets.token_hex(8)}")
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -368,7 +363,7 @@ class Layout:
 
     def __init__(self, index: Any) -> None:
         np = index.np
-        part = index.part.astype(np.int16)  # a radix sort
+        part = index.part  # int16: a radix sort
         self.order = np.argsort(part, kind="stable")
         # where each partition's run starts, for partitions -1 (none) .. the highest + 1
         values = np.arange(-1, int(part.max(initial=-1)) + 2)
@@ -376,15 +371,13 @@ class Layout:
         self.words = index.words[:, self.order]
         self.seqs = index.seqs[self.order]
         self.size = len(index.seqs)
-        self.where = np.empty(self.size, dtype=np.int64)  # position -> place in the layout
-        self.where[self.order] = np.arange(self.size)
-        self.dirty = np.zeros(self.size, dtype=bool)  # in the layout's order
+        self.dirty = np.zeros(self.size, dtype=bool)  # by position in the index
         self.moved: list[Any] = []
         self.count = 0
         self._recent: tuple[tuple[int, int], Any] | None = None
 
     def changed(self, positions: Any) -> None:
-        self.dirty[self.where[positions[positions < self.size]]] = True
+        self.dirty[positions[positions < self.size]] = True
         self.moved.append(positions)
         self.count += len(positions)
 
@@ -405,7 +398,7 @@ class Layout:
     def valid(self, mask: Any) -> Any:
         """``mask`` (the allowed rows, by position in the index) in the layout's order, less
         the rows changed since it was made (once per search, not per query)."""
-        return mask[self.order] & ~self.dirty
+        return (mask[: self.size] & ~self.dirty)[self.order]
 
     def reached(
         self, index: Any, wanted: frozenset[int], mask: Any, valid: Any
