@@ -153,18 +153,26 @@ class Search(MemoryBase):
         first, until enough pass: stemming all ~85 candidates of a SciFact recall costs
         6 ms, the recall itself 13."""
         trace: dict[str, Any] | None = {} if explain else None
-        hits = self._hits(text, vector, max(MIN_POOL, 2 * limit), filters, mode, trace)
+        ranked, rows = self._ranked(
+            text, vector, max(MIN_POOL, 2 * limit), filters, mode, trace, rows=limit
+        )
         words = relevance_terms(text)
         with self._lock:  # the store's tokenizer is its connection's: one thread at a time
             query_terms = self._store.stems(words)
-        seqs = {row.id: row.seq for row, _, _ in hits}
         results: list[MemoryRecord] = []
         spent = 0
         applied = _applied(filters, min_score, max_tokens) if trace is not None else {}
-        for start in range(0, len(hits), limit):
+        for start in range(0, len(ranked), limit):
+            chunk = ranked[start : start + limit]
+            unread = [seq for seq, _, _ in chunk if seq not in rows]
+            if unread:  # past the first chunk: the rest are read as they are needed
+                with self._lock, self._store.transaction(write=False):
+                    rows.update(self._store.fetch(unread))
+            # (a memory deleted since the ranking's snapshot is left out)
+            hits = [(rows[seq], score, sim) for seq, score, sim in chunk if seq in rows]
             found = [
                 (c, c.row.record(round(c.score, 6), relevance=round(c.relevance, 6)))
-                for c in self._assess(query_terms, hits[start : start + limit])
+                for c in self._assess(query_terms, hits)
                 if min_score is None or c.relevance >= min_score
             ]
             if trace is not None:
@@ -185,6 +193,7 @@ class Search(MemoryBase):
             if len(results) >= limit:
                 break
         results = results[:limit]
+        seqs = {row.id: row.seq for row in rows.values()}
         with self._lock:
             counts = self._store.version_counts([seqs[r.id] for r in results])
         return [replace(r, versions=counts.get(seqs[r.id], 0) + 1) for r in results]
@@ -240,26 +249,52 @@ class Search(MemoryBase):
         trace: dict[str, Any] | None = None,
     ) -> list[tuple[Row, float, float]]:
         """(row, fused score after importance and recency, cosine similarity) of every
-        candidate, best score first. ``trace`` (a dict) is filled with what an explanation
-        needs: each list's places and scaled scores, the BM25 scores, the fused scores and
-        the moment the ages were taken at."""
+        candidate, best score first (see :meth:`_ranked`)."""
+        ranked, rows = self._ranked(text, vector, pool, filters, mode, trace)
+        return [(rows[seq], score, similarity) for seq, score, similarity in ranked]
+
+    def _ranked(
+        self,
+        text: str,
+        vector: bytes,
+        pool: int,
+        filters: Filters,
+        mode: str,
+        trace: dict[str, Any] | None = None,
+        rows: int | None = None,
+    ) -> tuple[list[tuple[int, float, float]], dict[int, Row]]:
+        """(seq, fused score after importance and recency, cosine similarity) of every
+        candidate, best score first, and the rows of the first ``rows`` of them (None: of
+        all), read in the same snapshot. Ranking needs only each candidate's importance and
+        age: reading the ~90 full rows of a recall cost 1.3 ms, a fifth of the search at
+        10,000 memories, for the 10 it returns. ``trace`` (a dict) is filled with what an
+        explanation needs: each list's places and scaled scores, the BM25 scores, the fused
+        scores and the moment the ages were taken at."""
         with self._lock, self._store.transaction(write=False):
             vector_hits = self._store.knn(vector, pool, filters) if mode != "keyword" else []
             keyword_hits = (
                 self._store.keyword(text, pool, filters) if mode != "dense" else []
             )
             fused = fuse(vector_hits, keyword_hits, self.weights)
-            rows = self._store.fetch(list(fused))
+            weighed = self._store.factors(list(fused))
             # keyword-only hits have no distance from the nearest-neighbour search
             similarity = {seq: 1.0 - distance for seq, distance in vector_hits}
             missing = [seq for seq in fused if seq not in similarity]
             similarity.update(self._store.similarities(vector, missing))
-        if len(rows) != len(fused):  # one read snapshot: only a damaged index gets here
-            raise DatabaseError(
-                f"the search index of {self.path} points at memories that do not exist: "
-                "run `memento verify`, then restore from a backup"
-            )
-        now = utcnow()
+            if len(weighed) != len(fused):  # one read snapshot: only a damaged index
+                raise DatabaseError(
+                    f"the search index of {self.path} points at memories that do not exist: "
+                    "run `memento verify`, then restore from a backup"
+                )
+            now = utcnow()
+            ranked = []
+            for seq, base in fused.items():
+                importance, created_at = weighed[seq]
+                age_days = (now - created_at).total_seconds() / 86400
+                score = adjust(base, importance, age_days, self.weights)
+                ranked.append((seq, score, similarity.get(seq, 0.0)))
+            ranked.sort(key=lambda hit: (-hit[1], -hit[0]))
+            found = self._store.fetch([seq for seq, _, _ in ranked[:rows]])
         if trace is not None:
             trace.update(
                 vector=scaled(vector_hits, self.weights),
@@ -268,14 +303,7 @@ class Search(MemoryBase):
                 fused=fused,
                 now=now,
             )
-        hits = []
-        for seq, base in fused.items():
-            row = rows[seq]
-            age_days = (now - row.created_at).total_seconds() / 86400
-            score = adjust(base, row.importance, age_days, self.weights)
-            hits.append((row, score, similarity.get(seq, 0.0)))
-        hits.sort(key=lambda hit: (-hit[1], -hit[0].seq))
-        return hits
+        return ranked, found
 
     def _assess(
         self, query_terms: list[frozenset[str]], hits: Sequence[tuple[Row, float, float]]

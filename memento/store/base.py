@@ -253,6 +253,12 @@ class Store(ABC):
     def fetch(self, seqs: Sequence[int]) -> dict[int, Row]: ...
 
     @abstractmethod
+    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+        """The importance and creation time of each memory of ``seqs`` (those that exist):
+        what ranking weighs, read for every candidate of a recall, whose full rows are read
+        only for those it returns."""
+
+    @abstractmethod
     def find_by_id(self, prefix: str) -> list[Row]:
         """Rows whose id starts with ``prefix`` (normalised, 8+ characters); at most two."""
 

@@ -455,6 +455,15 @@ class PostgresStore(Store):
         rows = self.conn.execute(f"{SELECT} WHERE m.seq = ANY(%s)", ([int(s) for s in seqs],))
         return {int(r[0]): to_row(r) for r in rows}
 
+    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+        if not seqs:
+            return {}
+        rows = self.conn.execute(
+            "SELECT seq, importance, created_at FROM memories WHERE seq = ANY(%s)",
+            ([int(s) for s in seqs],),
+        )
+        return {int(r[0]): (float(r[1]), _utc(r[2])) for r in rows}  # type: ignore[misc]
+
     def find_by_id(self, prefix: str) -> list[Row]:
         if len(prefix) == 26:
             rows = self.conn.execute(f"{SELECT} WHERE m.id = %s", (prefix,))

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import apsw
@@ -38,6 +38,9 @@ from .base import Filters, NewMemory, Row, Store, Version, read_metadata
 from .sqlite_index import VectorMeta
 from .sqlite_meta import get_setting, set_setting
 from .sqlite_tokens import SQLiteTokens
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BUSY_TIMEOUT_MS = 30_000
 VEC_MAX_K = 4096
@@ -494,6 +497,20 @@ def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, Row]:
     return out
 
 
+def factors(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+    out: dict[int, tuple[float, datetime]] = {}
+    for start in range(0, len(seqs), 500):
+        part = list(seqs[start : start + 500])
+        marks = ",".join("?" * len(part))
+        sql = f"SELECT seq, importance, created_at FROM memories WHERE seq IN ({marks})"
+        for seq, importance, created in conn.execute(sql, part):
+            try:
+                out[int(seq)] = (float(importance), from_iso(created))
+            except (TypeError, ValueError, AttributeError) as exc:  # as to_row says
+                raise apsw.CorruptError(f"memory row {seq!r} cannot be read ({exc})") from None
+    return out
+
+
 def find_by_id(conn: apsw.Connection, prefix: str) -> list[Row]:
     """Rows whose id starts with ``prefix`` (already normalised); at most two."""
     if len(prefix) == 26:
@@ -664,7 +681,8 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
     codes = scope_codes(conn, filters)
     if codes == ():  # none of the asked-for projects has a memory
         return []
-    large = index.size_hint(conn) >= index.MIN_ROWS
+    size = index.size_hint(conn)
+    large = size >= index.MIN_ROWS
     if filters.prefix and large:
         where, params = memories_where(filters)
         seqs = [
@@ -675,19 +693,34 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
         ]
         if len(seqs) <= index.POOL:
             return index.rerank(conn, vector, seqs, k)
-    if not large or not index.has_table(conn):
+    if not index.has_table(conn):
         return knn_exact(conn, vector, k, filters, codes)
-    prefix_seqs = None
-    if filters.prefix:
-        import numpy as np
+    if not large:
+        found = None
+        if size <= index.FLOAT_ROWS:
+            found = index.for_connection(conn).exact_knn(
+                conn, vector, k, filters, _prefix_seqs(conn, filters), codes
+            )
+        elif index.for_connection(conn).exact:
+            index.for_connection(conn).drop_floats()
+        return knn_exact(conn, vector, k, filters, codes) if found is None else found
+    return index.knn(conn, vector, k, filters, _prefix_seqs(conn, filters), codes=codes)
 
-        where, params = memories_where(filters)
-        prefix_seqs = np.fromiter(
-            (r[0] for r in conn.execute(f"SELECT m.seq FROM memories m WHERE {where}", params)),
-            dtype=np.int64,
-        )
-        prefix_seqs.sort()
-    return index.knn(conn, vector, k, filters, prefix_seqs, codes=codes)
+
+def _prefix_seqs(conn: apsw.Connection, filters: Filters) -> np.ndarray | None:
+    """The sorted seqs of the memories whose subject key has the filters' prefix (None: no
+    prefix filter)."""
+    if not filters.prefix:
+        return None
+    import numpy as np
+
+    where, params = memories_where(filters)
+    seqs = np.fromiter(
+        (r[0] for r in conn.execute(f"SELECT m.seq FROM memories m WHERE {where}", params)),
+        dtype=np.int64,
+    )
+    seqs.sort()
+    return seqs
 
 
 # A batch of at least this many queries is compared against the stored vectors in one pass
@@ -1179,6 +1212,9 @@ class SQLiteStore(SQLiteTokens, Store):
 
     def fetch(self, seqs: Sequence[int]) -> dict[int, Row]:
         return fetch_seqs(self.conn, seqs)
+
+    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+        return factors(self.conn, seqs)
 
     def find_by_id(self, prefix: str) -> list[Row]:
         return find_by_id(self.conn, prefix)

@@ -23,6 +23,11 @@ it cannot feed a re-rank either. Instead:
    and re-ranks them by exact cosine on their float copies (one ``IN`` query). When the
    filters leave at most ``pool`` memories every one of them is re-ranked, so the answer is
    exact.
+
+Stores of at most ``FLOAT_ROWS`` memories use the same copy, refreshed the same way, in its
+exact form: a connection that searches a second time (a server, not a one-shot command)
+keeps the float vectors too and scores every allowed memory with one matrix product
+(``BitIndex.exact_knn``), the answer vec0 gives, in a tenth of the time.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ if TYPE_CHECKING:
 
 # Memories (max seq) from which recall uses this index instead of the exact vec0 scan.
 MIN_ROWS = 50_000
+# Up to this many memories a connection's second and later searches score every float
+# vector in numpy instead of vec0's scan: at 10,000 memories 0.7-1.5 ms against 8.7 ms
+# (benches/run.py --quick, "dense p50"), for 1.5 KB of memory per memory (29 MiB here at
+# 384 dimensions; the float copies of 50,000 would hold 73 MiB in every searching process).
+# The first search of a connection scans with vec0: loading the copy costs ~45 ms at 10,000
+# memories, five scans, which a one-shot command or hook would never earn back.
+FLOAT_ROWS = 20_000
 # Candidates re-ranked exactly, at least; recall@10 vs exact brute force on SciFact claims
 # at 1M memories: see README "Scale" (chosen from benches/run.py --scale 1m).
 POOL = 1_000
@@ -156,6 +168,12 @@ class BitIndex:
         self.part = np.zeros(0, dtype=np.int16)  # partition (sqlite_parts), -1: none
         self.generation: str | None = None  # the partition's, when the rows were read
         self.layout: parts.Layout | None = None  # the rows in partition order, for the check
+        # the exact form (small stores): unit float vectors, one row per seq (zeros for a
+        # tombstone or a vector of another width), and the searches it has been asked for
+        self.exact = False
+        self.vectors: Any = None
+        self.dim = 0
+        self.searches = 0
         self.lock = threading.Lock()
         global _POPCOUNT8
         if _POPCOUNT8 is None and not hasattr(np, "bitwise_count"):
@@ -178,9 +196,17 @@ class BitIndex:
             (after,),
         ).fetchone()
         width = self.width if row is None else (int(row[0]) + 7) // 8
+        if self.exact and not self.dim:
+            row = conn.execute(
+                f"SELECT length(embedding) FROM {source} WHERE stamp > ? AND embedding "
+                "IS NOT NULL LIMIT 1",
+                (after,),
+            ).fetchone()
+            self.dim = 0 if row is None else int(row[0]) // 4
+        floats = ", embedding" if self.exact else ""
         cursor = conn.cursor().execute(
-            f"SELECT seq, bits, kind, archived, created, stamp, scope, part FROM {source} "
-            "WHERE stamp > ? ORDER BY seq",
+            f"SELECT seq, bits, kind, archived, created, stamp, scope, part{floats} "
+            f"FROM {source} WHERE stamp > ? ORDER BY seq",
             (after,),
         )
         parts: list[dict[str, Any]] = []
@@ -197,9 +223,26 @@ class BitIndex:
             name: np.concatenate([part[name] for part in parts], axis=-1)
             for name in ("seqs", "words", *_FIELDS)
         }
+        if self.exact:
+            out["vectors"] = np.concatenate([part["vectors"] for part in parts])
         out["stamp"] = max(part["stamp"] for part in parts)
         out["width"] = width
         return out
+
+    def _floats(self, rows: Sequence[tuple[Any, ...]]) -> Any:
+        """The unit vectors of ``rows`` (their ninth column), zeros where there is none of
+        this copy's width: vec0's cosine distance normalises, so imported vectors of any
+        length compare alike here."""
+        np = self.np
+        step = self.dim * 4
+        raw = bytearray(len(rows) * step)
+        for i, row in enumerate(rows):
+            if row[8] is not None and len(row[8]) == step:
+                raw[i * step : (i + 1) * step] = row[8]
+        vectors = np.frombuffer(bytes(raw), dtype="<f4").reshape(len(rows), self.dim).copy()
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.divide(vectors, norms, out=vectors, where=norms > 0)
+        return vectors
 
     def _arrays(self, rows: Sequence[tuple[Any, ...]], width: int) -> dict[str, Any]:
         np = self.np
@@ -212,7 +255,9 @@ class BitIndex:
                 raw[i * step : (i + 1) * step] = row[1]
                 live[i] = True
         words = np.frombuffer(bytes(raw), dtype=np.uint64).reshape(n, width).T.copy()
+        extra = {"vectors": self._floats(rows)} if self.exact else {}
         return {
+            **extra,
             "seqs": np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
             "words": words,
             "live": live,
@@ -253,10 +298,10 @@ class BitIndex:
         return None
 
     def _restart(self) -> None:
-        """Empty, as new, keeping the lock (its holder is the caller)."""
-        lock = self.lock
+        """Empty, as new, keeping the lock (its holder is the caller) and the form."""
+        lock, exact, searches = self.lock, self.exact, self.searches
         self.__init__()  # type: ignore[misc]
-        self.lock = lock
+        self.lock, self.exact, self.searches = lock, exact, searches
 
     def _merge(self, delta: dict[str, Any], width: int) -> None:
         np = self.np
@@ -273,6 +318,11 @@ class BitIndex:
             known = np.zeros(len(seqs), dtype=bool)
         k = pos[known]
         self.words[:, k] = delta["words"][:, known]
+        if self.exact:
+            if self.vectors is None or self.vectors.shape[1] != self.dim:
+                # the first vectors of the copy (it held none, or only tombstones)
+                self.vectors = np.zeros((len(self.seqs), self.dim), dtype=np.float32)
+            self.vectors[k] = delta["vectors"][known]
         for name in _FIELDS:
             getattr(self, name)[k] = delta[name][known]
         if self.layout is not None:
@@ -281,6 +331,8 @@ class BitIndex:
         if new.any():
             self.seqs = np.concatenate([self.seqs, seqs[new]])
             self.words = np.concatenate([self.words, delta["words"][:, new]], axis=1)
+            if self.exact:
+                self.vectors = np.concatenate([self.vectors, delta["vectors"][new]])
             for name in _FIELDS:
                 setattr(self, name, np.concatenate([getattr(self, name), delta[name][new]]))
             if len(self.seqs) > 1 and (np.diff(self.seqs) <= 0).any():
@@ -288,6 +340,8 @@ class BitIndex:
                 order = np.argsort(self.seqs, kind="stable")
                 self.seqs = self.seqs[order]
                 self.words = self.words[:, order]
+                if self.exact:
+                    self.vectors = self.vectors[order]
                 for name in _FIELDS:
                     setattr(self, name, getattr(self, name)[order])
         self.stamp = max(self.stamp, delta["stamp"])
@@ -348,12 +402,10 @@ class BitIndex:
         shrinks with them, to ``least`` at the fewest (see :meth:`_reached`)."""
         np = self.np
         with self.lock:
+            if self.exact:  # a large store: the bits suffice
+                self.exact, self.vectors, self.dim = False, None, 0
             delta = self.refresh(conn)
-            base = {
-                "seqs": self.seqs, "live": self.live, "kind": self.kind,
-                "archived": self.archived, "created": self.created, "scope": self.scope,
-            }  # fmt: skip
-            mask = self._allowed(base, filters, prefix_seqs, codes)
+            mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
             words = self.words
             dparts = np.zeros(0, dtype=np.int64)
             if delta is not None and len(delta["seqs"]):
@@ -410,6 +462,57 @@ class BitIndex:
                     dist = np.concatenate([dist, self._hamming(dwords, query)])
                 out.append([*seqs[_nearest(dist, pool)].tolist(), *extra])
             return out
+
+    def exact_knn(
+        self, conn: apsw.Connection, vector: bytes, k: int, filters: Filters,
+        prefix_seqs: Any, codes: Any = None,
+    ) -> list[tuple[int, float]] | None:
+        """The ``k`` allowed memories nearest to ``vector`` by exact cosine distance, from
+        the float copies in numpy; None when vec0 should answer: the connection's first
+        search, or inside a write transaction (the copy keeps only committed rows)."""
+        np = self.np
+        if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
+            return None
+        with self.lock:
+            self.searches += 1
+            if self.searches < 2:
+                return None
+            if not self.exact or (self.dim and len(vector) != self.dim * 4):
+                self.exact = True
+                self._restart()
+            self.refresh(conn)
+            if self.dim * 4 != len(vector):
+                return None  # no stored vector of this width yet
+            allowed = np.flatnonzero(self._allowed(self._columns(), filters, prefix_seqs, codes))
+            if not len(allowed) or k <= 0:
+                return []
+            query = np.frombuffer(vector, dtype="<f4")
+            norm = float(np.linalg.norm(query))
+            query = query / norm if norm > 0 else query
+            # every row scored, then the allowed picked: gathering the allowed rows first
+            # would copy the matrix (15 MB at 10,000 memories) on every search
+            few = len(allowed) < len(self.seqs) // 4
+            scores = self.vectors[allowed] @ query if few else (self.vectors @ query)[allowed]
+            distances = 1.0 - scores.astype(np.float64)
+            if len(allowed) > k:
+                keep = np.argpartition(distances, k - 1)[:k]
+                # ties at the k-th distance included, then ordered (seq breaks ties)
+                keep = np.flatnonzero(distances <= distances[keep].max())
+                allowed, distances = allowed[keep], distances[keep]
+            seqs = self.seqs[allowed]
+            order = np.lexsort((seqs, distances))[:k]
+            return [(int(seqs[i]), float(distances[i])) for i in order.tolist()]
+
+    def drop_floats(self) -> None:
+        """Back to the bits alone (the store outgrew ``FLOAT_ROWS``)."""
+        with self.lock:
+            self.exact, self.vectors, self.dim = False, None, 0
+
+    def _columns(self) -> dict[str, Any]:
+        return {
+            "seqs": self.seqs, "live": self.live, "kind": self.kind,
+            "archived": self.archived, "created": self.created, "scope": self.scope,
+        }  # fmt: skip
 
     def _reached(
         self, query: Any, wanted: frozenset[int], mask: Any, valid: Any, dseqs: Any,

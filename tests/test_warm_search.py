@@ -1,0 +1,177 @@
+"""The exact search of small stores in a connection that searches again (a server, the
+Python API): from its second search on, the float vectors are scored in numpy
+(``sqlite_index.BitIndex.exact_knn``) instead of by vec0's scan. It must answer what the
+scan answers, under every filter and after every write, this connection's or another's."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from memento import Memory
+from memento.dates import utcnow
+from memento.store import sqlite as store
+from memento.store import sqlite_index as index
+
+TEXTS = [f"note {n} about topic {n % 7} and module {n % 5}" for n in range(120)]
+
+
+def _fill(m: Memory, texts: list[str] = TEXTS, offset: int = 0) -> None:
+    now = utcnow()
+    m.store_many(
+        [
+            {
+                "content": text,
+                "kind": ("fact", "event", "lesson")[n % 3],
+                "subject_key": f"proj.{'ab'[n % 2]}.{n:04d}" if n % 4 == 0 else None,
+                "created_at": now - timedelta(days=n + offset),
+            }
+            for n, text in enumerate(texts)
+        ]
+    )
+
+
+def _warm(m: Memory) -> None:
+    """Two searches: the second loads the float copy."""
+    m.recall("warm up", limit=1)
+    m.recall("warm up", limit=1)
+    assert index.for_connection(m.conn).vectors is not None
+
+
+def _answers(m: Memory, text: str, filters: store.Filters, k: int = 10) -> tuple[list, list]:
+    vector = m._embed([text])[0]
+    with store.transaction(m.conn, write=False):
+        warm = store.knn(m.conn, vector, k, filters)
+        scan = store.knn_exact(m.conn, vector, k, filters)
+    return warm, scan
+
+
+def _same(warm: list, scan: list) -> None:
+    assert [s for s, _ in warm] == [s for s, _ in scan]
+    assert [d for _, d in warm] == pytest.approx([d for _, d in scan], abs=1e-5)
+
+
+def test_a_single_search_never_loads_the_copy(db_path: Path, hash_embedder) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+    with Memory(db_path, embedder=hash_embedder) as m:  # a command or hook: one search
+        assert m.recall(TEXTS[3], limit=1)[0].content == TEXTS[3]
+        assert index.for_connection(m.conn).vectors is None
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        store.Filters(),
+        store.Filters(kinds=("lesson",)),
+        store.Filters(kinds=("fact", "event")),
+        store.Filters(prefix="proj.a."),
+        store.Filters(include_archived=True),
+        store.Filters(since=utcnow() - timedelta(days=40), until=utcnow() - timedelta(days=9)),
+        store.Filters(scopes=("global",)),
+    ],
+    ids=["none", "kind", "kinds", "prefix", "archived", "since-until", "global-scope"],
+)
+def test_warm_search_answers_what_the_scan_answers(
+    db_path: Path, hash_embedder, tmp_path: Path, filters: store.Filters
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    with Memory(db_path, embedder=hash_embedder, project=project) as m:
+        _fill(m, [f"{t} in the project" for t in TEXTS[:40]], offset=3)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        m.forget_prefix("proj.b.")  # some archived rows
+        _warm(m)
+        for text in ("module 2 topic 4", TEXTS[17], "note 33 in the project"):
+            warm, scan = _answers(m, text, filters, k=30)
+            assert scan
+            _same(warm, scan)
+
+
+def test_warm_copy_follows_writes_from_here_and_from_another_connection(
+    db_path: Path, hash_embedder
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as a, Memory(
+        db_path, embedder=hash_embedder
+    ) as b:
+        _fill(a)
+        _warm(b)
+        target = b.recall(TEXTS[7], limit=1)[0]
+        assert target.content == TEXTS[7]
+        moved = a.update(target.id, content="the kettle is blue")
+        assert b.recall("the kettle is blue", limit=1)[0].id == moved.id
+        a.forget(moved.id)
+        assert moved.id not in {r.id for r in b.recall("the kettle is blue")}
+        a.restore(moved.id)
+        assert b.recall("the kettle is blue", limit=1)[0].id == moved.id
+        a.forget(moved.id, hard=True)
+        assert moved.id not in {r.id for r in b.recall("the kettle is blue")}
+        fresh = b.store("a memory stored by the searching connection", kind="event")
+        assert b.recall("a memory stored by the searching connection", limit=1)[0].id == fresh.id
+        _fill(a, [f"second batch {n}" for n in range(30)])
+        for text in ("second batch 12", TEXTS[50], "the kettle is blue"):
+            _same(*_answers(b, text, store.Filters(), k=25))
+
+
+def test_a_store_that_outgrows_the_copy_lets_it_go(
+    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m, TEXTS[:60])
+        _warm(m)
+        monkeypatch.setattr(index, "FLOAT_ROWS", 80)
+        _fill(m, TEXTS[60:])
+        _same(*_answers(m, TEXTS[90], store.Filters(), k=20))
+        assert index.for_connection(m.conn).vectors is None  # vec0 answers again
+
+
+def test_vectors_of_another_dimension_reload_the_copy(db_path: Path, hash_embedder) -> None:
+    hash_model = type(hash_embedder)
+    with Memory(db_path, embedder=hash_model(384)) as m:
+        _fill(m)
+        _warm(m)
+        with Memory(db_path, embedder=hash_model(128, "other")) as other:
+            assert other.reembed() == len(TEXTS)
+        vector = hash_model(128).embed([TEXTS[4]])[0].astype("<f4").tobytes()
+        for _ in range(2):
+            with store.transaction(m.conn, write=False):
+                warm = store.knn(m.conn, vector, 10, store.Filters())
+                scan = store.knn_exact(m.conn, vector, 10, store.Filters())
+            _same(warm, scan)
+        assert warm[0][1] == pytest.approx(0.0, abs=1e-6)
+        assert index.for_connection(m.conn).dim == 128
+
+
+def test_recall_is_the_same_on_the_first_search_and_after(db_path: Path, embedder) -> None:
+    """With the real model: what a one-shot command answers (vec0) and what a server answers
+    from its second search on (the float copy) are the same memories, in the same order,
+    with the same scores."""
+    texts = [
+        "The deploy script needs AWS_PROFILE set to staging",
+        "Run the migrations before the integration tests",
+        "The user prefers tabs over spaces in Python files",
+        "Redis runs on port 6380 in the dev compose file",
+        "The billing service retries failed webhooks three times",
+        "CI caches the pip wheels between runs",
+        "Never force-push to the release branch",
+        "The frontend build uses pnpm, not npm",
+        "Logs older than 30 days are deleted by a cron job",
+        "The staging database is reset every Sunday night",
+    ]
+    queries = ["how do I deploy", "which package manager", "database reset", "port of redis"]
+    with Memory(db_path, embedder=embedder) as m:
+        m.store_many([{"content": t, "kind": "fact"} for t in texts])
+    first = []
+    for q in queries:  # a new connection each time: every recall is a first search
+        with Memory(db_path, embedder=embedder) as m:
+            first.append([(r.id, r.score) for r in m.recall(q, limit=5)])
+    with Memory(db_path, embedder=embedder) as m:
+        m.recall("warm up")
+        later = [[(r.id, r.score) for r in m.recall(q, limit=5)] for q in queries]
+        assert index.for_connection(m.conn).vectors is not None
+    for a, b in zip(first, later):
+        assert [i for i, _ in a] == [i for i, _ in b]
+        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-5)
