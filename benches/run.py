@@ -84,6 +84,9 @@ EXACT_QUERIES = 50
 # Synthetic rows: a real sentence's vector plus Gaussian noise of this total norm, then
 # re-normalised; cosine to the original is about 1/sqrt(1 + SIGMA^2) = 0.96.
 PERTURB_SIGMA = 0.3
+# Memories stored one at a time at each size, facts and events in turn, by the connection
+# that has been recalling (as an MCP server stores what an agent sends it, one per call).
+SINGLE_STORES = 80
 SYNTHETIC_KINDS = ("fact", "fact", "fact", "event", "event", "lesson")
 WORKER = "_st-worker"
 
@@ -1066,6 +1069,31 @@ def time_recall(memory: Any, queries: list[str]) -> dict[str, Any]:
     return out
 
 
+def time_single_stores(memory: Any, texts: list[str]) -> dict[str, Any]:
+    """``store()`` one memory at a time, facts and events in turn (a fact also pays the
+    near-duplicate check), p50 in ms of each; every other text goes to a second connection
+    to the same file told before each store that it has not searched yet, so its check
+    scans with vec0 as a one-shot ``memento store`` does (and every store did before the
+    float copy), timed interleaved with the first."""
+    from memento import Memory
+    from memento.store import sqlite_index as index
+
+    times: dict[str, list[float]] = {}
+    with Memory(memory.path, embedder=memory.embedder) as other:
+        for n, text in enumerate(texts):
+            kind = ("fact", "event")[n % 2]
+            first = n // 2 % 2 == 1
+            who = other if first else memory
+            if first:
+                index.for_connection(other.conn).searches = 0
+            start = time.perf_counter()
+            who.store(text, kind=kind)
+            times.setdefault(f"store_{kind}{'_scan' if first else ''}", []).append(
+                time.perf_counter() - start
+            )
+    return {f"{name}_ms_p50": ms(percentile(samples, 50)) for name, samples in times.items()}
+
+
 def rss_mib() -> float | None:
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -1185,7 +1213,9 @@ def group_scale(ctx: Context) -> dict[str, Any]:
     queries = scifact_claims(s.recall_queries)
     # Real texts for store_many come after the embedding set, so none is a duplicate of a
     # synthetic row (facts that near-duplicate a live one would be merged, not stored).
-    fresh = scifact_sentences(len(ctx.sentences) + s.store_batch * len(s.sizes))[
+    fresh = scifact_sentences(
+        len(ctx.sentences) + (s.store_batch + SINGLE_STORES) * len(s.sizes)
+    )[
         len(ctx.sentences) :
     ]
     path = ctx.workdir / "scale.db"
@@ -1239,6 +1269,10 @@ def group_scale(ctx: Context) -> dict[str, Any]:
                 **time_recall(memory, queries),
                 "file_bytes_per_memory": round(memory.stats()["file_size_bytes"] / count),
             }
+            singles = min(SINGLE_STORES, s.store_batch // 4)
+            step.update(time_single_stores(memory, fresh[used : used + singles]))
+            used += singles
+            count = memory.stats()["total"]  # the next size's synthetic rows fill up to it
             if s.sizes == SCALES["1m"] or ctx.args.scale == "1m":
                 ctx.log(f"scale: {count:,} memories; index vs exact scan, filters, keywords")
                 step.update(index_measures(memory, queries, memory._embed(queries)))
@@ -1253,6 +1287,7 @@ def group_scale(ctx: Context) -> dict[str, Any]:
         "status": "ok",
         "queries": len(queries),
         "float_rows": index.FLOAT_ROWS,
+        "single_stores": SINGLE_STORES,
         "query_source": "scifact/queries_train.jsonl claims, first N",
         "limit": 10,
         "how_filled": (
@@ -1411,19 +1446,26 @@ def markdown(results: dict[str, Any]) -> str:
             "Below "
             f"{g.get('float_rows', 20_000):,} memories a connection's later recalls score "
             "the float copies in numpy; \"first recall p50\" is the same recall as a "
-            "connection's first (vec0's scan), timed interleaved with it.",
+            "connection's first (vec0's scan), timed interleaved with it. "
+            f"\"store() fact/event\" is {g.get('single_stores', SINGLE_STORES)} memories "
+            "stored one at a time, facts and events in turn, half by the same connection "
+            "and half, in brackets for facts, by one whose check is a first search (vec0's "
+            "scan), interleaved (ms).",
             "",
             "| memories | store_many facts /s | events /s | facts vs events "
+            "| store() fact p50 | store() event p50 "
             "| recall p50 | recall p95 | first recall p50 | p50 vs smallest "
             "| search p50 | search p95 | dense p50 | keyword p50 | insert rows/s "
             "| bytes/memory |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for st in g["steps"]:
             facts, events = st["store_many"]["per_s"], st["store_many"].get("events_per_s")
             lines.append(
                 f"| {st['memories']:,} | {_fmt(facts)} | {_fmt(events)} "
                 f"| {_x(round(facts / events, 2) if facts and events else None)} "
+                f"| {_fmt(st.get('store_fact_ms_p50'))} ({_fmt(st.get('store_fact_scan_ms_p50'))}) "
+                f"| {_fmt(st.get('store_event_ms_p50'))} "
                 f"| {st['recall_ms_p50']:.1f} | {st['recall_ms_p95']:.1f} "
                 f"| {_fmt(st.get('recall_scan_ms_p50'))} "
                 f"| {_x(st['recall_p50_vs_smallest'])} "

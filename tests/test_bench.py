@@ -77,6 +77,7 @@ def test_tiny_run_writes_every_key_and_skips_missing_backends(
     for step in scale["steps"]:
         assert step["recall_ms_p50"] > 0 and step["search_ms_p95"] > 0
         assert step["recall_scan_ms_p50"] > 0  # a first recall's path, timed beside it
+        assert step["store_fact_ms_p50"] > 0 and step["store_event_ms_p50"] > 0
         assert step["store_many"]["items"] == 8 and step["store_many"]["events_per_s"] > 0
         assert step["synthetic_fill"]["rows"] > 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +176,127 @@ def test_recall_is_the_same_on_the_first_search_and_after(db_path: Path, embedde
     for a, b in zip(first, later):
         assert [i for i, _ in a] == [i for i, _ in b]
         assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-5)
+
+
+def test_a_check_inside_a_write_sees_the_transaction_and_forgets_it_on_rollback(
+    db_path: Path, hash_embedder
+) -> None:
+    import apsw
+
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        _warm(m)
+        item = m._prepare({"content": "a brand new fact", "kind": "fact"})
+        vector = m._embed(["a brand new fact"])[0]
+        near = store.Filters(kinds=("fact",))
+        with pytest.raises(apsw.ConstraintError), store.transaction(m.conn):
+            assert m._write_one(item, vector).action == "created"
+            warm = store.knn(m.conn, vector, 5, near)
+            _same(warm, store.knn_exact(m.conn, vector, 5, near))
+            assert warm[0][1] == pytest.approx(0.0, abs=1e-6)  # the row written just now
+            assert m._write_one(item, vector).action == "deduplicated"
+            m.conn.execute("INSERT INTO memories SELECT * FROM memories LIMIT 1")
+        with store.transaction(m.conn, write=False):
+            after = store.knn(m.conn, vector, 5, near)
+        _same(after, store.knn_exact(m.conn, vector, 5, near))
+        assert after[0][1] > 0.01  # rolled back: not in the copy either
+        assert m.store("a brand new fact", kind="fact").action == "created"
+
+
+def test_a_check_inside_a_write_sees_rows_it_changed_as_they_are_now(
+    db_path: Path, hash_embedder
+) -> None:
+    """A memory rewritten or archived by the open transaction is found by its new vector
+    and columns only, never by what the copy held before."""
+    import apsw
+
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+        _warm(m)
+        seq = {r.content: r.id for r in m.recent(limit=200)}
+        rewritten = m.conn.execute(
+            "SELECT seq FROM memories WHERE id = ?", (seq[TEXTS[7]],)
+        ).fetchone()[0]
+        archived = m.conn.execute(
+            "SELECT seq FROM memories WHERE id = ?", (seq[TEXTS[8]],)
+        ).fetchone()[0]
+        old, new, gone = m._embed([TEXTS[7], "the kettle is blue", TEXTS[8]])
+        with pytest.raises(apsw.ConstraintError), store.transaction(m.conn):
+            store.update(m.conn, rewritten, {"content": "the kettle is blue"}, new)
+            store.update(m.conn, archived, {"archived_at": utcnow()})
+            for vector, absent in ((old, rewritten), (gone, archived)):
+                warm = store.knn(m.conn, vector, 5, store.Filters())
+                _same(warm, store.knn_exact(m.conn, vector, 5, store.Filters()))
+                assert absent not in [s for s, _ in warm]
+            warm = store.knn(m.conn, new, 5, store.Filters())
+            assert warm[0][0] == rewritten and warm[0][1] == pytest.approx(0.0, abs=1e-6)
+            m.conn.execute("INSERT INTO memories SELECT * FROM memories LIMIT 1")
+
+
+def _count_scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, a 1 for every vec0 scan."""
+    calls: list[int] = []
+    real = store.knn_exact
+
+    def counted(*args: Any, **kwargs: Any) -> list[tuple[int, float]]:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "knn_exact", counted)
+    return calls
+
+
+FACTS = [
+    "The API server listens on port 8080",
+    "The API server runs on port 8080",
+    "The port of the API server is 8080",
+    "The API server listens on port 9090",
+    "The staging database is PostgreSQL 16",
+    "Staging uses PostgreSQL 16 as its database",
+    "The billing worker is deployed every Monday",
+    "We deploy the billing worker on Mondays",
+    "The search service is owned by the platform team",
+    "The platform team owns the search service",
+    "Never force-push to the release branch",
+    "The frontend build uses pnpm, not npm",
+    "The frontend is built with pnpm",
+    "Logs older than 30 days are deleted by a cron job",
+    "A cron job deletes logs after 30 days",
+    "The API server listens on port 8080",
+]
+
+
+def test_stores_in_a_warm_connection_decide_as_first_searches_do(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the real model: the near-duplicate check of a server's stores (the float copy,
+    inside the write) decides each item as a one-shot `memento store` (vec0) does."""
+    decided = {}
+    for name in ("cold", "warm"):
+        path = tmp_path / f"{name}.db"
+        with Memory(path, embedder=embedder) as m:
+            _fill(m, [f"filler note {n} about the office" for n in range(60)])
+        records = []
+        if name == "cold":
+            for text in FACTS:  # a new connection each time: every check is a first search
+                with Memory(path, embedder=embedder) as m:
+                    records.append(m.store(text, kind="fact"))
+        else:
+            with Memory(path, embedder=embedder) as m:
+                _warm(m)
+                scans = _count_scans(monkeypatch)
+                records = [m.store(text, kind="fact") for text in FACTS]
+            assert not scans  # every check was answered from the copy
+        with Memory(path, embedder=embedder) as m:
+            decided[name] = [
+                (
+                    r.action,
+                    m.get(r.id).content,
+                    tuple((m.get(x.id).content, round(x.similarity, 4)) for x in r.related),
+                )
+                for r in records
+            ]
+    assert decided["warm"] == decided["cold"]
+    actions = [a for a, _, _ in decided["warm"]]
+    assert "deduplicated" in actions and "created" in actions
+    assert any(related for _, _, related in decided["warm"])

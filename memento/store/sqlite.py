@@ -916,11 +916,16 @@ def _exact_many(
 
 
 def sync_index(conn: apsw.Connection) -> None:
-    """Read the writes of other connections into this one's large-store index (nothing for
-    small stores). Called outside a write transaction; searches call it themselves."""
+    """Read the writes of other connections, and this one's last, into this one's copy of
+    the index: the large-store index, or a small store's float copy once a search loaded it
+    (inside a write transaction a search only overlays what changed since, so a server that
+    stores without recalling would otherwise read ever more rows per check). Called outside
+    a write transaction; searches call it themselves."""
     if index.size_hint(conn) >= index.MIN_ROWS and index.has_table(conn):
         with index.for_connection(conn).lock:
             index.for_connection(conn).refresh(conn)
+    else:
+        index.sync_floats(conn)
 
 
 def knn_exact(

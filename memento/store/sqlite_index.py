@@ -174,6 +174,8 @@ class BitIndex:
         self.vectors: Any = None
         self.dim = 0
         self.searches = 0
+        self._buffers: dict[str, Any] = {}  # see _append
+        self._views: dict[str, Any] = {}
         self.lock = threading.Lock()
         global _POPCOUNT8
         if _POPCOUNT8 is None and not hasattr(np, "bitwise_count"):
@@ -329,13 +331,15 @@ class BitIndex:
             self.layout.changed(k)
         new = ~known
         if new.any():
-            self.seqs = np.concatenate([self.seqs, seqs[new]])
-            self.words = np.concatenate([self.words, delta["words"][:, new]], axis=1)
+            last = self.seqs[-1] if len(self.seqs) else None
+            added = seqs[new]  # ascending, as the delta was read
+            self.seqs = self._append("seqs", self.seqs, added)
+            self.words = self._append("words", self.words, delta["words"][:, new])
             if self.exact:
-                self.vectors = np.concatenate([self.vectors, delta["vectors"][new]])
+                self.vectors = self._append("vectors", self.vectors, delta["vectors"][new], 0)
             for name in _FIELDS:
-                setattr(self, name, np.concatenate([getattr(self, name), delta[name][new]]))
-            if len(self.seqs) > 1 and (np.diff(self.seqs) <= 0).any():
+                setattr(self, name, self._append(name, getattr(self, name), delta[name][new]))
+            if last is not None and added[0] <= last:  # a seq below the newest: re-sort
                 self.layout = None  # positions moved
                 order = np.argsort(self.seqs, kind="stable")
                 self.seqs = self.seqs[order]
@@ -345,6 +349,31 @@ class BitIndex:
                 for name in _FIELDS:
                     setattr(self, name, getattr(self, name)[order])
         self.stamp = max(self.stamp, delta["stamp"])
+
+    # Spare room kept after each array, as a share of its length (at least SPARE_MIN rows):
+    # appending a store's one new row to arrays without room copied all of them, ~15 MB
+    # for the float copy of 10,000 memories and ~70 MB for the index of a million, on
+    # every write that followed a search. An eighth is 6 MB at a million memories.
+    SPARE = 8
+    SPARE_MIN = 1_024
+
+    def _append(self, name: str, current: Any, extra: Any, axis: int = -1) -> Any:
+        """``current`` with ``extra`` after it along ``axis``: a view of a buffer with room
+        to spare, filled in place while the room lasts (``current`` is then the view this
+        returned last time)."""
+        np = self.np
+        n, m = current.shape[axis], extra.shape[axis]
+        buffer = self._buffers.get(name)
+        if buffer is None or current is not self._views.get(name) or buffer.shape[axis] < n + m:
+            shape = list(current.shape)
+            shape[axis] = n + m + max(self.SPARE_MIN, (n + m) // self.SPARE)
+            buffer = np.empty(shape, dtype=current.dtype)
+            np.moveaxis(buffer, axis, 0)[:n] = np.moveaxis(current, axis, 0)
+            self._buffers[name] = buffer
+        np.moveaxis(buffer, axis, 0)[n : n + m] = np.moveaxis(extra, axis, 0)
+        view = np.moveaxis(np.moveaxis(buffer, axis, 0)[: n + m], 0, axis)
+        self._views[name] = view
+        return view
 
     # ---- searching ------------------------------------------------------------------
 
@@ -403,17 +432,14 @@ class BitIndex:
         np = self.np
         with self.lock:
             if self.exact:  # a large store: the bits suffice
-                self.exact, self.vectors, self.dim = False, None, 0
+                self._forget_floats()
             delta = self.refresh(conn)
             mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
             words = self.words
             dparts = np.zeros(0, dtype=np.int64)
             if delta is not None and len(delta["seqs"]):
                 # rows changed by the open write transaction replace the cached ones
-                pos = np.searchsorted(self.seqs, delta["seqs"])
-                pos = pos[pos < len(self.seqs)]
-                pos = pos[np.isin(self.seqs[pos], delta["seqs"], assume_unique=True)]
-                mask[pos] = False
+                self._hide(mask, delta["seqs"])
                 dmask = self._allowed(delta, filters, prefix_seqs, codes)
                 dseqs = delta["seqs"][dmask]
                 dparts = delta["part"][dmask]
@@ -469,22 +495,36 @@ class BitIndex:
     ) -> list[tuple[int, float]] | None:
         """The ``k`` allowed memories nearest to ``vector`` by exact cosine distance, from
         the float copies in numpy; None when vec0 should answer: the connection's first
-        search, or inside a write transaction (the copy keeps only committed rows)."""
+        search, or a write transaction before the copy is loaded (it is loaded outside
+        one, where it can be kept). Inside a write transaction (the near-duplicate check
+        of a store) the rows it changed are scored from their own read, as the large-store
+        search overlays them."""
         np = self.np
-        if conn.txn_state("main") == apsw.SQLITE_TXN_WRITE:
-            return None
+        writing = conn.txn_state("main") == apsw.SQLITE_TXN_WRITE
         with self.lock:
             self.searches += 1
             if self.searches < 2:
                 return None
             if not self.exact or (self.dim and len(vector) != self.dim * 4):
+                if writing:
+                    return None
                 self.exact = True
                 self._restart()
-            self.refresh(conn)
+            if writing and self.stamp == NO_STAMP:
+                return None
+            delta = self.refresh(conn)
             if self.dim * 4 != len(vector):
                 return None  # no stored vector of this width yet
-            allowed = np.flatnonzero(self._allowed(self._columns(), filters, prefix_seqs, codes))
-            if not len(allowed) or k <= 0:
+            mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
+            extra_seqs, extra_vectors = np.zeros(0, dtype=np.int64), None
+            if delta is not None and len(delta["seqs"]):
+                if delta["width"] != self.width:
+                    return None  # vectors of another width in this transaction
+                self._hide(mask, delta["seqs"])
+                dmask = self._allowed(delta, filters, prefix_seqs, codes)
+                extra_seqs, extra_vectors = delta["seqs"][dmask], delta["vectors"][dmask]
+            allowed = np.flatnonzero(mask)
+            if not len(allowed) + len(extra_seqs) or k <= 0:
                 return []
             query = np.frombuffer(vector, dtype="<f4")
             norm = float(np.linalg.norm(query))
@@ -493,20 +533,37 @@ class BitIndex:
             # would copy the matrix (15 MB at 10,000 memories) on every search
             few = len(allowed) < len(self.seqs) // 4
             scores = self.vectors[allowed] @ query if few else (self.vectors @ query)[allowed]
+            seqs = self.seqs[allowed]
+            if extra_vectors is not None and len(extra_seqs):
+                scores = np.concatenate([scores, extra_vectors @ query])
+                seqs = np.concatenate([seqs, extra_seqs])
             distances = 1.0 - scores.astype(np.float64)
-            if len(allowed) > k:
+            if len(seqs) > k:
                 keep = np.argpartition(distances, k - 1)[:k]
                 # ties at the k-th distance included, then ordered (seq breaks ties)
                 keep = np.flatnonzero(distances <= distances[keep].max())
-                allowed, distances = allowed[keep], distances[keep]
-            seqs = self.seqs[allowed]
+                seqs, distances = seqs[keep], distances[keep]
             order = np.lexsort((seqs, distances))[:k]
             return [(int(seqs[i]), float(distances[i])) for i in order.tolist()]
+
+    def _hide(self, mask: Any, seqs: Any) -> None:
+        """Clear ``mask`` at the cached rows of ``seqs`` (changed by the open transaction:
+        its own read of them replaces the cached one)."""
+        np = self.np
+        pos = np.searchsorted(self.seqs, seqs)
+        pos = pos[pos < len(self.seqs)]
+        pos = pos[np.isin(self.seqs[pos], seqs, assume_unique=True)]
+        mask[pos] = False
 
     def drop_floats(self) -> None:
         """Back to the bits alone (the store outgrew ``FLOAT_ROWS``)."""
         with self.lock:
-            self.exact, self.vectors, self.dim = False, None, 0
+            self._forget_floats()
+
+    def _forget_floats(self) -> None:
+        self.exact, self.vectors, self.dim = False, None, 0
+        self._buffers.pop("vectors", None)
+        self._views.pop("vectors", None)
 
     def _columns(self) -> dict[str, Any]:
         return {
@@ -558,6 +615,16 @@ _POPCOUNT8: Any = None
 
 _indexes: weakref.WeakKeyDictionary[apsw.Connection, BitIndex] = weakref.WeakKeyDictionary()
 _indexes_lock = threading.Lock()
+
+
+def sync_floats(conn: apsw.Connection) -> None:
+    """Bring a loaded float copy (a small store's, see ``BitIndex.exact_knn``) up to date;
+    nothing when the connection has none."""
+    with _indexes_lock:
+        index = _indexes.get(conn)
+    if index is not None and index.exact and index.stamp != NO_STAMP:
+        with index.lock:
+            index.refresh(conn)
 
 
 def for_connection(conn: apsw.Connection) -> BitIndex:
