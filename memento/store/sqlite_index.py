@@ -54,7 +54,8 @@ MIN_ROWS = 50_000
 # Up to this many memories a connection's second and later searches score every float
 # vector in numpy instead of vec0's scan: at 10,000 memories 0.7-1.5 ms against 8.7 ms
 # (benches/run.py --quick, "dense p50"), for 1.5 KB of memory per memory (29 MiB here at
-# 384 dimensions; the float copies of 50,000 would hold 73 MiB in every searching process).
+# 384 dimensions, and an eighth more kept spare, see _append; the float copies of 50,000
+# would hold 73 MiB in every searching process).
 # The first search of a connection scans with vec0: loading the copy costs ~45 ms at 10,000
 # memories, five scans, which a one-shot command or hook would never earn back.
 FLOAT_ROWS = 20_000
