@@ -300,3 +300,116 @@ def test_stores_in_a_warm_connection_decide_as_first_searches_do(
     actions = [a for a, _, _ in decided["warm"]]
     assert "deduplicated" in actions and "created" in actions
     assert any(related for _, _, related in decided["warm"])
+
+
+def test_a_copy_loaded_over_an_emptied_store_takes_new_memories(
+    db_path: Path, hash_embedder
+) -> None:
+    """A server started after every memory was deleted: its copy holds only tombstones
+    when the first new memory arrives (on a freed seq)."""
+    with Memory(db_path, embedder=hash_embedder) as m:
+        for record in m.store_many([{"content": f"note {n}", "kind": "event"} for n in range(5)]):
+            m.forget(record.id, hard=True)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.recall("a")
+        m.recall("b")
+        assert index.for_connection(m.conn).vectors is not None
+        fresh = m.store("hello world", kind="event")
+        assert [r.id for r in m.recall("hello world")] == [fresh.id]
+        assert m.store("hello world again", kind="fact").action == "created"
+        assert {r.content for r in m.recall("hello world", limit=5)} == {
+            "hello world",
+            "hello world again",
+        }
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["float-copy", "large-store-index"])
+def test_a_model_whose_dimension_is_not_a_multiple_of_64_is_searched_alike(
+    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch, large: bool
+) -> None:
+    """Sign bits of 100 dimensions fill 13 bytes, not whole 64-bit words."""
+    if large:
+        monkeypatch.setattr(index, "MIN_ROWS", 1)
+    hash_model = type(hash_embedder)
+    with Memory(db_path, embedder=hash_model(100, "hash-100")) as m:
+        _fill(m)
+        m.recall("warm up")
+        m.recall("warm up")
+        for text in (TEXTS[4], TEXTS[77], "module 2 topic 4"):
+            _same(*_answers(m, text, store.Filters(), k=20))
+        assert m.recall(TEXTS[4], limit=1)[0].content == TEXTS[4]
+        assert m.store(TEXTS[3], kind="fact").action == "deduplicated"  # TEXTS[3] is a fact
+
+
+def test_a_copy_is_let_go_when_batches_grow_the_store_past_its_size(
+    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches check with one pass of their own, never a single search: the write itself
+    lets the copy go once the store is too large for it."""
+    monkeypatch.setattr(index, "FLOAT_ROWS", 50)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m, TEXTS[:40])
+        _warm(m)
+        for batch in range(3):
+            m.store_many([{"content": f"batch {batch} note {n}"} for n in range(30)])
+        assert index.for_connection(m.conn).vectors is None
+        assert not index.for_connection(m.conn).exact
+
+
+def test_equal_vectors_come_back_in_the_order_the_scan_gives(
+    db_path: Path, hash_embedder
+) -> None:
+    """Memories with the same vector (the same text stored as events): the copy returns the
+    newest first, as vec0 does, so a server and a one-shot command pick the same one."""
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store_many([{"content": f"filler {n}", "kind": "event"} for n in range(30)])
+        m.store_many([{"content": "same text", "kind": "event"} for _ in range(8)])
+        m.store_many([{"content": f"filler 2 {n}", "kind": "event"} for n in range(30)])
+        _warm(m)
+        for k in (1, 3, 8, 12):
+            warm, scan = _answers(m, "same text", store.Filters(), k=k)
+            _same(warm, scan)
+        # the batch check's own pass over the float copies orders them alike
+        vector = m._embed(["same text"])[0]
+        batch = store.knn_many(m.conn, [vector] * 4, 3, [store.Filters()] * 4)
+        _same(batch[0], scan[:3])
+
+
+def test_a_memory_deleted_during_a_recall_is_not_replaced_by_a_newcomer(
+    db_path: Path, hash_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows past a recall's first results are read after its ranking: a candidate deleted
+    in between, whose freed seq a new memory took, is left out, never shown as the
+    newcomer (which was no candidate)."""
+    long_text = " ".join(["kettle boiling water descaling"] * 80)
+    with Memory(db_path, embedder=hash_embedder) as m, Memory(
+        db_path, embedder=hash_embedder
+    ) as other:
+        m.store_many([{"content": f"unrelated filler {n}", "kind": "event"} for n in range(6)])
+        m.store(long_text, kind="event", importance=1.0)
+        second = m.store("kettle descaling", kind="event", importance=0.1)
+        seq = m.conn.execute("SELECT max(seq) FROM memories").fetchone()[0]
+        assessed = m._assess
+        calls = []
+
+        def between_chunks(*args: Any) -> Any:
+            if not calls:  # after the first chunk's rows were read
+                other.forget(second.id, hard=True)
+                newcomer = other.store("a newcomer", kind="event")
+                calls.append(newcomer.id)
+                assert other.conn.execute(
+                    "SELECT seq FROM memories WHERE id = ?", (newcomer.id,)
+                ).fetchone()[0] == seq  # it took the freed seq
+            return assessed(*args)
+
+        monkeypatch.setattr(m, "_assess", between_chunks)
+        # the keyword half alone ranks just the two kettle memories, the long one first; one
+        # result a chunk, and the long one does not fit the budget, so the second chunk's
+        # row is read after the deletion
+        vector = m._embed([long_text])[0]
+        filters = m._filters(None, None, None, None, False)
+        ranked, _, _ = m._ranked(long_text, vector, 50, filters, "keyword")
+        assert [s for s, _, _ in ranked][1] == seq
+        found = m._search(long_text, vector, 1, filters, None, "keyword", max_tokens=60)
+        assert calls
+        assert found == []  # the kettle memory is gone, and the newcomer was no candidate

@@ -153,7 +153,7 @@ class Search(MemoryBase):
         first, until enough pass: stemming all ~85 candidates of a SciFact recall costs
         6 ms, the recall itself 13."""
         trace: dict[str, Any] | None = {} if explain else None
-        ranked, rows = self._ranked(
+        ranked, rows, ids = self._ranked(
             text, vector, max(MIN_POOL, 2 * limit), filters, mode, trace, rows=limit
         )
         words = relevance_terms(text)
@@ -167,8 +167,10 @@ class Search(MemoryBase):
             unread = [seq for seq, _, _ in chunk if seq not in rows]
             if unread:  # past the first chunk: the rest are read as they are needed
                 with self._lock, self._store.transaction(write=False):
-                    rows.update(self._store.fetch(unread))
-            # (a memory deleted since the ranking's snapshot is left out)
+                    later = self._store.fetch(unread)
+                # a memory deleted since the ranking's snapshot is left out, and so is
+                # another memory that has taken its freed seq
+                rows.update((seq, row) for seq, row in later.items() if row.id == ids[seq])
             hits = [(rows[seq], score, sim) for seq, score, sim in chunk if seq in rows]
             found = [
                 (c, c.row.record(round(c.score, 6), relevance=round(c.relevance, 6)))
@@ -250,7 +252,7 @@ class Search(MemoryBase):
     ) -> list[tuple[Row, float, float]]:
         """(row, fused score after importance and recency, cosine similarity) of every
         candidate, best score first (see :meth:`_ranked`)."""
-        ranked, rows = self._ranked(text, vector, pool, filters, mode, trace)
+        ranked, rows, _ = self._ranked(text, vector, pool, filters, mode, trace)
         return [(rows[seq], score, similarity) for seq, score, similarity in ranked]
 
     def _ranked(
@@ -262,14 +264,14 @@ class Search(MemoryBase):
         mode: str,
         trace: dict[str, Any] | None = None,
         rows: int | None = None,
-    ) -> tuple[list[tuple[int, float, float]], dict[int, Row]]:
+    ) -> tuple[list[tuple[int, float, float]], dict[int, Row], dict[int, str]]:
         """(seq, fused score after importance and recency, cosine similarity) of every
-        candidate, best score first, and the rows of the first ``rows`` of them (None: of
-        all), read in the same snapshot. Ranking needs only each candidate's importance and
-        age: reading the ~90 full rows of a recall cost 1.3 ms, a fifth of the search at
-        10,000 memories, for the 10 it returns. ``trace`` (a dict) is filled with what an
-        explanation needs: each list's places and scaled scores, the BM25 scores, the fused
-        scores and the moment the ages were taken at."""
+        candidate, best score first, the rows of the first ``rows`` of them (None: of
+        all), read in the same snapshot, and every candidate's id. Ranking needs only each
+        candidate's importance and age: reading the ~90 full rows of a recall cost 1.3 ms,
+        a fifth of the search at 10,000 memories, for the 10 it returns. ``trace`` (a
+        dict) is filled with what an explanation needs: each list's places and scaled
+        scores, the BM25 scores, the fused scores and the moment the ages were taken at."""
         with self._lock, self._store.transaction(write=False):
             vector_hits = self._store.knn(vector, pool, filters) if mode != "keyword" else []
             keyword_hits = (
@@ -289,7 +291,7 @@ class Search(MemoryBase):
             now = utcnow()
             ranked = []
             for seq, base in fused.items():
-                importance, created_at = weighed[seq]
+                importance, created_at, _ = weighed[seq]
                 age_days = (now - created_at).total_seconds() / 86400
                 score = adjust(base, importance, age_days, self.weights)
                 ranked.append((seq, score, similarity.get(seq, 0.0)))
@@ -303,7 +305,8 @@ class Search(MemoryBase):
                 fused=fused,
                 now=now,
             )
-        return ranked, found
+        ids = {seq: memory_id for seq, (_, _, memory_id) in weighed.items()}
+        return ranked, found, ids
 
     def _assess(
         self, query_terms: list[frozenset[str]], hits: Sequence[tuple[Row, float, float]]

@@ -253,10 +253,11 @@ class Store(ABC):
     def fetch(self, seqs: Sequence[int]) -> dict[int, Row]: ...
 
     @abstractmethod
-    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
-        """The importance and creation time of each memory of ``seqs`` (those that exist):
-        what ranking weighs, read for every candidate of a recall, whose full rows are read
-        only for those it returns."""
+    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime, str]]:
+        """The importance, creation time and id of each memory of ``seqs`` (those that
+        exist): what ranking weighs, read for every candidate of a recall, whose full rows
+        are read only for those it returns (the id tells a row read later from another
+        memory given a freed seq)."""
 
     @abstractmethod
     def find_by_id(self, prefix: str) -> list[Row]:

@@ -455,14 +455,14 @@ class PostgresStore(Store):
         rows = self.conn.execute(f"{SELECT} WHERE m.seq = ANY(%s)", ([int(s) for s in seqs],))
         return {int(r[0]): to_row(r) for r in rows}
 
-    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime, str]]:
         if not seqs:
             return {}
         rows = self.conn.execute(
-            "SELECT seq, importance, created_at FROM memories WHERE seq = ANY(%s)",
+            "SELECT seq, importance, created_at, id FROM memories WHERE seq = ANY(%s)",
             ([int(s) for s in seqs],),
         )
-        return {int(r[0]): (float(r[1]), _utc(r[2])) for r in rows}  # type: ignore[misc]
+        return {int(r[0]): (float(r[1]), _utc(r[2]), r[3]) for r in rows}  # type: ignore[misc]
 
     def find_by_id(self, prefix: str) -> list[Row]:
         if len(prefix) == 26:

@@ -497,15 +497,17 @@ def fetch_seqs(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, Row]:
     return out
 
 
-def factors(conn: apsw.Connection, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
-    out: dict[int, tuple[float, datetime]] = {}
+def factors(
+    conn: apsw.Connection, seqs: Sequence[int]
+) -> dict[int, tuple[float, datetime, str]]:
+    out: dict[int, tuple[float, datetime, str]] = {}
     for start in range(0, len(seqs), 500):
         part = list(seqs[start : start + 500])
         marks = ",".join("?" * len(part))
-        sql = f"SELECT seq, importance, created_at FROM memories WHERE seq IN ({marks})"
-        for seq, importance, created in conn.execute(sql, part):
+        sql = f"SELECT seq, importance, created_at, id FROM memories WHERE seq IN ({marks})"
+        for seq, importance, created, memory_id in conn.execute(sql, part):
             try:
-                out[int(seq)] = (float(importance), from_iso(created))
+                out[int(seq)] = (float(importance), from_iso(created), str(memory_id))
             except (TypeError, ValueError, AttributeError) as exc:  # as to_row says
                 raise apsw.CorruptError(f"memory row {seq!r} cannot be read ({exc})") from None
     return out
@@ -699,7 +701,7 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
         found = None
         if size <= index.FLOAT_ROWS:
             found = index.for_connection(conn).exact_knn(
-                conn, vector, k, filters, _prefix_seqs(conn, filters), codes
+                conn, vector, k, filters, lambda: _prefix_seqs(conn, filters), codes
             )
         elif index.for_connection(conn).exact:
             index.for_connection(conn).drop_floats()
@@ -899,18 +901,18 @@ def _exact_many(
         scores /= np.maximum(np.linalg.norm(matrix, axis=1), 1e-30)
         mask = scores >= floor
         if k < len(same) and int(mask.sum()) > k * len(vectors):
-            # many pass the floor (or there is none): keep each query's k best of the chunk
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            best_k = np.zeros_like(mask)
-            np.put_along_axis(best_k, top, True, axis=1)
-            mask &= best_k
+            # many pass the floor (or there is none): keep each query's k best of the chunk,
+            # ties at the k-th score included (which of equal vectors is kept is decided
+            # below, as everywhere: the newest first)
+            kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+            mask &= scores >= kth
         for q, col in zip(*np.nonzero(mask)):
             best[q].append((float(scores[q, col]), int(seqs[col])))
         for hits in best:
             if len(hits) > 4 * k:  # keep the lists short
-                hits[:] = sorted(hits, key=lambda h: (-h[0], h[1]))[:k]
+                hits[:] = sorted(hits, key=lambda h: (-h[0], -h[1]))[:k]
     return [
-        [(seq, 1.0 - score) for score, seq in sorted(hits, key=lambda h: (-h[0], h[1]))[:k]]
+        [(seq, 1.0 - score) for score, seq in sorted(hits, key=lambda h: (-h[0], -h[1]))[:k]]
         for hits in best
     ]
 
@@ -921,11 +923,12 @@ def sync_index(conn: apsw.Connection) -> None:
     (inside a write transaction a search only overlays what changed since, so a server that
     stores without recalling would otherwise read ever more rows per check). Called outside
     a write transaction; searches call it themselves."""
-    if index.size_hint(conn) >= index.MIN_ROWS and index.has_table(conn):
+    size = index.size_hint(conn)
+    if size >= index.MIN_ROWS and index.has_table(conn):
         with index.for_connection(conn).lock:
             index.for_connection(conn).refresh(conn)
     else:
-        index.sync_floats(conn)
+        index.sync_floats(conn, size)
 
 
 def knn_exact(
@@ -1218,7 +1221,7 @@ class SQLiteStore(SQLiteTokens, Store):
     def fetch(self, seqs: Sequence[int]) -> dict[int, Row]:
         return fetch_seqs(self.conn, seqs)
 
-    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime]]:
+    def factors(self, seqs: Sequence[int]) -> dict[int, tuple[float, datetime, str]]:
         return factors(self.conn, seqs)
 
     def find_by_id(self, prefix: str) -> list[Row]:

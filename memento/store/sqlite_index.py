@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -254,11 +254,19 @@ class BitIndex:
         raw = bytearray(n * step)
         live = np.zeros(n, dtype=bool)
         for i, row in enumerate(rows):
-            if row[1] is not None and len(row[1]) == step:
-                raw[i * step : (i + 1) * step] = row[1]
+            # bits of as many whole words as the copy's (a dimension that is not a multiple
+            # of 64 leaves the last word part empty, as the query's is: see _words)
+            if row[1] is not None and (len(row[1]) + 7) // 8 == width:
+                raw[i * step : i * step + len(row[1])] = row[1]
                 live[i] = True
         words = np.frombuffer(bytes(raw), dtype=np.uint64).reshape(n, width).T.copy()
-        extra = {"vectors": self._floats(rows)} if self.exact else {}
+        extra = {}
+        if self.exact:
+            extra["vectors"] = self._floats(rows)
+            # a vector of another length (a reembed in progress) is not in the float copy
+            live &= np.fromiter(
+                (r[8] is not None and len(r[8]) == self.dim * 4 for r in rows), bool, n
+            )
         return {
             **extra,
             "seqs": np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
@@ -309,8 +317,9 @@ class BitIndex:
     def _merge(self, delta: dict[str, Any], width: int) -> None:
         np = self.np
         if not self.width:
+            # the first rows with bits: the rows held so far (tombstones) have none
             self.width = width
-            self.words = np.zeros((width, 0), dtype=np.uint64)
+            self.words = np.zeros((width, len(self.seqs)), dtype=np.uint64)
         seqs = delta["seqs"]
         pos = np.searchsorted(self.seqs, seqs)
         if len(self.seqs):
@@ -453,7 +462,7 @@ class BitIndex:
                 dseqs = np.zeros(0, dtype=np.int64)
             else:
                 extra = []
-            queries = [np.frombuffer(bits_of(v), dtype=np.uint64) for v in vectors]
+            queries = [_words(bits_of(v)) for v in vectors]
             if any(self.width and len(q) != self.width for q in queries):
                 every = [*self.seqs[mask].tolist(), *dseqs.tolist(), *extra]
                 return [every for _ in vectors]
@@ -492,14 +501,15 @@ class BitIndex:
 
     def exact_knn(
         self, conn: apsw.Connection, vector: bytes, k: int, filters: Filters,
-        prefix_seqs: Any, codes: Any = None,
+        prefix_seqs: Callable[[], Any], codes: Any = None,
     ) -> list[tuple[int, float]] | None:
         """The ``k`` allowed memories nearest to ``vector`` by exact cosine distance, from
         the float copies in numpy; None when vec0 should answer: the connection's first
         search, or a write transaction before the copy is loaded (it is loaded outside
         one, where it can be kept). Inside a write transaction (the near-duplicate check
         of a store) the rows it changed are scored from their own read, as the large-store
-        search overlays them."""
+        search overlays them. ``prefix_seqs`` gives the seqs a subject-key prefix allows
+        (None: no prefix), asked only when the copy answers."""
         np = self.np
         writing = conn.txn_state("main") == apsw.SQLITE_TXN_WRITE
         with self.lock:
@@ -516,13 +526,14 @@ class BitIndex:
             delta = self.refresh(conn)
             if self.dim * 4 != len(vector):
                 return None  # no stored vector of this width yet
-            mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
+            prefix = prefix_seqs()
+            mask = self._allowed(self._columns(), filters, prefix, codes)
             extra_seqs, extra_vectors = np.zeros(0, dtype=np.int64), None
             if delta is not None and len(delta["seqs"]):
                 if delta["width"] != self.width:
                     return None  # vectors of another width in this transaction
                 self._hide(mask, delta["seqs"])
-                dmask = self._allowed(delta, filters, prefix_seqs, codes)
+                dmask = self._allowed(delta, filters, prefix, codes)
                 extra_seqs, extra_vectors = delta["seqs"][dmask], delta["vectors"][dmask]
             allowed = np.flatnonzero(mask)
             if not len(allowed) + len(extra_seqs) or k <= 0:
@@ -541,10 +552,11 @@ class BitIndex:
             distances = 1.0 - scores.astype(np.float64)
             if len(seqs) > k:
                 keep = np.argpartition(distances, k - 1)[:k]
-                # ties at the k-th distance included, then ordered (seq breaks ties)
+                # ties at the k-th distance included, then ordered: equal vectors newest
+                # first, as vec0's scan returns them and recall ranks equal scores
                 keep = np.flatnonzero(distances <= distances[keep].max())
                 seqs, distances = seqs[keep], distances[keep]
-            order = np.lexsort((seqs, distances))[:k]
+            order = np.lexsort((-seqs, distances))[:k]
             return [(int(seqs[i]), float(distances[i])) for i in order.tolist()]
 
     def _hide(self, mask: Any, seqs: Any) -> None:
@@ -596,6 +608,14 @@ class BitIndex:
         return seqs[_nearest(dist, pool)].tolist()  # type: ignore[no-any-return]
 
 
+def _words(bits: bytes) -> Any:
+    """Packed sign bits as 64-bit words, the last one padded with zeros (as stored rows are
+    when their dimension is not a multiple of 64)."""
+    import numpy as np
+
+    return np.frombuffer(bits + bytes(-len(bits) % 8), dtype=np.uint64)
+
+
 def _nearest(dist: Any, pool: int) -> Any:
     """Positions of the ``pool`` smallest distances, ties at the boundary included (a
     histogram, not a sort)."""
@@ -618,12 +638,18 @@ _indexes: weakref.WeakKeyDictionary[apsw.Connection, BitIndex] = weakref.WeakKey
 _indexes_lock = threading.Lock()
 
 
-def sync_floats(conn: apsw.Connection) -> None:
-    """Bring a loaded float copy (a small store's, see ``BitIndex.exact_knn``) up to date;
-    nothing when the connection has none."""
+def sync_floats(conn: apsw.Connection, size: int) -> None:
+    """Bring a loaded float copy (a small store's, see ``BitIndex.exact_knn``) up to date,
+    or let it go once the store (``size``: ``size_hint``) has outgrown ``FLOAT_ROWS``
+    (a server importing in batches, whose checks never search one at a time); nothing when
+    the connection has none."""
     with _indexes_lock:
         index = _indexes.get(conn)
-    if index is not None and index.exact and index.stamp != NO_STAMP:
+    if index is None or not index.exact:
+        return
+    if size > FLOAT_ROWS:
+        index.drop_floats()
+    elif index.stamp != NO_STAMP:
         with index.lock:
             index.refresh(conn)
 
@@ -665,7 +691,7 @@ def rerank(
     matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), -1)
     norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
     distances = 1.0 - (matrix @ query) / np.maximum(norms, 1e-30)
-    order = np.lexsort((np.array(found), distances))[:k]
+    order = np.lexsort((-np.array(found), distances))[:k]  # ties: newest first, as vec0
     return [(found[i], float(distances[i])) for i in order.tolist()]
 
 
@@ -720,7 +746,7 @@ def rerank_many(
         if min_similarity is not None:
             keep = 1.0 - distances >= min_similarity
             pos, distances = pos[keep], distances[keep]
-        order = np.lexsort((known[pos], distances))[:k]
+        order = np.lexsort((-known[pos], distances))[:k]  # ties: newest first, as vec0
         out.append([(int(known[pos[i]]), float(distances[i])) for i in order.tolist()])
     return out
 
