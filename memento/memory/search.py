@@ -203,7 +203,7 @@ class Search(MemoryBase):
     def _explain(
         self, c: _Candidate, trace: dict[str, Any], words: list[str], applied: dict[str, Any]
     ) -> Explanation:
-        """The parts of one result's score, from what :meth:`_hits` traced."""
+        """The parts of one result's score, from what :meth:`_ranked` traced."""
         seq = c.row.seq
         vector = trace["vector"].get(seq)
         keyword = trace["keyword"].get(seq)
@@ -236,24 +236,11 @@ class Search(MemoryBase):
     ) -> list[_Candidate]:
         """Every hit of the ``pool`` nearest and ``pool`` best keyword matches, best fused
         score first, each with the evidence of its relevance (benches/relevance.py reads it)."""
-        hits = self._hits(text, vector, pool, filters, mode)
+        ranked, rows, _ = self._ranked(text, vector, pool, filters, mode)
+        hits = [(rows[seq], score, similarity) for seq, score, similarity in ranked]
         with self._lock:
             terms = self._store.stems(relevance_terms(text))
         return self._assess(terms, hits)
-
-    def _hits(
-        self,
-        text: str,
-        vector: bytes,
-        pool: int,
-        filters: Filters,
-        mode: str,
-        trace: dict[str, Any] | None = None,
-    ) -> list[tuple[Row, float, float]]:
-        """(row, fused score after importance and recency, cosine similarity) of every
-        candidate, best score first (see :meth:`_ranked`)."""
-        ranked, rows, _ = self._ranked(text, vector, pool, filters, mode, trace)
-        return [(rows[seq], score, similarity) for seq, score, similarity in ranked]
 
     def _ranked(
         self,
