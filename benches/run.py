@@ -84,8 +84,9 @@ EXACT_QUERIES = 50
 # Synthetic rows: a real sentence's vector plus Gaussian noise of this total norm, then
 # re-normalised; cosine to the original is about 1/sqrt(1 + SIGMA^2) = 0.96.
 PERTURB_SIGMA = 0.3
-# Memories stored one at a time at each size, facts and events in turn, by the connection
-# that has been recalling (as an MCP server stores what an agent sends it, one per call).
+# Memories stored one at a time at each size, facts and events in turn (as an MCP server
+# stores what an agent sends it, one per call): half by the connection that has been
+# recalling, half as a first search (see time_single_stores).
 SINGLE_STORES = 80
 SYNTHETIC_KINDS = ("fact", "fact", "fact", "event", "event", "lesson")
 WORKER = "_st-worker"
@@ -1031,6 +1032,15 @@ def fill_synthetic(ctx: Context, memory: Any, count: int, offset: int) -> dict[s
     }
 
 
+def as_first_search(memory: Any) -> Any:
+    """``memory``, told that it has not searched yet: its next search in a small store
+    scans with vec0, as a one-shot command's does (sqlite_index.BitIndex.exact_knn)."""
+    from memento.store import sqlite_index as index
+
+    index.for_connection(memory.conn).searches = 0
+    return memory
+
+
 def time_recall(memory: Any, queries: list[str]) -> dict[str, Any]:
     """recall() with the query embedding, then _search() alone (hybrid, dense, keyword).
 
@@ -1040,7 +1050,6 @@ def time_recall(memory: Any, queries: list[str]) -> dict[str, Any]:
     every recall that it has not searched yet, interleaved with the first, query by query,
     so both see the same load."""
     from memento import Memory
-    from memento.store import sqlite_index as index
 
     for q in queries[:3]:
         memory.recall(q, limit=10)  # warm-up
@@ -1050,7 +1059,7 @@ def time_recall(memory: Any, queries: list[str]) -> dict[str, Any]:
         other.recall(queries[0], limit=10)
         for q in queries:
             full += time_each(lambda q: memory.recall(q, limit=10), [q])
-            index.for_connection(other.conn).searches = 0  # as a one-shot command's first
+            as_first_search(other)
             scan += time_each(lambda q: other.recall(q, limit=10), [q])
     vectors = memory._embed(queries)
     filters = memory._filters(None, None, None, None, False)
@@ -1076,16 +1085,13 @@ def time_single_stores(memory: Any, texts: list[str]) -> dict[str, Any]:
     scans with vec0 as a one-shot ``memento store`` does (and every store did before the
     float copy), timed interleaved with the first."""
     from memento import Memory
-    from memento.store import sqlite_index as index
 
     times: dict[str, list[float]] = {}
     with Memory(memory.path, embedder=memory.embedder) as other:
         for n, text in enumerate(texts):
             kind = ("fact", "event")[n % 2]
             first = n // 2 % 2 == 1
-            who = other if first else memory
-            if first:
-                index.for_connection(other.conn).searches = 0
+            who = as_first_search(other) if first else memory
             start = time.perf_counter()
             who.store(text, kind=kind)
             times.setdefault(f"store_{kind}{'_scan' if first else ''}", []).append(
@@ -1208,6 +1214,7 @@ def keyword_match(text: str) -> str | None:
 def group_scale(ctx: Context) -> dict[str, Any]:
     from memento import Memory
     from memento.store import sqlite as store
+    from memento.store import sqlite_index as index
 
     s = ctx.settings
     queries = scifact_claims(s.recall_queries)
@@ -1281,8 +1288,6 @@ def group_scale(ctx: Context) -> dict[str, Any]:
     base = steps[0]["recall_ms_p50"] if steps else None
     for step in steps:
         step["recall_p50_vs_smallest"] = round(step["recall_ms_p50"] / base, 2) if base else None
-    from memento.store import sqlite_index as index
-
     return {
         "status": "ok",
         "queries": len(queries),

@@ -698,13 +698,12 @@ def knn(conn: apsw.Connection, vector: bytes, k: int, filters: Filters) -> list[
     if not index.has_table(conn):
         return knn_exact(conn, vector, k, filters, codes)
     if not large:
+        copy = index.for_connection(conn)
         found = None
-        if size <= index.FLOAT_ROWS:
-            found = index.for_connection(conn).exact_knn(
+        if copy.fits(size):
+            found = copy.exact_knn(
                 conn, vector, k, filters, lambda: _prefix_seqs(conn, filters), codes
             )
-        elif index.for_connection(conn).exact:
-            index.for_connection(conn).drop_floats()
         return knn_exact(conn, vector, k, filters, codes) if found is None else found
     return index.knn(conn, vector, k, filters, _prefix_seqs(conn, filters), codes=codes)
 

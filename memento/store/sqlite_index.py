@@ -232,20 +232,23 @@ class BitIndex:
         out["width"] = width
         return out
 
-    def _floats(self, rows: Sequence[tuple[Any, ...]]) -> Any:
+    def _floats(self, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, Any]:
         """The unit vectors of ``rows`` (their ninth column), zeros where there is none of
-        this copy's width: vec0's cosine distance normalises, so imported vectors of any
-        length compare alike here."""
+        this copy's width (a tombstone, or a reembed in progress), and which rows have one.
+        vec0's cosine distance normalises, so imported vectors of any length compare alike
+        here."""
         np = self.np
         step = self.dim * 4
         raw = bytearray(len(rows) * step)
+        present = np.zeros(len(rows), dtype=bool)
         for i, row in enumerate(rows):
             if row[8] is not None and len(row[8]) == step:
                 raw[i * step : (i + 1) * step] = row[8]
+                present[i] = True
         vectors = np.frombuffer(bytes(raw), dtype="<f4").reshape(len(rows), self.dim).copy()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         np.divide(vectors, norms, out=vectors, where=norms > 0)
-        return vectors
+        return vectors, present
 
     def _arrays(self, rows: Sequence[tuple[Any, ...]], width: int) -> dict[str, Any]:
         np = self.np
@@ -262,11 +265,8 @@ class BitIndex:
         words = np.frombuffer(bytes(raw), dtype=np.uint64).reshape(n, width).T.copy()
         extra = {}
         if self.exact:
-            extra["vectors"] = self._floats(rows)
-            # a vector of another length (a reembed in progress) is not in the float copy
-            live &= np.fromiter(
-                (r[8] is not None and len(r[8]) == self.dim * 4 for r in rows), bool, n
-            )
+            extra["vectors"], present = self._floats(rows)
+            live &= present  # a row the float copy has no vector for is not searched
         return {
             **extra,
             "seqs": np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
@@ -568,10 +568,15 @@ class BitIndex:
         pos = pos[np.isin(self.seqs[pos], seqs, assume_unique=True)]
         mask[pos] = False
 
-    def drop_floats(self) -> None:
-        """Back to the bits alone (the store outgrew ``FLOAT_ROWS``)."""
-        with self.lock:
-            self._forget_floats()
+    def fits(self, size: int) -> bool:
+        """Whether a store of ``size`` memories (``size_hint``) may use the float copy; one
+        it has outgrown (``FLOAT_ROWS``) is let go."""
+        if size <= FLOAT_ROWS:
+            return True
+        if self.exact:
+            with self.lock:
+                self._forget_floats()
+        return False
 
     def _forget_floats(self) -> None:
         self.exact, self.vectors, self.dim = False, None, 0
@@ -645,11 +650,7 @@ def sync_floats(conn: apsw.Connection, size: int) -> None:
     the connection has none."""
     with _indexes_lock:
         index = _indexes.get(conn)
-    if index is None or not index.exact:
-        return
-    if size > FLOAT_ROWS:
-        index.drop_floats()
-    elif index.stamp != NO_STAMP:
+    if index is not None and index.exact and index.fits(size) and index.stamp != NO_STAMP:
         with index.lock:
             index.refresh(conn)
 
