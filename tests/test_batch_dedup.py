@@ -246,3 +246,65 @@ def test_partitioned_large_store_decides_alike(
     assert decided != whole
     assert sum(len(a[5]) for a in decided) < sum(len(a[5]) for a in whole)
     assert sum(1 for a in decided if a[0] == "deduplicated") > 10
+
+
+def test_a_check_reaches_every_allowed_memory_of_its_partitions_and_no_other(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index's copy in partition order keeps each partition's facts, events and lessons
+    apart, so a check of facts reads the facts alone: for every kind filter, the memories a
+    check reaches (its pool made as large as they are) are exactly those the table says are
+    live, of those kinds, not archived and in the partitions asked for or in none; rows
+    written since the copy was made and rows changed inside the transaction included."""
+    from memento.store import sqlite_parts
+
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
+    monkeypatch.setattr(sqlite_parts, "PARTS", 8)
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)
+    monkeypatch.setattr(sqlite_parts, "LAYOUT_CHANGES", 10**9)  # keep the first copy
+    first, batch = _items()
+    with Memory(path=tmp_path / "m.db", embedder=embedder, project=tmp_path) as m:
+        m.store_many(first)
+        m.store_many(batch[:150])  # its write trains the partition first
+        vectors = m._embed(["The billing worker runs on port 8001", "Run ruff first"])
+        wanted = [frozenset({0, 3}), frozenset({5, 7})]  # 7: the highest
+        kinds_asked = [("fact",), ("event",), ("lesson",), ("fact", "lesson"), ()]
+        store = m._store
+        index = sqlite_index.for_connection(store.conn)
+
+        def reached(kinds: tuple[str, ...]) -> list[set[int]]:
+            pools = index.candidates_many(
+                store.conn, vectors, Filters(kinds=kinds), 10**9, None, reach=wanted,
+                least=10**9,
+            )  # fmt: skip
+            return [set(p) for p in pools]
+
+        def expected(kinds: tuple[str, ...]) -> list[set[int]]:
+            codes = [sqlite_index.KIND_CODES[k] for k in kinds or sqlite_index.KIND_CODES]
+            live = "SELECT seq, kind, part FROM memory_bits WHERE bits IS NOT NULL AND NOT archived"
+            rows = store.conn.execute(live).fetchall()
+            out = []
+            for parts_asked in wanted:
+                out.append(
+                    {s for s, k, p in rows if k in codes and (p is None or p in parts_asked)}
+                )
+            return out
+
+        assert store.conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0] == 8
+        with store.transaction(write=False):
+            for kinds in kinds_asked:
+                assert reached(kinds) == expected(kinds), kinds
+        # the copy in partition order now exists; rows written after it are looked up
+        m.store_many(batch[150:])
+        assert index.layout is not None and index.layout.size < len(index.seqs)
+        m.forget(m.recall("port", limit=1)[0].id)
+        with store.transaction(write=False):
+            for kinds in kinds_asked:
+                assert reached(kinds) == expected(kinds), kinds
+        # inside a write transaction, its own changes overlay the copy
+        fact = "SELECT min(seq) FROM memory_bits WHERE kind = 0 AND bits IS NOT NULL"
+        with store.transaction(write=True):
+            store.update(store.conn.execute(fact).fetchone()[0], {"kind": "lesson"})
+            for kinds in kinds_asked:
+                assert reached(kinds) == expected(kinds), kinds
+        assert {len(s) for s in expected(("event",))} != {0}

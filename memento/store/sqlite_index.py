@@ -63,6 +63,7 @@ FLOAT_ROWS = 20_000
 # at 1M memories: see README "Scale" (chosen from benches/run.py --scale 1m).
 POOL = 1_000
 KIND_CODES = {"fact": 0, "event": 1, "lesson": 2}
+assert len(KIND_CODES) == parts.KINDS  # the layout's runs by kind (sqlite_parts.Layout)
 NO_STAMP = -1
 _FIELDS = ("live", "kind", "archived", "created", "scope", "part")
 
@@ -393,12 +394,11 @@ class BitIndex:
         np = self.np
         mask = parts["live"].copy()
         if codes is not None:
-            mask &= np.isin(parts["scope"], list(codes))
+            mask &= _among(np, parts["scope"], codes)
         if not filters.include_archived:
             mask &= ~parts["archived"]
         if filters.kinds:
-            codes = [KIND_CODES[k] for k in filters.kinds]
-            mask &= np.isin(parts["kind"], codes)
+            mask &= _among(np, parts["kind"], [KIND_CODES[k] for k in filters.kinds])
         if filters.since is not None:
             mask &= parts["created"] >= to_micros(filters.since)
         if filters.until is not None:
@@ -470,9 +470,10 @@ class BitIndex:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
                     self.layout = parts.Layout(self)
                 valid = self.layout.valid(mask)
+                kinds = [KIND_CODES[k] for k in filters.kinds] if filters.kinds else None
                 return [
                     [*self._reached(
-                        query, wanted, mask, valid, dseqs, dparts, dwords, pool, least),
+                        query, wanted, mask, valid, kinds, dseqs, dparts, dwords, pool, least),
                      *extra]
                     for query, wanted in zip(queries, reach)
                 ]  # fmt: skip
@@ -590,15 +591,16 @@ class BitIndex:
         }  # fmt: skip
 
     def _reached(
-        self, query: Any, wanted: frozenset[int], mask: Any, valid: Any, dseqs: Any,
-        dparts: Any, dwords: Any, pool: int, least: int,
+        self, query: Any, wanted: frozenset[int], mask: Any, valid: Any,
+        kinds: Sequence[int] | None, dseqs: Any, dparts: Any, dwords: Any, pool: int,
+        least: int,
     ) -> list[int]:
         """The ``pool`` nearest in Hamming distance (all when fewer) of the allowed memories
-        (``mask``; ``valid``: the same in the layout's order) in the partitions ``wanted``
-        or in none."""
+        (``mask``; ``valid``: the same in the layout's order; ``kinds``: their kind codes,
+        None: all) in the partitions ``wanted`` or in none."""
         np = self.np
         assert self.layout is not None
-        seqs, words, keep = self.layout.reached(self, wanted, mask, valid)
+        seqs, words, keep = self.layout.reached(self, wanted, mask, valid, kinds)
         dist = self._hamming(words, query)[keep]
         seqs = seqs[keep]
         if len(dseqs):
@@ -611,6 +613,21 @@ class BitIndex:
         if len(seqs) <= pool:
             return seqs.tolist()  # type: ignore[no-any-return]
         return seqs[_nearest(dist, pool)].tolist()  # type: ignore[no-any-return]
+
+
+# Codes up to which a filter compares each one (np.isin sorts: 4.5 ms over a million
+# memories here, against 0.4 ms per comparison).
+FEW_CODES = 8
+
+
+def _among(np: Any, values: Any, codes: Sequence[int]) -> Any:
+    """Which of ``values`` are one of ``codes``."""
+    if len(codes) > FEW_CODES:
+        return np.isin(values, list(codes))
+    out = np.zeros(len(values), dtype=bool)
+    for code in codes:
+        out |= values == code
+    return out
 
 
 def _words(bits: bytes) -> Any:
@@ -669,31 +686,30 @@ def rerank(
     """The ``k`` of ``seqs`` nearest to ``vector`` by exact cosine distance, on the float
     copies in ``memory_bits`` (one B-tree row each, read with ``IN``: vec0's own lookup by
     rowid walks a 1.5 MB chunk blob and costs ~400 us at a million memories)."""
-    import numpy as np
-
     if k <= 0 or not seqs:
         return []
-    query = np.frombuffer(vector, dtype="<f4")
-    found: list[int] = []
-    blobs: list[bytes] = []
+    return rerank_many(conn, [vector], [seqs], k)[0]
+
+
+def _read_floats(conn: apsw.Connection, seqs: Sequence[int], width: int) -> tuple[Any, Any]:
+    """The float copies of ``seqs`` (sorted) that have one of ``width`` bytes: their seqs,
+    ascending, and their vectors as rows of a matrix."""
+    import numpy as np
+
+    rows: list[tuple[int, bytes]] = []
     for start in range(0, len(seqs), 500):
         part = [int(s) for s in seqs[start : start + 500]]
-        rows = conn.execute(
+        rows += conn.execute(
             "SELECT seq, embedding FROM memory_bits "
-            f"WHERE seq IN ({','.join('?' * len(part))}) AND embedding IS NOT NULL",
-            part,
-        )
-        for seq, blob in rows:
-            if len(blob) == len(vector):
-                found.append(int(seq))
-                blobs.append(blob)
-    if not found:
-        return []
-    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), -1)
-    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
-    distances = 1.0 - (matrix @ query) / np.maximum(norms, 1e-30)
-    order = np.lexsort((-np.array(found), distances))[:k]  # ties: newest first, as vec0
-    return [(found[i], float(distances[i])) for i in order.tolist()]
+            f"WHERE seq IN ({','.join('?' * len(part))}) AND length(embedding) = ?",
+            [*part, width],
+        ).fetchall()
+    found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join([r[1] for r in rows]), dtype="<f4").reshape(len(rows), -1)
+    if len(found) > 1 and bool((found[1:] < found[:-1]).any()):  # SQLite gave them unsorted
+        order = np.argsort(found, kind="stable")
+        found, matrix = found[order], matrix[order]
+    return found, matrix
 
 
 def size_hint(conn: apsw.Connection) -> int:
@@ -718,25 +734,10 @@ def rerank_many(
     union = sorted({int(s) for pool in pools for s in pool})
     if k <= 0 or not union:
         return [[] for _ in vectors]
-    found: list[int] = []
-    blobs: list[bytes] = []
-    width = len(vectors[0])
-    for start in range(0, len(union), 500):
-        part = union[start : start + 500]
-        rows = conn.execute(
-            "SELECT seq, embedding FROM memory_bits "
-            f"WHERE seq IN ({','.join('?' * len(part))}) AND embedding IS NOT NULL",
-            part,
-        )
-        for seq, blob in rows:
-            if len(blob) == width:
-                found.append(int(seq))
-                blobs.append(blob)
-    if not found:
+    known, matrix = _read_floats(conn, union, len(vectors[0]))
+    if not len(known):
         return [[] for _ in vectors]
-    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(found), -1)
-    norms = np.linalg.norm(matrix, axis=1)
-    known = np.array(found, dtype=np.int64)  # sorted: union was
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     out: list[list[tuple[int, float]]] = []
     for vector, pool in zip(vectors, pools):
         query = np.frombuffer(vector, dtype="<f4")

@@ -26,8 +26,8 @@ writing facts into a large store went at a fifth of the speed of events
    ``MIN_POOL`` to ``POOL``), re-ranked by exact cosine. The batch's own memories count
    for an item only inside the same partitions (``Store.regions``), so a batch decides as
    one store after another. Each connection's index keeps its sign bits in partition
-   order as well (:class:`Layout`), so a check reads its partitions as a few contiguous
-   runs.
+   order as well, each partition's facts, events and lessons apart (:class:`Layout`), so a
+   check reads the memories of its kind in its partitions as a few contiguous runs.
 
 Recall (``Memory.recall``) does not use it: a search for the ten best of a million keeps
 the full Hamming pass (recall@10 0.994, README "Scale"); the check only asks for neighbours
@@ -349,25 +349,30 @@ def kmeans(sample: np.ndarray, parts: int, iterations: int = ITERATIONS) -> np.n
     return matrix
 
 
+# Kind codes a layout keeps apart (sqlite_index.KIND_CODES: fact, event, lesson).
+KINDS = 3
 # Rows written since the layout was made that it tolerates, at least (looked up one by one).
 LAYOUT_CHANGES = 2_048
 
 
 class Layout:
-    """A copy of the sign bits in partition order, so a check reads its partitions as a few
-    contiguous runs (gathering ~25,000 scattered columns of a million costs more than their
-    Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
+    """A copy of the sign bits in partition order, and by kind inside a partition, so a check
+    reads its kind's rows of its partitions as a few contiguous runs (gathering ~25,000
+    scattered columns of a million costs more than their Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
     changed) are looked up in the index itself until they are a 64th of it; then it is made
     again (~0.2 s at a million memories, so ~13 us per write). ``index`` in its methods is
     the connection's ``sqlite_index.BitIndex`` (typed ``Any``: that module imports this one)."""
 
     def __init__(self, index: Any) -> None:
         np = index.np
-        part = index.part  # int16: a radix sort
-        self.order = np.argsort(part, kind="stable")
-        # where each partition's run starts, for partitions -1 (none) .. the highest + 1
-        values = np.arange(-1, int(part.max(initial=-1)) + 2)
-        self.bounds = np.searchsorted(part[self.order], values)
+        # runs by partition, then by kind inside each partition: a check of facts reads the
+        # facts of its partitions alone (half of the rows reached at a million memories,
+        # which the Hamming pass would otherwise score and then drop)
+        key = (index.part.astype(np.int32) + 1) * KINDS + index.kind
+        self.order = np.argsort(key, kind="stable")
+        self.top = int(index.part.max(initial=-1))  # the highest partition this layout holds
+        # where each (partition, kind) run starts, for partitions -1 (none) .. top, and the end
+        self.bounds = np.searchsorted(key[self.order], np.arange((self.top + 2) * KINDS + 1))
         self.words = index.words[:, self.order]
         self.seqs = index.seqs[self.order]
         self.size = len(index.seqs)
@@ -401,32 +406,38 @@ class Layout:
         return (mask[: self.size] & ~self.dirty)[self.order]
 
     def reached(
-        self, index: Any, wanted: frozenset[int], mask: Any, valid: Any
+        self, index: Any, wanted: frozenset[int], mask: Any, valid: Any,
+        kinds: Sequence[int] | None = None,
     ) -> tuple[Any, Any, Any]:
-        """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, as the
-        index holds them now, and which of them are allowed."""
+        """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, of the
+        kind codes ``kinds`` (None: all), as the index holds them now, and which of them are
+        allowed."""
         np = index.np
-        top = len(self.bounds) - 3  # the highest partition this layout holds
-        runs = [
-            (int(self.bounds[p + 1]), int(self.bounds[p + 2]))
-            for p in sorted({-1, *wanted})
-            if p <= top
-        ]
-        # copies of contiguous runs (cheaper than gathering columns); rows not allowed stay,
-        # flagged in ``keep``, as dropping columns of the bits costs more than their pass
-        keep = np.concatenate([valid[a:b] for a, b in runs]) if runs else valid[:0]
-        seqs = np.concatenate([self.seqs[a:b] for a, b in runs]) if runs else self.seqs[:0]
-        words = (
-            np.concatenate([self.words[:, a:b] for a, b in runs], axis=1)
-            if runs
-            else self.words[:, :0]
-        )
+        codes = range(KINDS) if kinds is None else sorted(set(kinds))
+        runs: list[tuple[int, int]] = []
+        for p in sorted({-1, *wanted}):
+            if p > self.top:
+                continue
+            base = (p + 1) * KINDS
+            for k in codes:
+                a, b = int(self.bounds[base + k]), int(self.bounds[base + k + 1])
+                if a == b:
+                    continue
+                if runs and runs[-1][1] == a:  # adjacent kinds: one run
+                    runs[-1] = (runs[-1][0], b)
+                else:
+                    runs.append((a, b))
         recent = self.recent(index)
         if len(recent):
             recent = recent[mask[recent] & in_parts(index.part[recent], wanted)]
-            keep = np.concatenate([keep, np.ones(len(recent), dtype=bool)])
-            seqs = np.concatenate([seqs, index.seqs[recent]])
-            words = np.concatenate([words, index.words[:, recent]], axis=1)
+        # copies of contiguous runs (cheaper than gathering columns), then the recent rows,
+        # each array made in one copy; rows not allowed stay, flagged in ``keep``, as
+        # dropping columns of the bits costs more than their pass
+        keep = np.concatenate([*(valid[a:b] for a, b in runs), np.ones(len(recent), bool)])
+        seqs = np.concatenate([*(self.seqs[a:b] for a, b in runs), index.seqs[recent]])
+        words = np.concatenate(
+            [*(self.words[:, a:b] for a, b in runs), index.words[:, recent]], axis=1
+        )
         return seqs, words, keep
 
 
