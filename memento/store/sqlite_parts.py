@@ -358,10 +358,11 @@ LAYOUT_CHANGES = 2_048
 class Layout:
     """A copy of the sign bits in partition order, and by kind inside a partition, so a check
     reads its kind's rows of its partitions as a few contiguous runs (gathering ~25,000
-    scattered columns of a million costs more than their Hamming pass). Rows written since it was made (new seqs, and rows whose vector or part
-    changed) are looked up in the index itself until they are a 64th of it; then it is made
-    again (~0.2 s at a million memories, so ~13 us per write). ``index`` in its methods is
-    the connection's ``sqlite_index.BitIndex`` (typed ``Any``: that module imports this one)."""
+    scattered columns of a million costs more than their Hamming pass). Rows written since
+    it was made (new seqs, and rows whose vector or part changed) are looked up in the index
+    itself until they are a 64th of it; then it is made again (~0.2 s at a million memories,
+    so ~13 us per write). ``index`` in its methods is the connection's
+    ``sqlite_index.BitIndex`` (typed ``Any``: that module imports this one)."""
 
     def __init__(self, index: Any) -> None:
         np = index.np
