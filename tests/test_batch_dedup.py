@@ -254,8 +254,9 @@ def test_a_check_reaches_every_allowed_memory_of_its_partitions_and_no_other(
     """The index's copy in partition order keeps each partition's facts, events and lessons
     apart, so a check of facts reads the facts alone: for every kind filter, the memories a
     check reaches (its pool made as large as they are) are exactly those the table says are
-    live, of those kinds, not archived and in the partitions asked for or in none; rows
-    written since the copy was made and rows changed inside the transaction included."""
+    live, of those kinds, not archived and in the partitions asked for or in none, each
+    once; rows written or changed since the copy was made, rows changed inside the
+    transaction, and rows waiting to be placed in a partition included."""
     from memento.store import sqlite_parts
 
     monkeypatch.setattr(sqlite_index, "MIN_ROWS", 1)
@@ -272,39 +273,55 @@ def test_a_check_reaches_every_allowed_memory_of_its_partitions_and_no_other(
         store = m._store
         index = sqlite_index.for_connection(store.conn)
 
-        def reached(kinds: tuple[str, ...]) -> list[set[int]]:
-            pools = index.candidates_many(
-                store.conn, vectors, Filters(kinds=kinds), 10**9, None, reach=wanted,
-                least=10**9,
-            )  # fmt: skip
-            return [set(p) for p in pools]
-
-        def expected(kinds: tuple[str, ...]) -> list[set[int]]:
-            codes = [sqlite_index.KIND_CODES[k] for k in kinds or sqlite_index.KIND_CODES]
+        def check() -> None:
             live = "SELECT seq, kind, part FROM memory_bits WHERE bits IS NOT NULL AND NOT archived"
             rows = store.conn.execute(live).fetchall()
-            out = []
-            for parts_asked in wanted:
-                out.append(
-                    {s for s, k, p in rows if k in codes and (p is None or p in parts_asked)}
-                )
-            return out
+            for kinds in kinds_asked:
+                pools = index.candidates_many(
+                    store.conn, vectors, Filters(kinds=kinds), 10**9, None, reach=wanted,
+                    least=10**9,
+                )  # fmt: skip
+                codes = [sqlite_index.KIND_CODES[k] for k in kinds or sqlite_index.KIND_CODES]
+                for pool, parts_asked in zip(pools, wanted):
+                    assert len(pool) == len(set(pool)), kinds
+                    assert set(pool) == {
+                        s for s, k, p in rows if k in codes and (p is None or p in parts_asked)
+                    }, kinds
 
         assert store.conn.execute("SELECT count(*) FROM memory_parts").fetchone()[0] == 8
+        index.layout = None  # made again from every kind stored so far
         with store.transaction(write=False):
-            for kinds in kinds_asked:
-                assert reached(kinds) == expected(kinds), kinds
+            check()
+            # the check of facts gathers facts only (the other kinds' runs are not read)
+            assert index.layout is not None
+            mask = index._allowed(index._columns(), Filters(kinds=("fact",)), None, None)
+            gathered, _, _ = index.layout.reached(
+                index, wanted[0], mask, index.layout.valid(mask), [0]
+            )
+            kind_of = dict(store.conn.execute("SELECT seq, kind FROM memory_bits").fetchall())
+            assert len(gathered) > 10
+            assert {kind_of[s] for s in gathered.tolist()} == {0}
         # the copy in partition order now exists; rows written after it are looked up
         m.store_many(batch[150:])
-        assert index.layout is not None and index.layout.size < len(index.seqs)
         m.forget(m.recall("port", limit=1)[0].id)
+        # rows changed after it was made (another text, another kind) as they are now
+        changed = [r.id for r in m.recall("the team owns", limit=3)]
+        m.update(changed[1], content="The billing worker moved to port 9100 last spring")
+        m.update(changed[2], kind="event" if m.get(changed[2]).kind != "event" else "fact")
         with store.transaction(write=False):
-            for kinds in kinds_asked:
-                assert reached(kinds) == expected(kinds), kinds
+            check()
+            assert index.layout.size < len(index.seqs) and index.layout.count > 0
         # inside a write transaction, its own changes overlay the copy
         fact = "SELECT min(seq) FROM memory_bits WHERE kind = 0 AND bits IS NOT NULL"
         with store.transaction(write=True):
             store.update(store.conn.execute(fact).fetchone()[0], {"kind": "lesson"})
-            for kinds in kinds_asked:
-                assert reached(kinds) == expected(kinds), kinds
-        assert {len(s) for s in expected(("event",))} != {0}
+            check()
+        # a partition made again: the stored rows wait to be placed, in none, reached by all
+        with store.transaction(write=True):
+            centroids = sqlite_parts.centroids(store.conn)
+            assert centroids is not None
+            sqlite_parts.install(store.conn, centroids)
+        unplaced = "SELECT count(*) FROM memory_bits WHERE part IS NULL AND bits IS NOT NULL"
+        assert store.conn.execute(unplaced).fetchone()[0] > 200
+        with store.transaction(write=False):
+            check()

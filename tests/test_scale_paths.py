@@ -242,3 +242,21 @@ def test_large_store_keyword_query_keeps_filters_exact(
                 slow = store.keyword(m.conn, '"note"', 5, filters)
                 monkeypatch.setattr(store, "KEYWORD_MIN_ROWS", 1)
             assert fast == slow and len(fast) == 5
+
+
+def test_rows_without_a_float_copy_are_scored_from_vec0(db_path: Path, hash_embedder) -> None:
+    """A memory whose float copy in memory_bits is missing (a damaged or partly rebuilt
+    index table) is still scored, from vec0, as before; re-ranking a pool none of whose
+    rows has a copy gives nothing rather than an error."""
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store_many([{"content": t} for t in TEXTS[:10]])
+        vector = m._embed([TEXTS[3]])[0]
+        seqs = [int(r[0]) for r in m.conn.execute("SELECT seq FROM memories ORDER BY seq")]
+        before = m._store.similarities(vector, seqs)
+        assert max(before, key=before.__getitem__) == seqs[3]
+        m.conn.execute("UPDATE memory_bits SET embedding = NULL")
+        assert index.rerank(m.conn, vector, seqs, 3) == []
+        assert index.rerank_many(m.conn, [vector], [seqs], 3) == [[]]
+        after = m._store.similarities(vector, seqs)
+        assert after.keys() == before.keys()
+        assert [after[s] for s in seqs] == pytest.approx([before[s] for s in seqs], abs=1e-5)

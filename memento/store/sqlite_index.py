@@ -607,8 +607,8 @@ class BitIndex:
             inside = parts.in_parts(dparts, wanted)
             seqs = np.concatenate([seqs, dseqs[inside]])
             dist = np.concatenate([dist, self._hamming(dwords[:, inside], query)])
-        # the pool grows with the candidates: ~50 of the ~1,600 a check reaches at 100k
-        # memories find what 1,000 would; at a million 100 of ~20,000 (sqlite_parts.POOL)
+        # the pool grows with the candidates: ~50 of the ~800 facts a check reaches at 100k
+        # memories find what 1,000 would; at a million 100 of ~13,600 (sqlite_parts.POOL)
         pool = max(min(pool, len(seqs) // 32), least)
         if len(seqs) <= pool:
             return seqs.tolist()  # type: ignore[no-any-return]
@@ -705,7 +705,9 @@ def _read_floats(conn: apsw.Connection, seqs: Sequence[int], width: int) -> tupl
             [*part, width],
         ).fetchall()
     found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    matrix = np.frombuffer(b"".join([r[1] for r in rows]), dtype="<f4").reshape(len(rows), -1)
+    matrix = np.frombuffer(b"".join([r[1] for r in rows]), dtype="<f4").reshape(
+        len(rows), width // 4
+    )
     if len(found) > 1 and bool((found[1:] < found[:-1]).any()):  # SQLite gave them unsorted
         order = np.argsort(found, kind="stable")
         found, matrix = found[order], matrix[order]
@@ -737,7 +739,7 @@ def rerank_many(
     known, matrix = _read_floats(conn, union, len(vectors[0]))
     if not len(known):
         return [[] for _ in vectors]
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    norms = np.linalg.norm(matrix, axis=1)
     out: list[list[tuple[int, float]]] = []
     for vector, pool in zip(vectors, pools):
         query = np.frombuffer(vector, dtype="<f4")

@@ -369,7 +369,10 @@ class Layout:
         # runs by partition, then by kind inside each partition: a check of facts reads the
         # facts of its partitions alone (half of the rows reached at a million memories,
         # which the Hamming pass would otherwise score and then drop)
-        key = (index.part.astype(np.int32) + 1) * KINDS + index.kind
+        # (a kind code out of range, only in a damaged file, goes with the last kind: the
+        # mask still decides whether a check may have it)
+        kind = np.minimum(index.kind, KINDS - 1)
+        key = (index.part.astype(np.int32) + 1) * KINDS + kind
         self.order = np.argsort(key, kind="stable")
         self.top = int(index.part.max(initial=-1))  # the highest partition this layout holds
         # where each (partition, kind) run starts, for partitions -1 (none) .. top, and the end
@@ -411,10 +414,11 @@ class Layout:
         kinds: Sequence[int] | None = None,
     ) -> tuple[Any, Any, Any]:
         """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, of the
-        kind codes ``kinds`` (None: all), as the index holds them now, and which of them are
-        allowed."""
+        kind codes ``kinds`` (None or empty: all), as the index holds them now, and which of
+        them are allowed. The rows written since the layout was made are those ``mask``
+        allows, so it must hold the same kind filter."""
         np = index.np
-        codes = range(KINDS) if kinds is None else sorted(set(kinds))
+        codes = sorted(set(kinds)) if kinds else range(KINDS)
         runs: list[tuple[int, int]] = []
         for p in sorted({-1, *wanted}):
             if p > self.top:
