@@ -260,3 +260,23 @@ def test_rows_without_a_float_copy_are_scored_from_vec0(db_path: Path, hash_embe
         after = m._store.similarities(vector, seqs)
         assert after.keys() == before.keys()
         assert [after[s] for s in seqs] == pytest.approx([before[s] for s in seqs], abs=1e-5)
+
+
+def test_writes_without_a_check_leave_the_large_store_index_unloaded(
+    db_path: Path, hash_embedder, large: None
+) -> None:
+    """A process that only stores events or keyed facts into a large store does not load its
+    index (~3 s at a million memories, for a one-shot `memento store --kind event`); the
+    first fact's near-duplicate check loads it and still sees every memory, those events
+    included."""
+    with Memory(db_path, embedder=hash_embedder) as m:
+        _fill(m)
+    with Memory(db_path, embedder=hash_embedder) as m:
+        m.store("The deploy of the API server finished", kind="event")
+        m.store("The user prefers dark mode", subject_key="user.theme")
+        m.store_many([{"content": f"build {n} passed", "kind": "event"} for n in range(3)])
+        copy = index.for_connection(m.conn)
+        assert copy.stamp == index.NO_STAMP
+        assert m.store(TEXTS[3]).action == "deduplicated"
+        assert copy.stamp != index.NO_STAMP and len(copy.seqs) == len(TEXTS) + 5
+        assert m.store("The deploy of the API server finished").action == "created"

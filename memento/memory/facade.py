@@ -51,6 +51,12 @@ MAX_RELATED = 3
 CHECK_BATCH = 1_000
 
 
+def _checked(item: Item) -> bool:
+    """Whether storing ``item`` runs the near-duplicate check (a fact or lesson without a
+    subject_key; a keyed one updates the memory holding its key instead)."""
+    return item.subject_key is None and item.kind in ("fact", "lesson")
+
+
 class Memory(Bulk, History, Briefing, Search, Tokens):
     """Persistent memory in one SQLite file, scoped by project.
 
@@ -110,7 +116,7 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
         vectors = self._embed([item.content for item in items])
         with self._lock:
             self._check_writable()  # before prepare_writes, which may write (an index)
-            self._store.prepare_writes()
+            self._store.prepare_writes(search=any(map(_checked, items)))
         with self._lock, self._write():
             if self._store.get_setting("embedding_model") is None:
                 self._store.set_setting("embedding_model", self.embedder.name)
@@ -134,10 +140,7 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
         the store answers from each vector's regions only (``Store.regions``), the batch's
         own memories count for an item when they lie in its regions, as in the store."""
         scopes = [item.project.id if item.project else GLOBAL for item in items]
-        checked = [
-            n for n, item in enumerate(items)
-            if item.subject_key is None and item.kind in ("fact", "lesson")
-        ]  # fmt: skip
+        checked = [n for n, item in enumerate(items) if _checked(item)]
         before: dict[int, list[tuple[int, float]]] = {}
         if checked:
             holders = {

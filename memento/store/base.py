@@ -350,11 +350,12 @@ class Store(ABC):
         """The terms the keyword index makes of each text (after its case folding and
         stemming), so recall can tell which query words a memory contains."""
 
-    def prepare_writes(self) -> None:  # noqa: B027 - optional hook
-        """Called before a write transaction whose searches must see other processes'
-        writes (the near-duplicate check), outside any transaction: a backend may also bring
-        an index up to date here (SQLite trains its partition when a store reaches the size
-        that uses it)."""
+    def prepare_writes(self, search: bool = True) -> None:  # noqa: B027 - optional hook
+        """Called before a write transaction, outside any transaction; ``search``: its
+        writes search the store (the near-duplicate check), and those searches must see
+        other processes' writes. A backend may bring an index up to date here (SQLite trains
+        its partition when a store reaches the size that uses it, and loads its index only
+        for writes that search)."""
 
     @contextlib.contextmanager
     def loading(self) -> Iterator[bool]:

@@ -916,16 +916,18 @@ def _exact_many(
     ]
 
 
-def sync_index(conn: apsw.Connection) -> None:
+def sync_index(conn: apsw.Connection, load: bool = True) -> None:
     """Read the writes of other connections, and this one's last, into this one's copy of
-    the index: the large-store index, or a small store's float copy once a search loaded it
-    (inside a write transaction a search only overlays what changed since, so a server that
-    stores without recalling would otherwise read ever more rows per check). Called outside
-    a write transaction; searches call it themselves."""
+    the index: the large-store index (loaded first when ``load``), or a small store's float
+    copy once a search loaded it (inside a write transaction a search only overlays what
+    changed since, so a server that stores without recalling would otherwise read ever more
+    rows per check). Called outside a write transaction; searches call it themselves."""
     size = index.size_hint(conn)
     if size >= index.MIN_ROWS and index.has_table(conn):
-        with index.for_connection(conn).lock:
-            index.for_connection(conn).refresh(conn)
+        copy = index.for_connection(conn)
+        with copy.lock:
+            if load or copy.stamp != index.NO_STAMP:
+                copy.refresh(conn)
     else:
         index.sync_floats(conn, size)
 
@@ -1305,12 +1307,14 @@ class SQLiteStore(SQLiteTokens, Store):
     def stems(self, texts: Sequence[str]) -> list[frozenset[str]]:
         return stems(self.conn, texts)
 
-    def prepare_writes(self) -> None:
+    def prepare_writes(self, search: bool = True) -> None:
         # a store that has grown to the size where the check uses a partition gets one;
         # then, as the near-duplicate checks run inside the write transaction, where the
-        # large-store index only overlays changes, bring the index up to date first
+        # large-store index only overlays changes, bring the index up to date first (load
+        # it only for writes that search: ~3 s at a million memories, for nothing when a
+        # one-shot command stores an event)
         train_partition(self.conn)
-        sync_index(self.conn)
+        sync_index(self.conn, load=search)
 
     def regions(self, vectors: Sequence[bytes]) -> list[tuple[int, frozenset[int]]] | None:
         return partition_regions(self.conn, vectors)
