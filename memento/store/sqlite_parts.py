@@ -368,9 +368,9 @@ class Layout:
         np = index.np
         # runs by partition, then by kind inside each partition: a check of facts reads the
         # facts of its partitions alone (half of the rows reached at a million memories,
-        # which the Hamming pass would otherwise score and then drop)
-        # (a kind code out of range, only in a damaged file, goes with the last kind: the
-        # mask still decides whether a check may have it)
+        # which the Hamming pass would otherwise score and then drop); a kind code out of
+        # range (only in a damaged file) goes with the last kind, and the mask still decides
+        # whether a check may have it
         kind = np.minimum(index.kind, KINDS - 1)
         key = (index.part.astype(np.int32) + 1) * KINDS + kind
         self.order = np.argsort(key, kind="stable")
