@@ -32,6 +32,7 @@ keeps the float vectors too and scores every allowed memory with one matrix prod
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -215,7 +216,7 @@ class BitIndex:
         )
         parts: list[dict[str, Any]] = []
         while True:
-            rows = [r for _, r in zip(range(self.CHUNK), cursor)]
+            rows = list(itertools.islice(cursor, self.CHUNK))
             if not rows:
                 break
             parts.append(self._arrays(rows, width))
@@ -252,33 +253,41 @@ class BitIndex:
         return vectors, present
 
     def _arrays(self, rows: Sequence[tuple[Any, ...]], width: int) -> dict[str, Any]:
+        # column by column, each converted in one call: a loop over the rows cost ~2.4 s
+        # of the 4.4 s that loading a million memories took (the rest is SQLite's scan)
         np = self.np
         n = len(rows)
         step = width * 8
-        raw = bytearray(n * step)
-        live = np.zeros(n, dtype=bool)
-        for i, row in enumerate(rows):
-            # bits of as many whole words as the copy's (a dimension that is not a multiple
-            # of 64 leaves the last word part empty, as the query's is: see _words)
-            if row[1] is not None and (len(row[1]) + 7) // 8 == width:
-                raw[i * step : i * step + len(row[1])] = row[1]
-                live[i] = True
-        words = np.frombuffer(bytes(raw), dtype=np.uint64).reshape(n, width).T.copy()
+        seqs, bits, kind, archived, created, stamp, scope, part = (
+            tuple(zip(*rows))[:8] if n else ((),) * 8
+        )
+        # bits of as many whole words as the copy's (a dimension that is not a multiple
+        # of 64 leaves the last word part empty, as the query's is: see _words)
+        lengths = np.fromiter((-1 if b is None else len(b) for b in bits), np.int64, n)
+        live = (lengths >= 0) & ((lengths + 7) // 8 == width)
+        if bool(live.all()) and bool((lengths == step).all()):
+            raw = b"".join(bits)
+        else:
+            blank = bytes(step)
+            raw = b"".join(
+                b.ljust(step, b"\0") if ok else blank for b, ok in zip(bits, live.tolist())
+            )
+        words = np.frombuffer(raw, dtype=np.uint64).reshape(n, width).T.copy()
         extra = {}
         if self.exact:
             extra["vectors"], present = self._floats(rows)
             live &= present  # a row the float copy has no vector for is not searched
         return {
             **extra,
-            "seqs": np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+            "seqs": np.array(seqs, dtype=np.int64),
             "words": words,
             "live": live,
-            "kind": np.fromiter((r[2] for r in rows), dtype=np.uint8, count=n),
-            "archived": np.fromiter((bool(r[3]) for r in rows), dtype=bool, count=n),
-            "created": np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
-            "scope": np.fromiter((r[6] for r in rows), dtype=np.int64, count=n),
-            "part": np.fromiter((-1 if r[7] is None else r[7] for r in rows), np.int16, n),
-            "stamp": max((r[5] for r in rows), default=NO_STAMP),
+            "kind": np.array(kind, dtype=np.uint8),
+            "archived": np.array(archived, dtype=bool),
+            "created": np.array(created, dtype=np.int64),
+            "scope": np.array(scope, dtype=np.int64),
+            "part": np.fromiter((-1 if p is None else p for p in part), np.int16, n),
+            "stamp": max(stamp, default=NO_STAMP),
         }
 
     def refresh(self, conn: apsw.Connection) -> dict[str, Any] | None:
