@@ -263,20 +263,32 @@ def test_rows_without_a_float_copy_are_scored_from_vec0(db_path: Path, hash_embe
 
 
 def test_writes_without_a_check_leave_the_large_store_index_unloaded(
-    db_path: Path, hash_embedder, large: None
+    db_path: Path, hash_embedder, large: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A process that only stores events or keyed facts into a large store does not load its
-    index (~3 s at a million memories, for a one-shot `memento store --kind event`); the
-    first fact's near-duplicate check loads it and still sees every memory, those events
-    included."""
+    """A process that only stores events or keyed facts into a large store does not read its
+    index (~3 s at a million memories, for a one-shot `memento store --kind event`), neither
+    before the write nor inside it; the first fact's near-duplicate check loads it and still
+    sees every memory, those events included."""
     with Memory(db_path, embedder=hash_embedder) as m:
         _fill(m)
+    loads: list[int] = []
+    load = index.BitIndex._load
+
+    def counted(self: index.BitIndex, conn: apsw.Connection, after: int) -> dict:
+        loads.append(after)
+        return load(self, conn, after)
+
+    monkeypatch.setattr(index.BitIndex, "_load", counted)
     with Memory(db_path, embedder=hash_embedder) as m:
         m.store("The deploy of the API server finished", kind="event")
         m.store("The user prefers dark mode", subject_key="user.theme")
+        key = _key(0)
+        assert key is not None
+        assert m.store("Another text for the first key", subject_key=key).action == "updated"
         m.store_many([{"content": f"build {n} passed", "kind": "event"} for n in range(3)])
+        assert loads == []
         copy = index.for_connection(m.conn)
-        assert copy.stamp == index.NO_STAMP
         assert m.store(TEXTS[3]).action == "deduplicated"
+        assert loads and loads[0] == index.NO_STAMP
         assert copy.stamp != index.NO_STAMP and len(copy.seqs) == len(TEXTS) + 5
         assert m.store("The deploy of the API server finished").action == "created"
