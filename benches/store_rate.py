@@ -8,7 +8,9 @@ At each size the store is first grown with synthetic rows (``run.fill_synthetic`
 SciFact sentences with their shipped-model vectors, then perturbed copies; 3 fact : 2 event
 : 1 lesson), then ``--texts`` new SciFact sentences (after the synthetic pool, so none is a
 duplicate of a synthetic row) are stored with ``Memory.store_many`` in calls of ``--chunk``
-items, three ways interleaved call by call (the order rotating), so load hits them alike:
+items, the ways interleaved call by call (the order rotating), so load hits them alike, after
+``WARM`` further facts stored untimed (what a process pays once, as the recall before them
+loads the index):
 
 - ``events``: the texts as events (embedding and insert, no near-duplicate check);
 - ``facts``: the same texts as facts (embedding, the batch's near-duplicate check, insert);
