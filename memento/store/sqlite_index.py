@@ -234,20 +234,17 @@ class BitIndex:
         out["width"] = width
         return out
 
-    def _floats(self, rows: Sequence[tuple[Any, ...]]) -> tuple[Any, Any]:
-        """The unit vectors of ``rows`` (their ninth column), zeros where there is none of
-        this copy's width (a tombstone, or a reembed in progress), and which rows have one.
-        vec0's cosine distance normalises, so imported vectors of any length compare alike
-        here."""
+    def _floats(self, blobs: Sequence[bytes | None]) -> tuple[Any, Any]:
+        """The unit vectors of ``blobs`` (the rows' float copies), zeros where there is none
+        of this copy's width (a tombstone, or a reembed in progress), and which rows have
+        one. vec0's cosine distance normalises, so imported vectors of any length compare
+        alike here."""
         np = self.np
         step = self.dim * 4
-        raw = bytearray(len(rows) * step)
-        present = np.zeros(len(rows), dtype=bool)
-        for i, row in enumerate(rows):
-            if row[8] is not None and len(row[8]) == step:
-                raw[i * step : (i + 1) * step] = row[8]
-                present[i] = True
-        vectors = np.frombuffer(bytes(raw), dtype="<f4").reshape(len(rows), self.dim).copy()
+        lengths = _lengths(np, blobs)
+        present = lengths == step
+        raw = _packed(blobs, lengths, present, step)
+        vectors = np.frombuffer(raw, dtype="<f4").reshape(len(blobs), self.dim).copy()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         np.divide(vectors, norms, out=vectors, where=norms > 0)
         return vectors, present
@@ -258,24 +255,17 @@ class BitIndex:
         np = self.np
         n = len(rows)
         step = width * 8
-        seqs, bits, kind, archived, created, stamp, scope, part = (
-            tuple(zip(*rows))[:8] if n else ((),) * 8
-        )
+        columns = tuple(zip(*rows)) if n else ((),) * (9 if self.exact else 8)
+        seqs, bits, kind, archived, created, stamp, scope, part = columns[:8]
         # bits of as many whole words as the copy's (a dimension that is not a multiple
         # of 64 leaves the last word part empty, as the query's is: see _words)
-        lengths = np.fromiter((-1 if b is None else len(b) for b in bits), np.int64, n)
+        lengths = _lengths(np, bits)
         live = (lengths >= 0) & ((lengths + 7) // 8 == width)
-        if bool(live.all()) and bool((lengths == step).all()):
-            raw = b"".join(bits)
-        else:
-            blank = bytes(step)
-            raw = b"".join(
-                b.ljust(step, b"\0") if ok else blank for b, ok in zip(bits, live.tolist())
-            )
-        words = np.frombuffer(raw, dtype=np.uint64).reshape(n, width).T.copy()
+        words = np.frombuffer(_packed(bits, lengths, live, step), dtype=np.uint64)
+        words = words.reshape(n, width).T.copy()
         extra = {}
         if self.exact:
-            extra["vectors"], present = self._floats(rows)
+            extra["vectors"], present = self._floats(columns[8])
             live &= present  # a row the float copy has no vector for is not searched
         return {
             **extra,
@@ -406,8 +396,9 @@ class BitIndex:
             mask &= _among(np, parts["scope"], codes)
         if not filters.include_archived:
             mask &= ~parts["archived"]
-        if filters.kinds:
-            mask &= _among(np, parts["kind"], [KIND_CODES[k] for k in filters.kinds])
+        kinds = _kind_codes(filters)
+        if kinds is not None:
+            mask &= _among(np, parts["kind"], kinds)
         if filters.since is not None:
             mask &= parts["created"] >= to_micros(filters.since)
         if filters.until is not None:
@@ -479,7 +470,7 @@ class BitIndex:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
                     self.layout = parts.Layout(self)
                 valid = self.layout.valid(mask)
-                kinds = [KIND_CODES[k] for k in filters.kinds] if filters.kinds else None
+                kinds = _kind_codes(filters)
                 return [
                     [*self._reached(
                         query, wanted, mask, valid, kinds, dseqs, dparts, dwords, pool, least),
@@ -622,6 +613,28 @@ class BitIndex:
         if len(seqs) <= pool:
             return seqs.tolist()  # type: ignore[no-any-return]
         return seqs[_nearest(dist, pool)].tolist()  # type: ignore[no-any-return]
+
+
+def _lengths(np: Any, blobs: Sequence[bytes | None]) -> Any:
+    """The length of each blob, -1 for NULL."""
+    return np.fromiter((-1 if b is None else len(b) for b in blobs), np.int64, len(blobs))
+
+
+def _packed(blobs: Sequence[bytes | None], lengths: Any, ok: Any, step: int) -> bytes:
+    """The blobs where ``ok`` end to end, each padded with zeros to ``step`` bytes, and
+    ``step`` zeros for each of the others (one join when every blob is whole)."""
+    if bool(ok.all()) and bool((lengths == step).all()):
+        return b"".join(blobs)  # type: ignore[arg-type]
+    blank = bytes(step)
+    return b"".join(
+        b.ljust(step, b"\0") if good and b is not None else blank
+        for b, good in zip(blobs, ok.tolist())
+    )
+
+
+def _kind_codes(filters: Filters) -> list[int] | None:
+    """The kind codes a filter allows (None: every kind)."""
+    return [KIND_CODES[k] for k in filters.kinds] if filters.kinds else None
 
 
 # Codes up to which a filter compares each one (np.isin sorts: 4.5 ms over a million
