@@ -292,6 +292,20 @@ def query(memory: Memory, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
     return [tuple(r) for r in memory.conn.execute(sql, params)]
 
 
+def follows_one_memory(writer: Memory, reader: Memory, memory_id: str, text: str) -> None:
+    """``writer`` gives the memory ``memory_id`` the content ``text``, archives it, restores
+    it and deletes it; ``reader`` (the same Memory or another on the same file) finds it by
+    ``text`` after each step exactly when it is live."""
+    moved = writer.update(memory_id, content=text)
+    assert reader.recall(text, limit=1)[0].id == moved.id
+    writer.forget(moved.id)
+    assert moved.id not in {r.id for r in reader.recall(text)}
+    writer.restore(moved.id)
+    assert reader.recall(text, limit=1)[0].id == moved.id
+    writer.forget(moved.id, hard=True)
+    assert moved.id not in {r.id for r in reader.recall(text)}
+
+
 def shown(location: str | Path) -> str:
     """A location as memento shows it (a URL without its password)."""
     from memento.config import display_location

@@ -15,6 +15,7 @@ from memento.dates import utcnow
 from memento.store import sqlite as store
 from memento.store import sqlite_index as index
 from memento.store import sqlite_migrations as migrations
+from tests.conftest import follows_one_memory
 
 TEXTS = [f"note {n} about topic {n % 7} and module {n % 5}" for n in range(120)]
 
@@ -113,14 +114,7 @@ def test_index_follows_update_forget_and_restore(
         _fill(m)
         target = m.recall("note 5 about topic 5 and module 0", limit=1)[0]
         assert target.content == TEXTS[5]
-        m.update(target.id, content="completely different words about bread")
-        assert m.recall("completely different words about bread", limit=1)[0].id == target.id
-        m.forget(target.id)
-        assert target.id not in {r.id for r in m.recall("different words about bread")}
-        m.restore(target.id)
-        assert m.recall("completely different words about bread", limit=1)[0].id == target.id
-        m.forget(target.id, hard=True)
-        assert target.id not in {r.id for r in m.recall("different words about bread")}
+        follows_one_memory(m, m, target.id, "completely different words about bread")
         assert m.forget_prefix("proj.") == 30
         assert not [r for r in m.recall("note", limit=100) if r.subject_key]
         assert m.forget_prefix("proj.", hard=True) == 30

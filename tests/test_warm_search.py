@@ -15,6 +15,7 @@ from memento import Memory
 from memento.dates import utcnow
 from memento.store import sqlite as store
 from memento.store import sqlite_index as index
+from tests.conftest import follows_one_memory
 
 TEXTS = [f"note {n} about topic {n % 7} and module {n % 5}" for n in range(120)]
 
@@ -102,14 +103,7 @@ def test_warm_copy_follows_writes_from_here_and_from_another_connection(
         _warm(b)
         target = b.recall(TEXTS[7], limit=1)[0]
         assert target.content == TEXTS[7]
-        moved = a.update(target.id, content="the kettle is blue")
-        assert b.recall("the kettle is blue", limit=1)[0].id == moved.id
-        a.forget(moved.id)
-        assert moved.id not in {r.id for r in b.recall("the kettle is blue")}
-        a.restore(moved.id)
-        assert b.recall("the kettle is blue", limit=1)[0].id == moved.id
-        a.forget(moved.id, hard=True)
-        assert moved.id not in {r.id for r in b.recall("the kettle is blue")}
+        follows_one_memory(a, b, target.id, "the kettle is blue")
         fresh = b.store("a memory stored by the searching connection", kind="event")
         assert b.recall("a memory stored by the searching connection", limit=1)[0].id == fresh.id
         _fill(a, [f"second batch {n}" for n in range(30)])
