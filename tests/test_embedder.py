@@ -14,7 +14,7 @@ import pytest
 
 from memento import Memory, ModelError
 from memento.config import bundled_model_dir
-from memento.embedder import Embedder, read_manifest, resolve_model_dir, sha256_file
+from memento.embedder import BULK_MIN, Embedder, read_manifest, resolve_model_dir, sha256_file
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reference_embeddings.json"
 
@@ -56,6 +56,20 @@ def test_a_vector_does_not_depend_on_the_texts_embedded_with_it() -> None:
     alone = np.stack([embedder.embed([t])[0] for t in texts])
     assert np.array_equal(together, alone)
     assert np.array_equal(reversed_, alone)
+
+
+def test_a_large_call_gives_each_text_the_vector_it_gets_alone() -> None:
+    """store_many, import and reembed embed many texts in one call, on a second session of
+    one intra-op thread per run (BULK_MIN); each text gets the vector a single store or
+    query gives it, so a restatement is told apart the same way in a batch or alone."""
+    embedder = Embedder(threads=2)
+    texts = [f"lesson {i}: retry the {i % 7} flaky job " + "on arm64 " * (i % 5) for i in range(40)]
+    assert len(texts) >= BULK_MIN
+    together = embedder.embed(texts)
+    assert embedder._bulk is not None  # the call took the second session
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    assert np.allclose(together, alone, atol=1e-6), float(np.abs(together - alone).max())
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
 def test_long_input_is_truncated_at_256_tokens(embedder: Embedder) -> None:
