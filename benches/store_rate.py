@@ -32,6 +32,11 @@ fact, and with the whole-store index path.
 ``--reuse`` grows the store an earlier run left in ``--workdir`` (a 1M store takes ~10
 minutes to build); ``--retrain`` first drops its partition and times the write that trains
 it again and places every stored row, with another writer's longest wait beside it.
+``--one-session`` adds a way: further texts as events with every text embedded on the
+embedder's first session (as before ``memento.embedder.BULK_MIN`` sent calls of many texts
+to a session of their own).
+Texts already in the store would be deduplicated instead of inserted, which is cheaper, so
+every way whose texts were not all created is listed under the table.
 Prints a markdown table; ``--out`` also writes it (with the run's settings) to a file.
 """
 
@@ -110,10 +115,13 @@ def measure(
     others: list[list[str]] | None,
     chunk: int,
     extra: list[str],
+    single: list[str] | None = None,
 ) -> dict:
-    """The four ways (see the module docstring), interleaved call by call."""
+    """The four ways (see the module docstring), interleaved call by call; with ``single``,
+    also those texts as events with every text embedded on the first session."""
     import contextlib
 
+    import memento.embedder
     from memento.store.base import Store
 
     store = memory._store
@@ -124,6 +132,9 @@ def measure(
     def timed(name: str, items: list[dict[str, Any]], check: Any) -> None:
         store.knn_many = check
         whole = WholeStore(store) if name.endswith("whole store") else contextlib.nullcontext()
+        bulk = memento.embedder.BULK_MIN
+        if name.endswith("one session"):
+            memento.embedder.BULK_MIN = len(items) + 1
         try:
             with whole:
                 start = time.perf_counter()
@@ -131,6 +142,7 @@ def measure(
                 elapsed = time.perf_counter() - start
         finally:
             store.knn_many = batched
+            memento.embedder.BULK_MIN = bulk
         way = ways.setdefault(name, {"items": 0, "seconds": 0.0, "created": 0})
         way["items"] += len(items)
         way["seconds"] += elapsed
@@ -153,6 +165,13 @@ def measure(
             runs.append(
                 lambda p=other: timed(
                     "facts, per item", [{"content": t, "kind": "fact"} for t in p], per_item
+                )
+            )
+        if single is not None:
+            alone = single[start : start + chunk]
+            runs.append(
+                lambda p=alone: timed(
+                    "events, one session", [{"content": t, "kind": "event"} for t in p], batched
                 )
             )
         for i in range(len(runs)):
@@ -330,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         "--agreement", type=int, default=0, metavar="N",
         help="compare the partitioned check with an exact scan on N queries of each kind",
     )  # fmt: skip
+    parser.add_argument(
+        "--one-session", action="store_true",
+        help="also store texts as events with every text embedded on the embedder's first "
+        "session (before memento.embedder.BULK_MIN)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument(
         "--retrain", action="store_true",
@@ -353,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="memento-rate-"))
     workdir.mkdir(parents=True, exist_ok=True)
     before = not args.no_before
-    ways_per_size = 4 if before else 2
+    ways_per_size = (4 if before else 2) + args.one_session
     per_size = args.texts * ways_per_size + 4 * (args.texts // 2) + args.agreement + WARM
     mark = workdir / "rate-used.txt"
     need = args.pool + per_size * len(sizes)
@@ -390,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
                     fresh[used + args.texts : used + 2 * args.texts],
                 ]
                 used += 2 * args.texts
+            single = None
+            if args.one_session:
+                single = fresh[used : used + args.texts]
+                used += args.texts
             extra = fresh[used : used + 4 * (args.texts // 2)]
             used += len(extra)
             probes = fresh[used : used + args.agreement]
@@ -407,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             took = time.perf_counter() - start
             log(f"{total:,}: first check (warm-up, {WARM} facts) in {took:.2f} s")
             log(f"{total:,} memories: storing {args.texts} texts {ways_per_size} ways")
-            ways = measure(memory, texts, others, args.chunk, extra)
+            ways = measure(memory, texts, others, args.chunk, extra, single)
             count = memory.stats()["total"]
             rows.append({"memories": count, "ways": ways})
             mark.write_text(str(used))
@@ -433,16 +461,24 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
         head += " facts, whole store /s | whole vs events |"
         head += " facts, per-item check /s | per item vs events |"
         rule += "---:|---:|---:|---:|"
+    if args.one_session:
+        head += " events, one session /s | events vs one session |"
+        rule += "---:|---:|"
     lines = [
         f"`python benches/store_rate.py --sizes {args.sizes} --texts {args.texts} "
-        f"--chunk {args.chunk} --pool {args.pool}`; load average {load0[0]:.1f} before, "
+        f"--chunk {args.chunk} --pool {args.pool}"
+        + (" --no-before" if not before else "")
+        + (" --one-session" if args.one_session else "")
+        + (" --reuse" if args.reuse else "")
+        + f"`; load average {load0[0]:.1f} before, "
         f"{load1[0]:.1f} after. {args.texts} texts per way and size, store_many calls of "
         f"{args.chunk}, the ways interleaved call by call.",
         "",
         head,
         rule,
     ]
-    extra = []
+    extra: list[str] = []
+    deduplicated: list[str] = []
     for row in rows:
         w = row["ways"]
         if "write only: events" in w:
@@ -464,7 +500,20 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
             whole = w["facts, whole store"]["per_s"]
             old = w["facts, per item"]["per_s"]
             line += f" {whole:.1f} | {_pct(whole, ev)} | {old:.1f} | {_pct(old, ev)} |"
+        if "events, one session" in w:
+            alone = w["events, one session"]["per_s"]
+            line += f" {alone:.1f} | {_pct(ev, alone)} |"
         lines.append(line)
+        # texts already in the store would be deduplicated (no insert): a fact timed so is
+        # cheaper than a fresh one, so say how many were
+        for name, way in w.items():
+            if name.startswith(("facts", "write only: facts")) and way["created"] < way["items"]:
+                deduplicated.append(
+                    f"- {row['memories']:,}, {name}: {way['created']} of {way['items']} "
+                    "created, the others near duplicates of stored memories"
+                )
+    if deduplicated:
+        lines += ["", *deduplicated]
     agreed = [(row["memories"], row["agreement"]) for row in rows if row.get("agreement")]
     if agreed:
         lines += [

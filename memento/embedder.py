@@ -51,12 +51,13 @@ PARALLEL_MIN = 4
 # Runs in one embed() call from which they go to a second session whose runs use one
 # intra-op thread each, the runs themselves spread over ``threads`` Python threads: with
 # several runs in flight the first session's intra-op threads only add hand-offs (they sleep
-# between runs, see _session_options). Measured on a 2-core Xeon, the two sessions
-# interleaved in one process over 1,200 SciFact sentences, in batches of 200: 317.5 against
-# 279.2 texts/s, and 368.3 against 335.5 in a second run, the vectors bit-identical. One text
-# alone is slower there (6.2 against 5.0 ms), so fewer runs keep the first session. The
-# second session costs ~29 MB of resident memory (97 -> 126 MB), paid only by a process that
-# embeds this many texts in one call (store_many, import, reembed), never by single queries.
+# between runs, see _session_options). Measured on a 2-core Xeon (benches/run.py, embedding
+# group, "one session" beside it): 326.9 against 254.3 sentences/s over 2,000 SciFact
+# sentences, 270.6 against 260.4 over 500, the vectors bit-identical. One text alone is
+# slower there (6.2 against 5.0 ms), so single queries keep the first session. The second
+# session is opened at the first call this large (35 ms from the session cache) and costs
+# ~29 MB of resident memory (97 -> 126 MB): the threshold keeps a server whose agent stores a
+# few memories at a time, or recalls several queries at once, from paying that.
 BULK_MIN = 32
 
 
