@@ -365,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         help="grow the store left in --workdir by an earlier run instead of a new one",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    from memento.embedder import BULK_MIN
+
+    if args.one_session and args.chunk < BULK_MIN:
+        parser.error(
+            f"--one-session needs --chunk >= {BULK_MIN}: smaller calls take the first session "
+            "either way"
+        )
     sizes = [SIZES[s.strip().lower()] for s in args.sizes.split(",")]
 
     def log(message: str) -> None:

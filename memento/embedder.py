@@ -440,6 +440,7 @@ class Embedder:
         self.threads = threads or default_threads()
         self._session: Any = None
         self._bulk: Any = None
+        self._bulk_lock = threading.Lock()
         self._tokenizer: Any = None
         self._specials = 0
         self._input_names: list[str] = []
@@ -539,10 +540,16 @@ class Embedder:
 
     def _bulk_session(self) -> Any:
         """The session of one intra-op thread that runs many texts at once (``BULK_MIN``),
-        opened on first use from the same (cached) graph."""
-        with self._lock:
+        opened on first use from the same (cached) graph. If it cannot be opened (the model
+        files changed since :meth:`load`, say by an upgrade under a running server), the
+        first session, loaded from verified files, runs them as before, and no later call
+        hashes the model again to find out."""
+        with self._bulk_lock:  # not _lock: tokenising other texts need not wait for this
             if self._bulk is None:
-                self._bulk = self._open(1)
+                try:
+                    self._bulk = self._open(1)
+                except ModelError:
+                    self._bulk = self._session
             return self._bulk
 
     def _run(self, encodings: Sequence[Any], session: Any = None) -> np.ndarray:

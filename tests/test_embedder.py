@@ -65,6 +65,8 @@ def test_a_large_call_gives_each_text_the_vector_it_gets_alone() -> None:
     embedder = Embedder(threads=2)
     texts = [f"lesson {i}: retry the {i % 7} flaky job " + "on arm64 " * (i % 5) for i in range(40)]
     assert len(texts) >= BULK_MIN
+    embedder.embed(texts[: BULK_MIN - 1])
+    assert embedder._bulk is None  # a few texts at a time never pay for the second session
     together = embedder.embed(texts)
     assert embedder._bulk is not None  # the call took the second session
     alone = np.stack([embedder.embed([t])[0] for t in texts])
@@ -111,6 +113,25 @@ def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
         handle.write(" ")
     with pytest.raises(ModelError, match="does not match its sha256"):
         Embedder(copy).embed(["hello"])
+
+
+def test_a_model_changed_under_a_loaded_embedder_still_embeds_large_calls(
+    tmp_path: Path,
+) -> None:
+    """A server keeps the model it loaded from verified files: when those files change
+    afterwards (an upgrade, a damaged disk), a large call, which opens a second session,
+    runs on the loaded one instead of failing where a single store would not."""
+    copy = _copy_model(tmp_path)
+    embedder = Embedder(copy, threads=2)
+    texts = [f"note {i}: the cache for tenant t{i} lives in redis db {i % 4}" for i in range(40)]
+    alone = embedder.embed(texts[:1])
+    with (copy / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    together = embedder.embed(texts)
+    assert np.allclose(together[0], alone[0], atol=1e-6)
+    assert embedder._bulk is embedder._session
+    with pytest.raises(ModelError, match="does not match its sha256"):
+        Embedder(copy).embed(["a new process checks the files"])
 
 
 def test_local_model_directory_from_environment(tmp_path: Path, monkeypatch) -> None:
