@@ -1417,24 +1417,16 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_x(row.get('latency_speedup_vs_st'))} | {row.get('threads', '-')} "
                 f"| {row.get('batch_size', '-')} |"
             )
-        serial = g["rows"].get(SERIAL, {})
-        if "identical_vectors_to_memento_int8" in serial:
-            same = "bit-identical to" if serial["identical_vectors_to_memento_int8"] else "not"
-            lines += [
-                "",
-                f'"{SERIAL}" is the same embedder called once per text, as store_many ran '
-                f"before texts were shared out among threads; its vectors are {same} memento "
-                "int8's.",
-            ]
-        one = g["rows"].get(ONE_SESSION, {})
-        if "identical_vectors_to_memento_int8" in one:
-            same = "bit-identical to" if one["identical_vectors_to_memento_int8"] else "not"
-            lines += [
-                "",
-                f'"{ONE_SESSION}" runs every call on the first session, as before a call of '
-                "many texts went to a second session of one intra-op thread per run; its "
-                f"vectors are {same} memento int8's.",
-            ]
+        for name, what in (
+            (SERIAL, "is the same embedder called once per text, as store_many ran before "
+                     "texts were shared out among threads"),
+            (ONE_SESSION, "runs every call on the first session, as before a call of many "
+                          "texts went to a second session of one intra-op thread per run"),
+        ):  # fmt: skip
+            row = g["rows"].get(name, {})
+            if "identical_vectors_to_memento_int8" in row:
+                same = "bit-identical to" if row["identical_vectors_to_memento_int8"] else "not"
+                lines += ["", f'"{name}" {what}; its vectors are {same} memento int8\'s.']
         if g["fidelity"]:
             lines += ["", "| cosine fidelity | mean | 1st pct | min | share >= 0.99 |",
                       "|---|---:|---:|---:|---:|"]  # fmt: skip
