@@ -591,6 +591,19 @@ class OneCallPerText:
 ONE_SESSION = "memento int8, one session"
 
 
+@contextlib.contextmanager
+def one_session() -> Any:
+    """Every embed() call inside runs on the embedder's first session, as before calls of
+    many texts went to a session of their own (``memento.embedder.BULK_MIN``)."""
+    import memento.embedder as module
+
+    saved, module.BULK_MIN = module.BULK_MIN, sys.maxsize
+    try:
+        yield
+    finally:
+        module.BULK_MIN = saved
+
+
 class OneSession:
     """The shipped embedder with every call on its first session, as before large calls
     went to a session of one intra-op thread per run (``memento.embedder.BULK_MIN``), so
@@ -602,13 +615,8 @@ class OneSession:
         self.name = embedder.name
 
     def embed(self, texts: list[str]) -> Any:
-        import memento.embedder as module
-
-        saved, module.BULK_MIN = module.BULK_MIN, len(texts) + 1
-        try:
+        with one_session():
             return self.embedder.embed(texts)
-        finally:
-            module.BULK_MIN = saved
 
 
 def _pass(embedder: Any, sentences: list[str]) -> tuple[float, Any]:

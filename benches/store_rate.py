@@ -121,7 +121,6 @@ def measure(
     also those texts as events with every text embedded on the first session."""
     import contextlib
 
-    import memento.embedder
     from memento.store.base import Store
 
     store = memory._store
@@ -132,17 +131,14 @@ def measure(
     def timed(name: str, items: list[dict[str, Any]], check: Any) -> None:
         store.knn_many = check
         whole = WholeStore(store) if name.endswith("whole store") else contextlib.nullcontext()
-        bulk = memento.embedder.BULK_MIN
-        if name.endswith("one session"):
-            memento.embedder.BULK_MIN = len(items) + 1
+        alone = run.one_session() if name.endswith("one session") else contextlib.nullcontext()
         try:
-            with whole:
+            with whole, alone:
                 start = time.perf_counter()
                 records = memory.store_many(items)
                 elapsed = time.perf_counter() - start
         finally:
             store.knn_many = batched
-            memento.embedder.BULK_MIN = bulk
         way = ways.setdefault(name, {"items": 0, "seconds": 0.0, "created": 0})
         way["items"] += len(items)
         way["seconds"] += elapsed
