@@ -215,3 +215,100 @@ def test_an_idle_connection_sees_a_partition_trained_again(
         new = sqlite_parts.centroids(m.conn)
         assert new is not None and not (new == old).all()
         assert (sqlite_parts.centroids(idle.conn) == new).all()
+
+
+class _ChosenVectors:
+    """A stand-in model for the index's mechanics: the texts of ``vectors`` get those
+    vectors, every other text a pseudo-random unit vector (``HashEmbedder``)."""
+
+    def __init__(self, vectors: dict[str, object]) -> None:
+        from tests.conftest import HashEmbedder
+
+        self._hash = HashEmbedder()
+        self.name, self.dimension, self.loaded = "test-chosen", 384, True
+        self.vectors = vectors
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, texts, batch_size: int = 32):  # type: ignore[no-untyped-def]
+        out = self._hash.embed(texts)
+        for i, text in enumerate(texts):
+            if text in self.vectors:
+                out[i] = self.vectors[text]
+        return out
+
+
+def test_a_check_finds_a_related_fact_its_sign_bits_alone_would_rank_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check keeps the memories nearest to its vector in Hamming distance, WIDEN times its
+    pool, then the pool of them whose sign bits best match its vector's values. Here twelve
+    stored facts share the new fact's signs on its 376 small dimensions and oppose it on
+    its 8 large ones (cosine -0.6, Hamming distance 8-19), and one shares its large
+    dimensions and 3 in 4 of its small ones (cosine 0.95, distance 94; a random fact's is
+    ~190): a store, one or in a
+    batch, still lists that one as related, where the 4 nearest by Hamming distance (the
+    pool here) would not hold it."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    signs = rng.choice([-1.0, 1.0], 384)
+    query = np.where(np.arange(384) < 8, 1.0, 0.05) * signs
+    close = query.copy()
+    close[8::4] *= -1  # a quarter of the small dimensions flipped
+    chosen = {"the new fact": query, "the related fact": close}
+    for n in range(12):
+        decoy = query.copy()
+        decoy[:8] *= -1
+        own = slice(8 + 8 * n, 16 + 8 * n)  # large values of its own: no decoy repeats another
+        decoy[own] = signs[own]
+        decoy[200 : 200 + n] *= -1  # distinct distances, 8 to 19
+        chosen[f"decoy {n}"] = decoy
+    chosen = {t: (v / np.linalg.norm(v)).astype(np.float32) for t, v in chosen.items()}
+    cosine = float(chosen["the new fact"] @ chosen["the related fact"])
+    assert cosine == pytest.approx(0.95, abs=0.01)
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 60)
+    monkeypatch.setattr(sqlite_parts, "PARTS", 4)
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)
+    monkeypatch.setattr(sqlite_parts, "PROBE", 4)  # every partition: the pool alone decides
+    monkeypatch.setattr(sqlite_parts, "MIN_POOL", 4)
+    model = _ChosenVectors(chosen)
+
+    def related(name: str, batch: bool) -> list[str]:
+        with Memory(path=tmp_path / name, embedder=model) as m:  # type: ignore[arg-type]
+            m.store_many([{"content": f"filler {n}"} for n in range(70)])
+            m.store_many([{"content": t} for t in chosen if t != "the new fact"])
+            assert sqlite_parts.generation(m.conn) is not None
+            stored = m.conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+            assert stored == 70 + len(chosen) - 1  # no decoy taken for another
+            if batch:
+                record = m.store_many([{"content": "the new fact"}, {"content": "filler 99"}])[0]
+            else:
+                record = m.store("the new fact")
+            assert record.action == "created"
+            return [r.content for r in record.related]
+
+    assert related("one.db", batch=False) == ["the related fact"]
+    assert related("batch.db", batch=True) == ["the related fact"]
+    monkeypatch.setattr(sqlite_parts, "WIDEN", 1)  # the Hamming distance alone: the decoys
+    assert related("hamming.db", batch=False) == []
+
+
+@pytest.mark.parametrize("dimension", [384, 100])
+def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int) -> None:
+    """The score that picks a check's pool is the query's dot product with each memory's
+    signs as +1/-1, for the bits as the index packs them (the last word padded when the
+    dimension is not a multiple of 64)."""
+    import numpy as np
+
+    rng = np.random.default_rng(dimension)
+    stored = rng.standard_normal((40, dimension)).astype(np.float32)
+    query = rng.standard_normal(dimension).astype(np.float32)
+    words = np.stack(
+        [sqlite_index._words(sqlite_index.bits_of(row.tobytes())) for row in stored], axis=1
+    )
+    table = sqlite_index._sign_table(np, query.tobytes(), words.shape[0])
+    scores = sqlite_index._sign_scores(np, table, words) / sqlite_index.SIGN_SCALE
+    expected = np.where(stored > 0, 1.0, -1.0) @ query.astype(np.float64)
+    assert scores == pytest.approx(expected, abs=dimension * 2**-20)

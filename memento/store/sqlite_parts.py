@@ -21,9 +21,11 @@ writing facts into a large store went at a fifth of the speed of events
    benchmark's 1M row measures that). ``reembed`` to another model drops it or leaves it
    unused, and the next write at scale trains one on the new vectors.
 3. A check scores its vector against the centroids and reaches the memories of its
-   ``PROBE`` nearest partitions (and any row without a part), then does what the index
-   does with candidates: the nearest in Hamming distance (a 32nd of those reached, from
-   ``MIN_POOL`` to ``POOL``), re-ranked by exact cosine. The batch's own memories count
+   ``PROBE`` nearest partitions (and any row without a part), keeps the ``WIDEN`` x pool
+   nearest of them in Hamming distance, of those the pool (a 32nd of the memories reached,
+   from ``MIN_POOL`` to ``POOL``) whose sign bits score best against its float vector
+   (``sqlite_index._sign_table``), and re-ranks the pool by exact cosine on the float
+   copies read from SQLite. The batch's own memories count
    for an item only inside the same partitions (``Store.regions``), so a batch decides as
    one store after another. Each connection's index keeps its sign bits in partition
    order as well, each partition's facts, events and lessons apart (:class:`Layout`), so a
@@ -55,9 +57,10 @@ if TYPE_CHECKING:
 # transactions short enough that another writer meanwhile waited 0.43 / 0.83 s at most
 # (benches/store_rate.py --retrain).
 PARTS = 1_024
-# Partitions a check reaches, and the memories among them, nearest in Hamming distance,
-# that are re-ranked by exact cosine. Measured against an exact scan of every fact with
-# benches/store_rate.py --agreement (README "store_many: facts against events"): with these
+# Partitions a check reaches, and the memories among them that are re-ranked by exact
+# cosine (the pool: the nearest in Hamming distance until 2026-11-27). Measured against an
+# exact scan of every fact with benches/store_rate.py --agreement (README "store_many:
+# facts against events"): with these
 # values a check listed as many neighbours at >= 0.65 as the exact scan, the best within
 # 0.01, for 97-99 % of 400 fresh sentences at 100k memories and 95 % at a million (lists of
 # ~1,000), and found every one of 400 restated facts as the near duplicate it is. At a
@@ -65,10 +68,20 @@ PARTS = 1_024
 # 2.2 ms a check, 50 candidates instead of 150 about 3 points less (the whole-store pass
 # costs 15-35 ms there).
 PROBE = 16
-POOL = 100
+# The pool is the best by their sign bits' dot product with the check's float vector
+# (sqlite_index._sign_table) of the WIDEN x pool nearest in Hamming distance. On 1,000
+# fresh SciFact sentences against an exact scan (as many hits, the best alike): at a
+# million 60 of 240 agreed for 97.2 % against 96.9 % for the 100 nearest in Hamming
+# distance, with 60 float reads a check instead of ~110 (0.9-1.2 ms a check against
+# 1.1-1.3 ms, interleaved); at 100k 98.8 % against 98.6 % with the pool of 30-50 below.
+# Within the partitions reached, a pool of 50 (of 200) agreed 0.3 points less, 80 (of 320)
+# 0.3 points more.
+POOL = 60
+WIDEN = 4
 # The pool is a 32nd of the memories a check reaches, between MIN_POOL and POOL: at 100k
-# (~1,600 reached) 25, 50 and 100 found the same hits; at a million POOL matters (above).
-MIN_POOL = 50
+# (~1,100-1,600 reached) 30, 40 and 50 agreed alike within the partitions but for one
+# sentence in 1,000 (20: five); at a million POOL matters (above).
+MIN_POOL = 30
 # Vectors the centroids are trained on, at most (a deterministic sample by seq: 32 per
 # centroid), and the vectors needed per centroid before a store is partitioned at all: 20
 # (20,480, well under the 50,000 memories where the check starts using a partition, so only
