@@ -7,6 +7,7 @@ are lowered so that a few hundred real sentences make a partitioned store."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,17 +240,12 @@ class _ChosenVectors:
         return out
 
 
-def test_a_check_finds_a_related_fact_its_sign_bits_alone_would_rank_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A check keeps the memories nearest to its vector in Hamming distance, WIDEN times its
-    pool, then the pool of them whose sign bits best match its vector's values. Here twelve
-    stored facts share the new fact's signs on its 376 small dimensions and oppose it on
-    its 8 large ones (cosine -0.6, Hamming distance 8-19), and one shares its large
-    dimensions and 3 in 4 of its small ones (cosine 0.95, distance 94; a random fact's is
-    ~190): a store, one or in a
-    batch, still lists that one as related, where the 4 nearest by Hamming distance (the
-    pool here) would not hold it."""
+def _misleading_vectors() -> dict[str, Any]:
+    """Unit vectors for a new fact and the stored facts its sign bits mislead about: twelve
+    decoys share its signs on its 376 small dimensions and oppose it on its 8 large ones
+    (cosine -0.54, Hamming distance 8-19, each with large values of its own so that none
+    is a near duplicate of another), and a related fact shares its large dimensions and 3
+    in 4 of its small ones (cosine 0.95, distance 94; a random fact's is ~190)."""
     import numpy as np
 
     rng = np.random.default_rng(5)
@@ -268,11 +264,29 @@ def test_a_check_finds_a_related_fact_its_sign_bits_alone_would_rank_out(
     chosen = {t: (v / np.linalg.norm(v)).astype(np.float32) for t, v in chosen.items()}
     cosine = float(chosen["the new fact"] @ chosen["the related fact"])
     assert cosine == pytest.approx(0.95, abs=0.01)
+    return chosen
+
+
+@pytest.fixture
+def every_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partitioned store of ~80 memories in 4 partitions, every one reached by a check (so
+    the pool alone decides), whose pool is 4 of the 16 nearest in Hamming distance."""
     monkeypatch.setattr(sqlite_index, "MIN_ROWS", 60)
     monkeypatch.setattr(sqlite_parts, "PARTS", 4)
     monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)
-    monkeypatch.setattr(sqlite_parts, "PROBE", 4)  # every partition: the pool alone decides
+    monkeypatch.setattr(sqlite_parts, "PROBE", 4)
     monkeypatch.setattr(sqlite_parts, "MIN_POOL", 4)
+
+
+def test_a_check_finds_a_related_fact_its_sign_bits_alone_would_rank_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every_partition: None
+) -> None:
+    """A check keeps the memories nearest to its vector in Hamming distance, WIDEN times its
+    pool, then the pool of them whose sign bits best match its vector's values. With the
+    decoys of ``_misleading_vectors`` stored, a store, one or in a batch, still lists the
+    related fact as related, where the 4 nearest by Hamming distance (the pool here) would
+    not hold it."""
+    chosen = _misleading_vectors()
     model = _ChosenVectors(chosen)
 
     def related(name: str, batch: bool) -> list[str]:
@@ -295,11 +309,61 @@ def test_a_check_finds_a_related_fact_its_sign_bits_alone_would_rank_out(
     assert related("hamming.db", batch=False) == []
 
 
+@pytest.mark.parametrize("written", ["before", "in the transaction"])
+def test_a_checks_pool_is_the_best_scored_of_the_nearest(
+    tmp_path: Path, every_partition: None, written: str
+) -> None:
+    """The pool a check re-ranks is the related fact and the three decoys of
+    ``_misleading_vectors`` that score best (decoy n's score falls with n) out of the 16
+    nearest in Hamming distance, whether those rows were stored before or written by the
+    open write transaction (the check then takes them from the transaction's own read)."""
+    from datetime import timedelta
+
+    from memento.dates import utcnow
+    from memento.ids import new_id
+    from memento.store import NewMemory
+    from memento.store.sqlite import scope_codes
+
+    chosen = _misleading_vectors()
+    model = _ChosenVectors(chosen)
+    facts = Filters(kinds=("fact",), scopes=(GLOBAL,))
+    with Memory(path=tmp_path / "m.db", embedder=model) as m:  # type: ignore[arg-type]
+        m.store_many([{"content": f"filler {n}"} for n in range(70)])
+        m.store("one more filler")  # the partition is trained before this write
+        store, now = m._store, utcnow()
+        texts = [t for t in chosen if t != "the new fact"]
+        if written == "before":
+            m.store_many([{"content": t} for t in texts])
+        # a read transaction keeps the rows stored before in the index's copy; a write
+        # transaction overlays the rows it wrote (or that are newer than the copy) instead
+        with store.transaction(write=written == "in the transaction"):
+            if written == "in the transaction":
+                for n, text in enumerate(texts):
+                    row = NewMemory(
+                        id=new_id(), content=text, kind="fact", subject_key=None,
+                        importance=0.5, metadata={}, source="test",
+                        created_at=now + timedelta(seconds=n), updated_at=now,
+                    )  # fmt: skip
+                    store.insert(row, chosen[text].tobytes())
+            vector = chosen["the new fact"].tobytes()
+            [(_, reach)] = store.regions([vector])
+            index = sqlite_index.for_connection(store.conn)
+            [pool] = index.candidates_many(
+                store.conn, [vector], facts, sqlite_parts.POOL, None,
+                scope_codes(store.conn, facts), reach=[reach], least=4,
+            )  # fmt: skip
+            contents = {row.content for row in store.fetch(pool).values()}
+            assert contents == {"the related fact", "decoy 0", "decoy 1", "decoy 2"}
+            hits = store.knn_many([vector], 4, [facts], min_similarity=0.65)[0]
+            assert [store.fetch([s])[s].content for s, _ in hits] == ["the related fact"]
+
+
 @pytest.mark.parametrize("dimension", [384, 100])
 def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int) -> None:
     """The score that picks a check's pool is the query's dot product with each memory's
     signs as +1/-1, for the bits as the index packs them (the last word padded when the
-    dimension is not a multiple of 64)."""
+    dimension is not a multiple of 64), the query taken as a unit vector whatever its
+    length (a model may return others)."""
     import numpy as np
 
     rng = np.random.default_rng(dimension)
@@ -308,7 +372,10 @@ def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int)
     words = np.stack(
         [sqlite_index._words(sqlite_index.bits_of(row.tobytes())) for row in stored], axis=1
     )
-    table = sqlite_index._sign_table(np, query.tobytes(), words.shape[0])
-    scores = sqlite_index._sign_scores(np, table, words) / sqlite_index.SIGN_SCALE
-    expected = np.where(stored > 0, 1.0, -1.0) @ query.astype(np.float64)
-    assert scores == pytest.approx(expected, abs=dimension * 2**-20)
+    unit = query.astype(np.float64) / np.linalg.norm(query)
+    expected = np.where(stored > 0, 1.0, -1.0) @ unit
+    for length in (1e-8, 1.0, 1e4):  # the same scores for a very short or long vector
+        vector = (unit * length).astype(np.float32).tobytes()
+        table = sqlite_index._sign_table(np, vector, words.shape[0])
+        scores = sqlite_index._sign_scores(np, table, words) / sqlite_index.SIGN_SCALE
+        assert scores == pytest.approx(expected, abs=dimension * 2**-20)

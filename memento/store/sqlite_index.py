@@ -473,8 +473,8 @@ class BitIndex:
                 kinds = _kind_codes(filters)
                 return [
                     [*self._reached(
-                        query, _sign_table(np, vector, self.width), wanted, mask, valid,
-                        kinds, dseqs, dparts, dwords, pool, least),
+                        query, vector, wanted, mask, valid, kinds, dseqs, dparts, dwords, pool,
+                        least),
                      *extra]
                     for query, vector, wanted in zip(queries, vectors, reach)
                 ]  # fmt: skip
@@ -592,7 +592,7 @@ class BitIndex:
         }  # fmt: skip
 
     def _reached(
-        self, query: Any, table: Any, wanted: frozenset[int], mask: Any, valid: Any,
+        self, query: Any, vector: bytes, wanted: frozenset[int], mask: Any, valid: Any,
         kinds: Sequence[int] | None, dseqs: Any, dparts: Any, dwords: Any, pool: int,
         least: int,
     ) -> list[int]:
@@ -600,7 +600,7 @@ class BitIndex:
         partitions ``wanted`` or in none (``mask``: allowed; ``valid``: the same in the
         layout's order; ``kinds``: their kind codes, None: all): the ``parts.WIDEN`` x
         ``pool`` nearest in Hamming distance (``query``: its sign bits), of which the pool
-        scores best against the query's float vector (``table``, see :func:`_sign_table`)."""
+        scores best against the query's float ``vector`` (:func:`_sign_table`)."""
         np = self.np
         assert self.layout is not None
         seqs, words, keep = self.layout.reached(self, wanted, mask, valid, kinds)
@@ -624,7 +624,7 @@ class BitIndex:
         chosen = words[:, cols[wide[mine]]]
         if not mine.all():
             chosen = np.concatenate([chosen, dwords[:, wide[~mine] - len(cols)]], axis=1)
-        scores = _sign_scores(np, table, chosen)
+        scores = _sign_scores(np, _sign_table(np, vector, self.width), chosen)
         # ties at the boundary included, as in _nearest: the pool is the same whatever the
         # order of the rows (one store after another, or a batch)
         floor = np.partition(scores, len(scores) - pool)[len(scores) - pool]
@@ -678,9 +678,9 @@ def _words(bits: bytes) -> Any:
 
 def _sign_table(np: Any, vector: bytes, width: int) -> Any:
     """What each byte of a memory's sign bits adds to its score against ``vector``, for
-    ``width`` words, flattened: entry ``256 * j + b`` is the dot product of the vector's
-    dimensions 8j..8j+7 with the +1/-1 signs the byte value ``b`` packs (``bits_of``),
-    times ``SIGN_SCALE`` and rounded.
+    ``width`` words, flattened: entry ``256 * j + b`` is the dot product of dimensions
+    8j..8j+7 of the unit vector along ``vector`` with the +1/-1 signs the byte value ``b``
+    packs (``bits_of``), times ``SIGN_SCALE`` and rounded.
 
     The score, the vector's dot product with a memory's signs, ranks memories by cosine
     better than the Hamming distance between two sets of sign bits, which throws the
@@ -696,6 +696,9 @@ def _sign_table(np: Any, vector: bytes, width: int) -> Any:
     query = np.zeros(64 * width, dtype=np.float64)
     values = np.frombuffer(vector, dtype="<f4")[: 64 * width]
     query[: len(values)] = values
+    norm = float(np.linalg.norm(query))
+    if norm > 0:  # a unit vector, whatever a model returns: the steps below assume one
+        query /= norm
     table = (query.reshape(-1, 8) @ _SIGNS.T) * SIGN_SCALE  # (8 * width, 256)
     return np.rint(table).astype(np.int32).ravel()
 

@@ -69,13 +69,13 @@ PARTS = 1_024
 # costs 15-35 ms there).
 PROBE = 16
 # The pool is the best by their sign bits' dot product with the check's float vector
-# (sqlite_index._sign_table) of the WIDEN x pool nearest in Hamming distance. On 1,000
-# fresh SciFact sentences against an exact scan (as many hits, the best alike): at a
-# million 60 of 240 agreed for 97.2 % against 96.9 % for the 100 nearest in Hamming
-# distance, with 60 float reads a check instead of ~110 (0.9-1.2 ms a check against
-# 1.1-1.3 ms, interleaved); at 100k 98.8 % against 98.6 % with the pool of 30-50 below.
-# Within the partitions reached, a pool of 50 (of 200) agreed 0.3 points less, 80 (of 320)
-# 0.3 points more.
+# (sqlite_index._sign_table) of the WIDEN x pool nearest in Hamming distance. Against an
+# exact scan (store_rate.py --agreement, fresh SciFact sentences, as many hits and the best
+# alike): at a million 60 of 240 agreed for 96.5 % of 1,000 and 97.0 % of 400 against
+# 95.9 % and 95.8 % for the 100 nearest in Hamming distance, with 60 float reads a check
+# instead of ~110 (0.90 against 1.03 ms a check; 1.37 against 1.35 ms in the other run); at
+# 100k 97.6 % against 97.3 % with the pool of 30-50 below. Within the partitions reached,
+# a pool of 50 (of 200) agreed 0.3 points less, 80 (of 320) 0.3 points more.
 POOL = 60
 WIDEN = 4
 # The pool is a 32nd of the memories a check reaches, between MIN_POOL and POOL: at 100k
