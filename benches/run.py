@@ -591,17 +591,14 @@ class OneCallPerText:
 ONE_SESSION = "memento int8, one session"
 
 
-@contextlib.contextmanager
 def one_session() -> Any:
     """Every embed() call inside runs on the embedder's first session, as before calls of
     many texts went to a session of their own (``memento.embedder.BULK_MIN``)."""
+    from unittest import mock
+
     import memento.embedder as module
 
-    saved, module.BULK_MIN = module.BULK_MIN, sys.maxsize
-    try:
-        yield
-    finally:
-        module.BULK_MIN = saved
+    return mock.patch.object(module, "BULK_MIN", sys.maxsize)
 
 
 class OneSession:

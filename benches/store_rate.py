@@ -44,15 +44,15 @@ Prints a markdown table; ``--out`` also writes it (with the run's settings) to a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
 import time
 import types
-from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -122,8 +122,6 @@ def measure(
 ) -> dict:
     """The four ways (see the module docstring), interleaved call by call; with ``single``,
     also those texts as events with every text embedded on the first session."""
-    import contextlib
-
     from memento.store.base import Store
 
     store = memory._store
@@ -133,8 +131,8 @@ def measure(
 
     def timed(name: str, items: list[dict[str, Any]], check: Any) -> None:
         store.knn_many = check
-        whole = WholeStore(store) if name.endswith("whole store") else contextlib.nullcontext()
-        alone = run.one_session() if name.endswith("one session") else contextlib.nullcontext()
+        whole = WholeStore(store) if name.endswith("whole store") else nullcontext()
+        alone = run.one_session() if name.endswith("one session") else nullcontext()
         try:
             with whole, alone:
                 start = time.perf_counter()
@@ -263,19 +261,6 @@ def retrain(path: Path, memory: Any) -> str:
 HAMMING_POOL = {"POOL": 100, "MIN_POOL": 50, "WIDEN": 1}
 
 
-@contextlib.contextmanager
-def _settings(module: Any, values: dict[str, Any] | None) -> Iterator[None]:
-    """``module``'s constants set to ``values`` for the block (None: as they are)."""
-    saved = {name: getattr(module, name) for name in values or {}}
-    for name, value in (values or {}).items():
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
-
-
 def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
     """The partitioned check's answers against an exact scan of every fact, and against the
     whole-store index path (Hamming pass over every memory, 1,000 re-ranked), on ``texts``
@@ -321,7 +306,7 @@ def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
                 ("partition, Hamming pool", HAMMING_POOL), ("partition", None),
                 ("partition, Hamming pool", HAMMING_POOL), ("partition", None),
             ):  # fmt: skip
-                with _settings(sqlite_parts, settings):
+                with mock.patch.multiple(sqlite_parts, **settings) if settings else nullcontext():
                     start = time.perf_counter()
                     found = memory._store.knn_many(
                         vectors, k, [where] * len(vectors), min_similarity=RELATED_SIMILARITY

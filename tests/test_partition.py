@@ -15,6 +15,7 @@ from memento import AccessError, Memory
 from memento.embedder import Embedder
 from memento.projects import GLOBAL
 from memento.store import Filters, sqlite_index, sqlite_parts
+from tests.conftest import HashEmbedder
 from tests.test_batch_dedup import SUBJECTS
 
 FACTS = [
@@ -218,22 +219,16 @@ def test_an_idle_connection_sees_a_partition_trained_again(
         assert (sqlite_parts.centroids(idle.conn) == new).all()
 
 
-class _ChosenVectors:
+class _ChosenVectors(HashEmbedder):
     """A stand-in model for the index's mechanics: the texts of ``vectors`` get those
     vectors, every other text a pseudo-random unit vector (``HashEmbedder``)."""
 
-    def __init__(self, vectors: dict[str, object]) -> None:
-        from tests.conftest import HashEmbedder
-
-        self._hash = HashEmbedder()
-        self.name, self.dimension, self.loaded = "test-chosen", 384, True
+    def __init__(self, vectors: dict[str, Any]) -> None:
+        super().__init__(name="test-chosen")
         self.vectors = vectors
 
-    def load(self) -> None:
-        pass
-
     def embed(self, texts, batch_size: int = 32):  # type: ignore[no-untyped-def]
-        out = self._hash.embed(texts)
+        out = super().embed(texts, batch_size)
         for i, text in enumerate(texts):
             if text in self.vectors:
                 out[i] = self.vectors[text]
