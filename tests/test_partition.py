@@ -304,14 +304,15 @@ def test_a_check_finds_a_related_fact_its_sign_bits_alone_would_rank_out(
     assert related("hamming.db", batch=False) == []
 
 
-@pytest.mark.parametrize("written", ["before", "in the transaction"])
+@pytest.mark.parametrize("written", ["before", "in the transaction", "before, two forgotten"])
 def test_a_checks_pool_is_the_best_scored_of_the_nearest(
     tmp_path: Path, every_partition: None, written: str
 ) -> None:
     """The pool a check re-ranks is the related fact and the three decoys of
     ``_misleading_vectors`` that score best (decoy n's score falls with n) out of the 16
     nearest in Hamming distance, whether those rows were stored before or written by the
-    open write transaction (the check then takes them from the transaction's own read)."""
+    open write transaction (the check then takes them from the transaction's own read).
+    Forgotten decoys, the nearest of all, are never in it: the next best take their place."""
     from datetime import timedelta
 
     from memento.dates import utcnow
@@ -327,8 +328,13 @@ def test_a_checks_pool_is_the_best_scored_of_the_nearest(
         m.store("one more filler")  # the partition is trained before this write
         store, now = m._store, utcnow()
         texts = [t for t in chosen if t != "the new fact"]
-        if written == "before":
-            m.store_many([{"content": t} for t in texts])
+        if written.startswith("before"):
+            stored = m.store_many([{"content": t} for t in texts])
+        expected = {"the related fact", "decoy 0", "decoy 1", "decoy 2"}
+        if written == "before, two forgotten":
+            for record in stored[1:3]:  # decoys 0 and 1
+                m.forget(record.id)
+            expected = {"the related fact", "decoy 2", "decoy 3", "decoy 4"}
         # a read transaction keeps the rows stored before in the index's copy; a write
         # transaction overlays the rows it wrote (or that are newer than the copy) instead
         with store.transaction(write=written == "in the transaction"):
@@ -343,12 +349,14 @@ def test_a_checks_pool_is_the_best_scored_of_the_nearest(
             vector = chosen["the new fact"].tobytes()
             [(_, reach)] = store.regions([vector])
             index = sqlite_index.for_connection(store.conn)
+            if written == "before, two forgotten":
+                index.layout = None  # made again: the forgotten decoys lie in it, not allowed
             [pool] = index.candidates_many(
                 store.conn, [vector], facts, sqlite_parts.POOL, None,
                 scope_codes(store.conn, facts), reach=[reach], least=4,
             )  # fmt: skip
             contents = {row.content for row in store.fetch(pool).values()}
-            assert contents == {"the related fact", "decoy 0", "decoy 1", "decoy 2"}
+            assert contents == expected
             hits = store.knn_many([vector], 4, [facts], min_similarity=0.65)[0]
             assert [store.fetch([s])[s].content for s, _ in hits] == ["the related fact"]
 
@@ -356,9 +364,10 @@ def test_a_checks_pool_is_the_best_scored_of_the_nearest(
 @pytest.mark.parametrize("dimension", [384, 100])
 def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int) -> None:
     """The score that picks a check's pool is the query's dot product with each memory's
-    signs as +1/-1, for the bits as the index packs them (the last word padded when the
-    dimension is not a multiple of 64), the query taken as a unit vector whatever its
-    length (a model may return others)."""
+    signs as +1/-1, computed from the bits where they differ from the query's, for the bits
+    as the index packs them (the last word padded when the dimension is not a multiple of
+    64), the query taken as a unit vector whatever its length (a model may return others);
+    the Hamming distance is the count of those bits."""
     import numpy as np
 
     rng = np.random.default_rng(dimension)
@@ -369,8 +378,12 @@ def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int)
     )
     unit = query.astype(np.float64) / np.linalg.norm(query)
     expected = np.where(stored > 0, 1.0, -1.0) @ unit
+    differing = words.copy()
+    own = sqlite_index._words(sqlite_index.bits_of(query.tobytes()))
+    distances = sqlite_index._differences(np, differing, own)
+    assert distances.tolist() == ((stored > 0) != (query > 0)).sum(axis=1).tolist()
     for length in (1e-8, 1.0, 1e4):  # the same scores for a very short or long vector
         vector = (unit * length).astype(np.float32).tobytes()
         table = sqlite_index._sign_table(np, vector, words.shape[0])
-        scores = sqlite_index._sign_scores(np, table, words) / sqlite_index.SIGN_SCALE
+        scores = sqlite_index._sign_scores(np, table, differing) / sqlite_index.SIGN_SCALE
         assert scores == pytest.approx(expected, abs=dimension * 2**-20)

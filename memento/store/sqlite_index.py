@@ -92,9 +92,14 @@ def bits_of(vector: bytes) -> bytes:
     return np.packbits(np.frombuffer(vector, dtype="<f4") > 0, bitorder="little").tobytes()
 
 
-def next_stamp(conn: apsw.Connection) -> int:
+def top_stamp(conn: apsw.Connection) -> int:
+    """The stamp of the latest change to ``memory_bits`` (0: none; one index seek)."""
     row = conn.execute("SELECT max(stamp) FROM memory_bits").fetchone()
-    return int(row[0] or 0) + 1
+    return int(row[0] or 0)
+
+
+def next_stamp(conn: apsw.Connection) -> int:
+    return top_stamp(conn) + 1
 
 
 def write_row(conn: apsw.Connection, seq: int, vector: bytes | None, meta: VectorMeta) -> None:
@@ -178,6 +183,8 @@ class BitIndex:
         self.dim = 0
         self.searches = 0
         self._buffers: dict[str, Any] = {}  # see _append
+        # the last rows allowed (see candidates_many): key, mask, layout, its count, valid
+        self._masks: tuple[Any, Any, Any, int, Any] | None = None
         self._views: dict[str, Any] = {}
         self.lock = threading.Lock()
         global _POPCOUNT8
@@ -444,10 +451,20 @@ class BitIndex:
             if self.exact:  # a large store: the bits suffice
                 self._forget_floats()
             delta = self.refresh(conn)
-            mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
+            changed = delta is not None and len(delta["seqs"]) > 0
+            # the same filters over an unchanged copy allow the same rows: a batch checked
+            # in parts (Memory's store_many) pays for the mask over every row (~5 ms at a
+            # million memories, with the layout's copy of it) once
+            key = (filters, codes, self.stamp, len(self.seqs), self.generation)
+            reuse = prefix_seqs is None and not changed
+            if reuse and self._masks is not None and self._masks[0] == key:
+                mask = self._masks[1]
+            else:
+                mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
+                self._masks = (key, mask, None, 0, None) if reuse else None
             words = self.words
             dparts = np.zeros(0, dtype=np.int64)
-            if delta is not None and len(delta["seqs"]):
+            if changed:
                 # rows changed by the open write transaction replace the cached ones
                 self._hide(mask, delta["seqs"])
                 dmask = self._allowed(delta, filters, prefix_seqs, codes)
@@ -469,7 +486,13 @@ class BitIndex:
             if reach is not None:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
                     self.layout = parts.Layout(self)
-                valid = self.layout.valid(mask)
+                masks = self._masks
+                if masks is not None and masks[2] is self.layout and masks[3] == self.layout.count:
+                    valid = masks[4]
+                else:
+                    valid = self.layout.valid(mask)
+                    if masks is not None:
+                        self._masks = (*masks[:2], self.layout, self.layout.count, valid)
                 kinds = _kind_codes(filters)
                 return [
                     [*self._reached(
@@ -604,26 +627,31 @@ class BitIndex:
         np = self.np
         assert self.layout is not None
         seqs, words, keep = self.layout.reached(self, wanted, mask, valid, kinds)
-        cols = np.flatnonzero(keep)
-        dist = self._hamming(words, query)[cols]
-        seqs = seqs[cols]
+        # a copy of the rows' bits, left holding those that differ from the query's
+        dist = _differences(np, words, query)
+        mine = len(keep)  # rows of the layout, then the transaction's
         if len(dseqs):
             inside = parts.in_parts(dparts, wanted)
             seqs = np.concatenate([seqs, dseqs[inside]])
-            dwords = dwords[:, inside]
-            dist = np.concatenate([dist, self._hamming(dwords, query)])
+            dwords = dwords[:, inside]  # a copy too
+            dist = np.concatenate([dist, _differences(np, dwords, query)])
+            keep = np.concatenate([keep, np.ones(dwords.shape[1], dtype=bool)])
+        allowed = len(keep) if keep.all() else int(keep.sum())
         # the pool grows with the candidates: 30-50 of the ~1,100-1,600 facts a check
         # reaches at 100k memories, 60 of ~12,000 at a million (sqlite_parts.POOL)
-        pool = max(min(pool, len(seqs) // 32), least)
-        if len(seqs) <= pool:
-            return seqs.tolist()  # type: ignore[no-any-return]
-        wide = _nearest(dist, parts.WIDEN * pool)
+        pool = max(min(pool, allowed // 32), least)
+        if allowed <= pool:
+            return seqs[keep].tolist()  # type: ignore[no-any-return]
+        if allowed < len(keep):
+            # rows not allowed are put beyond any distance rather than dropped: one pass
+            # over the distances instead of a copy of each column kept
+            dist[~keep] = len(query) * 64 + 1
+        wide = _nearest(dist, min(parts.WIDEN * pool, allowed))
         if len(wide) <= pool or parts.WIDEN <= 1:  # 1: the Hamming distance alone
             return seqs[wide].tolist()  # type: ignore[no-any-return]
-        mine = wide < len(cols)  # rows of the layout, then the transaction's
-        chosen = words[:, cols[wide[mine]]]
-        if not mine.all():
-            chosen = np.concatenate([chosen, dwords[:, wide[~mine] - len(cols)]], axis=1)
+        chosen = words[:, wide[wide < mine]]
+        if wide[-1] >= mine:
+            chosen = np.concatenate([chosen, dwords[:, wide[wide >= mine] - mine]], axis=1)
         scores = _sign_scores(np, _sign_table(np, vector, self.width), chosen)
         # ties at the boundary included, as in _nearest: the pool is the same whatever the
         # order of the rows (one store after another, or a batch)
@@ -676,11 +704,25 @@ def _words(bits: bytes) -> Any:
     return np.frombuffer(bits + bytes(-len(bits) % 8), dtype=np.uint64)
 
 
+def _differences(np: Any, words: Any, query: Any) -> Any:
+    """The Hamming distance of each column of ``words`` (width, n) to the ``query`` bits;
+    ``words``, a copy the caller owns, is left holding the bits where they differ (what
+    ``_sign_scores`` reads: XOR in place, one count, no second copy of the columns)."""
+    np.bitwise_xor(words, query[:, None], out=words)
+    count = getattr(np, "bitwise_count", None)  # numpy >= 2.0
+    if count is not None:
+        return count(words).sum(axis=0, dtype=np.uint16)
+    per_byte = _POPCOUNT8[words.view(np.uint8)].reshape(words.shape[0], -1, 8)
+    return per_byte.sum(axis=(0, 2), dtype=np.uint16)
+
+
 def _sign_table(np: Any, vector: bytes, width: int) -> Any:
-    """What each byte of a memory's sign bits adds to its score against ``vector``, for
-    ``width`` words, flattened: entry ``256 * j + b`` is the dot product of dimensions
-    8j..8j+7 of the unit vector along ``vector`` with the +1/-1 signs the byte value ``b``
-    packs (``bits_of``), times ``SIGN_SCALE`` and rounded.
+    """What each byte of the bits where a memory's signs differ from ``vector``'s
+    (``_differences``) adds to its score against ``vector``, for ``width`` words,
+    flattened: entry ``256 * j + b`` is the dot product of dimensions 8j..8j+7 of the unit
+    vector along ``vector`` with the memory's +1/-1 signs there when the byte value ``b``
+    marks where they differ from the vector's own (``bits_of``), times ``SIGN_SCALE`` and
+    rounded: a sign that agrees adds the value's magnitude, one that differs subtracts it.
 
     The score, the vector's dot product with a memory's signs, ranks memories by cosine
     better than the Hamming distance between two sets of sign bits, which throws the
@@ -692,10 +734,10 @@ def _sign_table(np: Any, vector: bytes, width: int) -> Any:
     global _SIGNS
     if _SIGNS is None:
         bits = (np.arange(256)[:, None] >> np.arange(8)) & 1
-        _SIGNS = (bits * 2 - 1).astype(np.float64)  # (256, 8)
+        _SIGNS = (1 - bits * 2).astype(np.float64)  # (256, 8): +1 agrees, -1 differs
     query = np.zeros(64 * width, dtype=np.float64)
     values = np.frombuffer(vector, dtype="<f4")[: 64 * width]
-    query[: len(values)] = values
+    query[: len(values)] = np.abs(values)
     norm = float(np.linalg.norm(query))
     if norm > 0:  # a unit vector, whatever a model returns: the steps below assume one
         query /= norm
@@ -703,9 +745,10 @@ def _sign_table(np: Any, vector: bytes, width: int) -> Any:
     return np.rint(table).astype(np.int32).ravel()
 
 
-def _sign_scores(np: Any, table: Any, words: Any) -> Any:
-    """The score (``_sign_table``) of each column of ``words`` (width, n)."""
-    packed = np.ascontiguousarray(words.T).view(np.uint8)  # (n, 8 * width), byte j: dims 8j..
+def _sign_scores(np: Any, table: Any, differing: Any) -> Any:
+    """The score (``_sign_table``) of each column of ``differing`` (width, n): the bits
+    where a memory's signs differ from the query's (``_differences``)."""
+    packed = np.ascontiguousarray(differing.T).view(np.uint8)  # (n, 8 * width): dims 8j..
     return table[packed + np.arange(0, len(table), 256)].sum(axis=1, dtype=np.int64)
 
 

@@ -428,8 +428,8 @@ class Layout:
     ) -> tuple[Any, Any, Any]:
         """Seqs and sign bits of the rows in the partitions ``wanted`` or in none, of the
         kind codes ``kinds`` (None or empty: all), as the index holds them now, and which of
-        them are allowed. The rows written since the layout was made are those ``mask``
-        allows, so it must hold the same kind filter."""
+        them are allowed: new arrays, the caller's to overwrite. The rows written since the
+        layout was made are those ``mask`` allows, so it must hold the same kind filter."""
         np = index.np
         codes = sorted(set(kinds)) if kinds else range(KINDS)
         runs: list[tuple[int, int]] = []
