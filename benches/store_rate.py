@@ -36,6 +36,11 @@ it again and places every stored row, with another writer's longest wait beside 
 ``--one-session`` adds a way: further texts as events with every text embedded on the
 embedder's first session (as before ``memento.embedder.BULK_MIN`` sent calls of many texts
 to a session of their own).
+``--in-write`` adds a way: further texts as facts with the whole check inside the write
+transaction, after the embedding (as before ``Memory`` checked the parts of a batch while
+the next part embeds, ``memory.facade.EMBED_AHEAD``).
+Each way's time inside its write transactions (what another writer waits for) is listed
+too, per item.
 Texts already in the store would be deduplicated instead of inserted, which is cheaper, so
 every way whose texts were not all created is listed under the table.
 Prints a markdown table; ``--out`` also writes it (with the run's settings) to a file.
@@ -49,7 +54,8 @@ import os
 import sys
 import time
 import types
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -119,30 +125,52 @@ def measure(
     chunk: int,
     extra: list[str],
     single: list[str] | None = None,
+    late: list[str] | None = None,
 ) -> dict:
     """The four ways (see the module docstring), interleaved call by call; with ``single``,
-    also those texts as events with every text embedded on the first session."""
+    also those texts as events with every text embedded on the first session; with
+    ``late``, those texts as facts checked inside the write transaction."""
+    from memento.memory import facade
     from memento.store.base import Store
 
     store = memory._store
     batched = store.knn_many
     per_item = types.MethodType(Store.knn_many, store)
     ways: dict[str, dict[str, float]] = {}
+    held = [0.0]  # seconds inside write transactions: what another writer may wait for
+    opened = store.transaction
+
+    @contextmanager
+    def timed_transaction(write: bool = True) -> Iterator[None]:
+        start = time.perf_counter()
+        with opened(write):
+            yield
+        if write:
+            held[0] += time.perf_counter() - start
 
     def timed(name: str, items: list[dict[str, Any]], check: Any) -> None:
         store.knn_many = check
         whole = WholeStore(store) if name.endswith("whole store") else nullcontext()
         alone = run.one_session() if name.endswith("one session") else nullcontext()
+        inside = (
+            mock.patch.object(facade, "EMBED_AHEAD", sys.maxsize)
+            if name.endswith("in the write")
+            else nullcontext()
+        )
+        locked = held[0]
+        store.transaction = timed_transaction
         try:
-            with whole, alone:
+            with whole, alone, inside:
                 start = time.perf_counter()
                 records = memory.store_many(items)
                 elapsed = time.perf_counter() - start
         finally:
             store.knn_many = batched
-        way = ways.setdefault(name, {"items": 0, "seconds": 0.0, "created": 0})
+            del store.transaction  # the class's method again
+        way = ways.setdefault(name, {"items": 0, "seconds": 0.0, "created": 0, "held": 0.0})
         way["items"] += len(items)
         way["seconds"] += elapsed
+        way["held"] += held[0] - locked
         way["created"] += sum(r.action == "created" for r in records)
 
     for n, start in enumerate(range(0, len(texts), chunk)):
@@ -171,6 +199,14 @@ def measure(
                     "events, one session", [{"content": t, "kind": "event"} for t in p], batched
                 )
             )
+        if late is not None:
+            checked = late[start : start + chunk]
+            runs.append(
+                lambda p=checked: timed(
+                    "facts, checked in the write", [{"content": t, "kind": "fact"} for t in p],
+                    batched,
+                )
+            )  # fmt: skip
         for i in range(len(runs)):
             runs[(n + i) % len(runs)]()
     if extra:
@@ -364,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also store texts as events with every text embedded on the embedder's first "
         "session (before memento.embedder.BULK_MIN)",
     )  # fmt: skip
+    parser.add_argument(
+        "--in-write", action="store_true",
+        help="also store texts as facts with the whole check inside the write transaction "
+        "(memory.facade.EMBED_AHEAD off)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the table here")
     parser.add_argument(
         "--retrain", action="store_true",
@@ -394,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="memento-rate-"))
     workdir.mkdir(parents=True, exist_ok=True)
     before = not args.no_before
-    ways_per_size = (4 if before else 2) + args.one_session
+    ways_per_size = (4 if before else 2) + args.one_session + args.in_write
     per_size = args.texts * ways_per_size + 4 * (args.texts // 2) + args.agreement + WARM
     mark = workdir / "rate-used.txt"
     need = args.pool + per_size * len(sizes)
@@ -435,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.one_session:
                 single = fresh[used : used + args.texts]
                 used += args.texts
+            late = None
+            if args.in_write:
+                late = fresh[used : used + args.texts]
+                used += args.texts
             extra = fresh[used : used + 4 * (args.texts // 2)]
             used += len(extra)
             probes = fresh[used : used + args.agreement]
@@ -452,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             took = time.perf_counter() - start
             log(f"{total:,}: first check (warm-up, {WARM} facts) in {took:.2f} s")
             log(f"{total:,} memories: storing {args.texts} texts {ways_per_size} ways")
-            ways = measure(memory, texts, others, args.chunk, extra, single)
+            ways = measure(memory, texts, others, args.chunk, extra, single, late)
             count = memory.stats()["total"]
             rows.append({"memories": count, "ways": ways})
             mark.write_text(str(used))
@@ -481,11 +526,15 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
     if args.one_session:
         head += " events, one session /s | events vs one session |"
         rule += "---:|---:|"
+    if args.in_write:
+        head += " facts, checked in the write /s | facts vs checked in the write |"
+        rule += "---:|---:|"
     lines = [
         f"`python benches/store_rate.py --sizes {args.sizes} --texts {args.texts} "
         f"--chunk {args.chunk} --pool {args.pool}"
         + (" --no-before" if not before else "")
         + (" --one-session" if args.one_session else "")
+        + (" --in-write" if args.in_write else "")
         + (" --reuse" if args.reuse else "")
         + f"`; load average {load0[0]:.1f} before, "
         f"{load1[0]:.1f} after. {args.texts} texts per way and size, store_many calls of "
@@ -520,6 +569,9 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
         if "events, one session" in w:
             alone = w["events, one session"]["per_s"]
             line += f" {alone:.1f} | {_pct(ev, alone)} |"
+        if "facts, checked in the write" in w:
+            inside = w["facts, checked in the write"]["per_s"]
+            line += f" {inside:.1f} | {_pct(w['facts']['per_s'], inside)} |"
         lines.append(line)
         # texts already in the store would be deduplicated (no insert): a fact timed so is
         # cheaper than a fresh one, so say how many were
@@ -560,6 +612,26 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
                     f"| {memories:,} | {result['queries']} {name} | | | exact scan | 1 | 1 | 1 | 1 "
                     f"| {result['exact ms per query']:.2f} |"
                 )
+    locks = [
+        (row["memories"], {name: w for name, w in row["ways"].items() if w.get("held")})
+        for row in rows
+    ]
+    timed_ways = ("events", "facts", "facts, checked in the write")
+    names = [n for n in timed_ways if locks and n in locks[0][1]]
+    if names:
+        lines += [
+            "",
+            "Inside the write transaction (another writer waits for it), ms per item:",
+            "",
+            "| memories | " + " | ".join(names) + " |",
+            "|---:|" + "---:|" * len(names),
+            *(
+                f"| {memories:,} | "
+                + " | ".join(f"{1000 * w[n]['held'] / w[n]['items']:.2f}" for n in names)
+                + " |"
+                for memories, w in locks
+            ),
+        ]
     if extra:
         lines += [
             "",

@@ -325,3 +325,88 @@ def test_a_check_reaches_every_allowed_memory_of_its_partitions_and_no_other(
         assert store.conn.execute(unplaced).fetchone()[0] > 200
         with store.transaction(write=False):
             check()
+
+
+FILLER = [
+    "The nightly backup job keeps 14 days of snapshots",
+    "The mail relay rejects attachments over 25 MB",
+    "The image resizer caches thumbnails for a week",
+    "The chat bot answers in English and German",
+    "The video encoder uses two passes for 4K",
+    "The audit log is shipped to cold storage monthly",
+    "The CDN edge purges its cache on every deploy",
+    "The report generator runs at 06:00 UTC",
+    "The feature flag service is read-only on weekends",
+    "The export service writes CSV files in UTF-8",
+    "The job scheduler retries a failed job three times",
+]
+PORT = "The billing worker runs on port 8001"
+
+
+def _spy_on_checks(m: Memory, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each ``knn_many`` call of the store ran inside a write transaction."""
+    import apsw
+
+    calls: list[bool] = []
+    real = m._store.knn_many
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(m._store.conn.txn_state("main") == apsw.SQLITE_TXN_WRITE)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(m._store, "knn_many", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "meanwhile", ["nothing", "another writer forgets", "another writer stores"]
+)
+def test_a_check_made_while_the_batch_embeds_is_made_again_if_the_store_changed(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """In a store checked through its partition, store_many checks its first parts while
+    the next ones embed, before its write transaction. When another writer changes the store
+    between that check and the write, the check is made again inside the transaction: a
+    restated fact is not merged into a memory just forgotten, and is merged into one just
+    stored; when nothing changed, no check runs inside the transaction."""
+    from memento.memory import facade
+    from memento.store import sqlite_parts
+
+    monkeypatch.setattr(facade, "EMBED_AHEAD", 4)
+    monkeypatch.setattr(sqlite_index, "MIN_ROWS", 60)  # a partition of 4, every one reached
+    monkeypatch.setattr(sqlite_parts, "PARTS", 4)
+    monkeypatch.setattr(sqlite_parts, "MIN_PER_PART", 4)
+    monkeypatch.setattr(sqlite_parts, "PROBE", 4)
+    path = tmp_path / "m.db"
+    with Memory(path=path, embedder=embedder) as m, Memory(path=path, embedder=embedder) as other:
+        m.store_many([{"content": f"Standup note {n}", "kind": "event"} for n in range(70)])
+        m.store("The team meets on Tuesdays")  # the partition is trained before this write
+        assert sqlite_parts.generation(m.conn) is not None
+        if meanwhile != "another writer stores":
+            port = m.store(PORT)
+        checks = _spy_on_checks(m, monkeypatch)
+        real = m._embed_checking
+
+        def then_another_writer(items: Any) -> Any:
+            out = real(items)
+            if meanwhile == "another writer forgets":
+                other.forget(port.id)
+            elif meanwhile == "another writer stores":
+                other.store(PORT)
+            return out
+
+        monkeypatch.setattr(m, "_embed_checking", then_another_writer)
+        records = m.store_many([{"content": t} for t in [*FILLER[:5], PORT, *FILLER[5:]]])
+        assert [r.action for r in records[:5] + records[6:]] == ["created"] * len(FILLER)
+        landed = records[5]
+        if meanwhile == "another writer forgets":
+            assert landed.action == "created" and landed.id != port.id
+            assert m.get(landed.id).content == PORT
+        elif meanwhile == "another writer stores":
+            assert landed.action == "deduplicated"
+            assert [r.content for r in other.recall(PORT, limit=3)].count(PORT) == 1
+        else:
+            assert landed.action == "deduplicated" and landed.id == port.id
+        # three parts of four checked ahead, then one check inside the write if needed
+        assert checks[:3] == [False, False, False]
+        assert checks[3:] == ([] if meanwhile == "nothing" else [True])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,15 @@ MAX_RELATED = 3
 # SQLite store reads the stored vectors once per call, so larger is faster, and the
 # neighbours asked for grow with the batch's subject_key upserts (at most this many).
 CHECK_BATCH = 1_000
+
+
+# A store_many of at least twice this many checked items embeds them in parts of this many,
+# each part's near-duplicate check running while the next part embeds (_embed_checking).
+EMBED_AHEAD = 50
+
+
+def _scope(item: Item) -> str:
+    return item.project.id if item.project else GLOBAL
 
 
 def _checked(item: Item) -> bool:
@@ -113,49 +123,117 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
 
     @database_errors
     def _store_items(self, items: list[Item]) -> list[MemoryRecord]:
-        vectors = self._embed([item.content for item in items])
+        self._check_vectors()  # a model that does not fit the store: before anything else
+        search = any(map(_checked, items))
         with self._lock:
             self._check_writable()  # before prepare_writes, which may write (an index)
-            self._store.prepare_writes(search=any(map(_checked, items)))
+            self._store.prepare_writes(search=search)
+            ahead = (
+                search
+                and len(items) >= 2 * EMBED_AHEAD
+                and self._store.early_check_version() is not None
+            )
+        first = items[:CHECK_BATCH]
+        early: Ahead | None = None
+        if ahead:
+            vectors, early = self._embed_checking(first)
+            vectors += self._embed([item.content for item in items[len(first) :]])
+        else:
+            vectors = self._embed([item.content for item in items])
         with self._lock, self._write():
             if self._store.get_setting("embedding_model") is None:
                 self._store.set_setting("embedding_model", self.embedder.name)
             for project in {item.project for item in items if item.project is not None}:
                 self._store.register_project(project)
+            if early is not None:
+                now = (self._store.early_check_version(), self._check_size(first))
+                if now != (early.version, early.size):
+                    early = None  # the store changed since: the check is made again here
             records: list[MemoryRecord] = []
             for start in range(0, len(items), CHECK_BATCH):
                 part = slice(start, start + CHECK_BATCH)
-                records += self._write_batch(items[part], vectors[part])
+                before = early.hits if early is not None and start == 0 else None
+                records += self._write_batch(items[part], vectors[part], before)
             return records
 
-    def _write_batch(self, items: list[Item], vectors: list[bytes]) -> list[MemoryRecord]:
+    def _embed_checking(self, items: list[Item]) -> tuple[list[bytes], Ahead | None]:
+        """The vectors of ``items`` and their near-duplicate check against the store as it
+        is now, made in parts of ``EMBED_AHEAD``, each part's check running while the next
+        part embeds (the check runs on one core, the embedding on two: run one after the
+        other, one core idles through the check). Each check runs in a read transaction of
+        its own, so the connection is free between them. The write transaction trusts the
+        checks only if the store has not changed since (``Store.early_check_version``, and the
+        subject_keys the batch rewrites); None when it changed between two parts."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        texts = [item.content for item in items]
+        vectors: list[bytes] = []
+        hits: dict[int, list[tuple[int, float]]] = {}
+        versions: set[Any] = set()
+        size = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="memento-embed-ahead") as pool:
+            pending = pool.submit(self._embed, texts[:EMBED_AHEAD])
+            for start in range(0, len(items), EMBED_AHEAD):
+                vectors += pending.result()
+                following = start + EMBED_AHEAD
+                if following < len(items):
+                    pending = pool.submit(self._embed, texts[following : following + EMBED_AHEAD])
+                with self._lock, self._store.transaction(write=False):
+                    versions.add(self._store.early_check_version())
+                    size = size or self._check_size(items)
+                    positions = [n for n in range(start, len(vectors)) if _checked(items[n])]
+                    hits.update(self._near(items, vectors, positions, size))
+        if len(versions) != 1:
+            return vectors, None
+        return vectors, Ahead(versions.pop(), size, hits)
+
+    def _check_size(self, items: list[Item]) -> int:
+        """The neighbours a batch's check asks the store for: the ``1 + MAX_RELATED`` an
+        item keeps, and one more for each live memory an item's subject_key will rewrite
+        (``BatchVectors.merge`` leaves those out)."""
+        holders = {
+            row.seq
+            for item in items
+            if item.subject_key is not None
+            and (row := self._store.find_live_subject(item.subject_key, _scope(item))) is not None
+        }
+        return 1 + MAX_RELATED + len(holders)
+
+    def _near(
+        self, items: list[Item], vectors: list[bytes], positions: list[int], size: int
+    ) -> dict[int, list[tuple[int, float]]]:
+        """The store's near neighbours (seq, cosine distance) of the items at ``positions``,
+        of their kind and scope: one ``Store.knn_many`` call."""
+        if not positions:
+            return {}
+        near = self._store.knn_many(
+            [vectors[n] for n in positions],
+            size,
+            [Filters(kinds=(items[n].kind,), scopes=(_scope(items[n]),)) for n in positions],
+            min_similarity=RELATED_SIMILARITY,
+        )
+        return dict(zip(positions, near))
+
+    def _write_batch(
+        self,
+        items: list[Item],
+        vectors: list[bytes],
+        before: dict[int, list[tuple[int, float]]] | None = None,
+    ) -> list[MemoryRecord]:
         """Write ``items`` in order, deciding each exactly as one store after another would.
 
         The near-duplicate check asks the store once for the whole batch (``knn_many``),
-        against the memories as they were before it, then each item adds what the batch
-        itself has written so far (``BatchVectors``). The store's answer leaves out the
-        memories an earlier item of the batch rewrote (a subject_key upsert can change a
-        memory's vector and kind), so it is asked for that many more neighbours than
-        needed: the ``1 + MAX_RELATED`` nearest of the rest are always among them. Where
-        the store answers from each vector's regions only (``Store.regions``), the batch's
-        own memories count for an item when they lie in its regions, as in the store."""
-        scopes = [item.project.id if item.project else GLOBAL for item in items]
+        against the memories as they were before it (or takes ``before``, that answer made
+        ahead, :meth:`_embed_checking`), then each item adds what the batch itself has
+        written so far (``BatchVectors``). The store's answer leaves out the memories an
+        earlier item of the batch rewrote (a subject_key upsert can change a memory's vector
+        and kind), so it is asked for that many more neighbours than needed
+        (:meth:`_check_size`). Where the store answers from each vector's regions only
+        (``Store.regions``), the batch's own memories count for an item when they lie in
+        its regions, as in the store."""
         checked = [n for n, item in enumerate(items) if _checked(item)]
-        before: dict[int, list[tuple[int, float]]] = {}
-        if checked:
-            holders = {
-                row.seq
-                for item, scope in zip(items, scopes)
-                if item.subject_key is not None
-                and (row := self._store.find_live_subject(item.subject_key, scope)) is not None
-            }
-            near = self._store.knn_many(
-                [vectors[n] for n in checked],
-                1 + MAX_RELATED + len(holders),
-                [Filters(kinds=(items[n].kind,), scopes=(scopes[n],)) for n in checked],
-                min_similarity=RELATED_SIMILARITY,
-            )
-            before = dict(zip(checked, near))
+        if before is None:
+            before = self._near(items, vectors, checked, self._check_size(items)) if checked else {}
         written = BatchVectors()
         regions = self._store.regions(vectors) if checked else None
         return [
@@ -563,3 +641,14 @@ class BatchVectors:
                     hits.append((seqs[i], 1.0 - float(cosines[i])))
         hits.sort(key=lambda h: (h[1], h[0]))
         return hits[:k]
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A batch's near-duplicate check made before its write transaction
+    (``Memory._embed_checking``): the store's ``early_check_version`` then, the neighbours each
+    item asked for (``Memory._check_size``), and the hits by item position."""
+
+    version: Any
+    size: int
+    hits: dict[int, list[tuple[int, float]]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -325,6 +325,15 @@ class Store(ABC):
                 hits = [(seq, d) for seq, d in hits if 1.0 - d >= min_similarity]
             out.append(hits)
         return out
+
+    def early_check_version(self) -> Hashable | None:
+        """Where a batch's near-duplicate check costs enough that running it before the
+        write transaction, beside the embedding of the batch's next items, saves time, a
+        value that changes whenever what :meth:`knn_many` answers may change (a vector,
+        kind, scope or archived flag written, a memory forgotten, the regions remade): the
+        check made early is trusted inside the transaction when the value is the same.
+        None (this default): the check runs inside the transaction that writes."""
+        return None
 
     def regions(self, vectors: Sequence[bytes]) -> list[tuple[int, frozenset[int]]] | None:
         """When :meth:`knn_many` looks only in some regions of the vector space (SQLite's
