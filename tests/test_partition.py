@@ -6,6 +6,7 @@ are lowered so that a few hundred real sentences make a partitioned store."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -362,7 +363,9 @@ def test_a_checks_pool_is_the_best_scored_of_the_nearest(
 
 
 @pytest.mark.parametrize("dimension", [384, 100])
-def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int) -> None:
+def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(
+    dimension: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The score that picks a check's pool is the query's dot product with each memory's
     signs as +1/-1, computed from the bits where they differ from the query's, for the bits
     as the index packs them (the last word padded when the dimension is not a multiple of
@@ -378,10 +381,18 @@ def test_the_score_is_the_vectors_dot_product_with_the_sign_bits(dimension: int)
     )
     unit = query.astype(np.float64) / np.linalg.norm(query)
     expected = np.where(stored > 0, 1.0, -1.0) @ unit
-    differing = words.copy()
     own = sqlite_index._words(sqlite_index.bits_of(query.tobytes()))
-    distances = sqlite_index._differences(np, differing, own)
-    assert distances.tolist() == ((stored > 0) != (query > 0)).sum(axis=1).tolist()
+    hamming = ((stored > 0) != (query > 0)).sum(axis=1).tolist()
+    # numpy without bitwise_count (before 2.0) counts through a table; the index's copy in
+    # partition order holds its columns in Fortran order, as a gather of columns makes them
+    older = types.SimpleNamespace(**{n: getattr(np, n) for n in dir(np) if n != "bitwise_count"})
+    monkeypatch.setattr(sqlite_index, "_POPCOUNT8", sqlite_index._popcount_table())
+    for numpy in (np, older):
+        for order in ("C", "F"):
+            differing = np.array(words, order=order)
+            distances = sqlite_index._differences(numpy, differing, own)
+            assert distances.tolist() == hamming, (numpy is np, order)
+            assert (differing == words ^ own[:, None]).all()
     for length in (1e-8, 1.0, 1e4):  # the same scores for a very short or long vector
         vector = (unit * length).astype(np.float32).tobytes()
         table = sqlite_index._sign_table(np, vector, words.shape[0])

@@ -52,8 +52,12 @@ MAX_RELATED = 3
 CHECK_BATCH = 1_000
 
 
-# A store_many of at least twice this many checked items embeds them in parts of this many,
-# each part's near-duplicate check running while the next part embeds (_embed_checking).
+# A store_many with at least twice this many checked items (facts and lessons without a
+# subject_key) embeds its items in parts of this many, each part's near-duplicate check
+# running while the next part embeds (_embed_checking), where the store says it pays
+# (Store.early_check_version). Parts of 50 and 100 measured alike within the machine's
+# spread (benches/store_rate.py calls of 200, a million memories); smaller parts leave
+# less of the last part's check unhidden.
 EMBED_AHEAD = 50
 
 
@@ -125,29 +129,32 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
     def _store_items(self, items: list[Item]) -> list[MemoryRecord]:
         self._check_vectors()  # a model that does not fit the store: before anything else
         search = any(map(_checked, items))
+        first = items[:CHECK_BATCH]
         with self._lock:
             self._check_writable()  # before prepare_writes, which may write (an index)
-            self._store.prepare_writes(search=search)
-            ahead = (
-                search
-                and len(items) >= 2 * EMBED_AHEAD
-                and self._store.early_check_version() is not None
-            )
-        first = items[:CHECK_BATCH]
+            ahead = sum(map(_checked, first)) >= 2 * EMBED_AHEAD
+            if ahead and self._store.early_check_version() is not None:
+                self._store.prepare_writes(search=True)  # what the early checks search
+            else:
+                ahead = False
         early: Ahead | None = None
         if ahead:
             vectors, early = self._embed_checking(first)
             vectors += self._embed([item.content for item in items[len(first) :]])
         else:
             vectors = self._embed([item.content for item in items])
+        with self._lock:
+            # after the embedding: what other writers wrote meanwhile is read into the index
+            # here, not overlaid on every check inside the write transaction
+            self._store.prepare_writes(search=search)
         with self._lock, self._write():
             if self._store.get_setting("embedding_model") is None:
                 self._store.set_setting("embedding_model", self.embedder.name)
             for project in {item.project for item in items if item.project is not None}:
                 self._store.register_project(project)
             if early is not None:
-                now = (self._store.early_check_version(), self._check_size(first))
-                if now != (early.version, early.size):
+                version = self._store.early_check_version()
+                if version != early.version or self._check_size(first) != early.size:
                     early = None  # the store changed since: the check is made again here
             records: list[MemoryRecord] = []
             for start in range(0, len(items), CHECK_BATCH):
@@ -162,8 +169,9 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
         part embeds (the check runs on one core, the embedding on two: run one after the
         other, one core idles through the check). Each check runs in a read transaction of
         its own, so the connection is free between them. The write transaction trusts the
-        checks only if the store has not changed since (``Store.early_check_version``, and the
-        subject_keys the batch rewrites); None when it changed between two parts."""
+        checks only if the store has not changed since (``Store.early_check_version``) and
+        they asked for as many neighbours as it would (``_check_size``); None when the store
+        changed between two parts, or stopped telling its version."""
         from concurrent.futures import ThreadPoolExecutor
 
         texts = [item.content for item in items]
@@ -183,9 +191,8 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
                     size = size or self._check_size(items)
                     positions = [n for n in range(start, len(vectors)) if _checked(items[n])]
                     hits.update(self._near(items, vectors, positions, size))
-        if len(versions) != 1:
-            return vectors, None
-        return vectors, Ahead(versions.pop(), size, hits)
+        version = versions.pop() if len(versions) == 1 else None
+        return vectors, None if version is None else Ahead(version, size, hits)
 
     def _check_size(self, items: list[Item]) -> int:
         """The neighbours a batch's check asks the store for: the ``1 + MAX_RELATED`` an

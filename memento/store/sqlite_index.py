@@ -63,6 +63,9 @@ FLOAT_ROWS = 20_000
 # Candidates re-ranked exactly, at least; recall@10 vs exact brute force on SciFact claims
 # at 1M memories: see README "Scale" (chosen from benches/run.py --scale 1m).
 POOL = 1_000
+# Filters whose allowed rows a connection keeps (candidates_many): a batch's groups of kind
+# and scope, 2 MB each at a million memories (the mask, and the same in the layout's order).
+MASKS_KEPT = 8
 KIND_CODES = {"fact": 0, "event": 1, "lesson": 2}
 assert len(KIND_CODES) == parts.KINDS  # the layout's runs by kind (sqlite_parts.Layout)
 NO_STAMP = -1
@@ -183,8 +186,9 @@ class BitIndex:
         self.dim = 0
         self.searches = 0
         self._buffers: dict[str, Any] = {}  # see _append
-        # the last rows allowed (see candidates_many): key, mask, layout, its count, valid
-        self._masks: tuple[Any, Any, Any, int, Any] | None = None
+        # the rows allowed by recent filters (see candidates_many): (filters, codes) ->
+        # (the copy's state, mask, layout, its change count, the mask in the layout's order)
+        self._masks: dict[Any, list[Any]] = {}
         self._views: dict[str, Any] = {}
         self.lock = threading.Lock()
         global _POPCOUNT8
@@ -454,14 +458,18 @@ class BitIndex:
             changed = delta is not None and len(delta["seqs"]) > 0
             # the same filters over an unchanged copy allow the same rows: a batch checked
             # in parts (Memory's store_many) pays for the mask over every row (~5 ms at a
-            # million memories, with the layout's copy of it) once
-            key = (filters, codes, self.stamp, len(self.seqs), self.generation)
-            reuse = prefix_seqs is None and not changed
-            if reuse and self._masks is not None and self._masks[0] == key:
-                mask = self._masks[1]
+            # million memories, with the layout's copy of it) once per kind and scope
+            state = (self.stamp, len(self.seqs), self.generation)
+            cached = self._masks.get((filters, codes)) if prefix_seqs is None else None
+            if cached is not None and cached[0] == state and not changed:
+                mask = cached[1]
             else:
                 mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
-                self._masks = (key, mask, None, 0, None) if reuse else None
+                cached = None
+                if prefix_seqs is None and not changed:
+                    if len(self._masks) >= MASKS_KEPT:
+                        self._masks.clear()
+                    cached = self._masks[(filters, codes)] = [state, mask, None, 0, None]
             words = self.words
             dparts = np.zeros(0, dtype=np.int64)
             if changed:
@@ -486,13 +494,14 @@ class BitIndex:
             if reach is not None:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
                     self.layout = parts.Layout(self)
-                masks = self._masks
-                if masks is not None and masks[2] is self.layout and masks[3] == self.layout.count:
-                    valid = masks[4]
+                if cached is not None and cached[2] is self.layout:
+                    valid = cached[4] if cached[3] == self.layout.count else None
                 else:
+                    valid = None
+                if valid is None:
                     valid = self.layout.valid(mask)
-                    if masks is not None:
-                        self._masks = (*masks[:2], self.layout, self.layout.count, valid)
+                    if cached is not None:
+                        cached[2:] = [self.layout, self.layout.count, valid]
                 kinds = _kind_codes(filters)
                 return [
                     [*self._reached(
@@ -705,15 +714,16 @@ def _words(bits: bytes) -> Any:
 
 
 def _differences(np: Any, words: Any, query: Any) -> Any:
-    """The Hamming distance of each column of ``words`` (width, n) to the ``query`` bits;
-    ``words``, a copy the caller owns, is left holding the bits where they differ (what
-    ``_sign_scores`` reads: XOR in place, one count, no second copy of the columns)."""
+    """The Hamming distance of each column of ``words`` (width, n; either memory order) to
+    the ``query`` bits; ``words``, a copy the caller owns, is left holding the bits where
+    they differ, what ``_sign_scores`` reads (XORed in place: the columns are not copied
+    again to score the few that are kept)."""
     np.bitwise_xor(words, query[:, None], out=words)
     count = getattr(np, "bitwise_count", None)  # numpy >= 2.0
     if count is not None:
         return count(words).sum(axis=0, dtype=np.uint16)
-    per_byte = _POPCOUNT8[words.view(np.uint8)].reshape(words.shape[0], -1, 8)
-    return per_byte.sum(axis=(0, 2), dtype=np.uint16)
+    rows = np.ascontiguousarray(words.T).view(np.uint8)  # (n, 8 * width)
+    return _POPCOUNT8[rows].sum(axis=1, dtype=np.uint16)
 
 
 def _sign_table(np: Any, vector: bytes, width: int) -> Any:
