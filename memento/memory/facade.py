@@ -56,8 +56,9 @@ CHECK_BATCH = 1_000
 # subject_key) embeds its items in parts of this many, each part's near-duplicate check
 # running while the next part embeds (_embed_checking), where the store says it pays
 # (Store.early_check_version). Parts of 50 and 100 measured alike within the machine's
-# spread (benches/store_rate.py calls of 200, a million memories); smaller parts leave
-# less of the last part's check unhidden.
+# spread (five interleaved runs of calls of 200 at a million memories,
+# benches/results/2026-11-27-early-check.md); smaller parts leave less of the last part's
+# check unhidden.
 EMBED_AHEAD = 50
 
 

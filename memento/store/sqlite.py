@@ -1327,14 +1327,15 @@ class SQLiteStore(SQLiteTokens, Store):
 
     def early_check_version(self) -> Hashable | None:
         # Only a store checked through its partition: there a check costs ~1 ms an item at
-        # a million memories, and checking early made facts 1.07-1.09x as fast at 100k and
-        # 1M; below it, where a check costs 0.04-0.6 ms, splitting the embedding into parts
-        # cost more than it saved (0.82x at 3,000 memories, 0.94x at 10,000;
-        # benches/store_rate.py --in-write). Every write, update and forget gives its row
-        # the next stamp (stamps only grow, a forgotten row stays as a tombstone); a
-        # partition installed or dropped is a new generation. Placing rows in a partition
-        # changes their part without a stamp, but prepare_writes finishes the placing before
-        # any check, and the index reads the parts only from the generation that ends it.
+        # a million memories, and checking early made facts 0.99-1.21x as fast at 100k and
+        # 1M (1.07x the median of eight runs); below it, where a check costs 0.04-0.6 ms,
+        # splitting the embedding into parts cost more than it saved (0.82x at 3,000
+        # memories, 0.94x at 10,000; benches/store_rate.py --in-write). Every write, update
+        # and forget gives its row the next stamp (stamps only grow, a forgotten row stays
+        # as a tombstone); a partition installed or dropped is a new generation. Placing
+        # rows in a partition changes their part without a stamp, but prepare_writes
+        # finishes the placing before any check, and the index reads the parts only from
+        # the generation that ends it.
         if not partitioned(self.conn):
             return None
         return (index.top_stamp(self.conn), parts.generation(self.conn))
