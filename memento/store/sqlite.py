@@ -1327,8 +1327,8 @@ class SQLiteStore(SQLiteTokens, Store):
 
     def early_check_version(self) -> Hashable | None:
         # Only a store checked through its partition: there a check costs ~1 ms an item at
-        # a million memories, and checking early made facts 0.99-1.21x as fast at 100k and
-        # 1M (1.07x the median of eight runs); below it, where a check costs 0.04-0.6 ms,
+        # a million memories, and checking early made facts 0.90-1.21x as fast at 100k and
+        # 1M (1.06x the median of eleven runs); below it, where a check costs 0.04-0.6 ms,
         # splitting the embedding into parts cost more than it saved (0.82x at 3,000
         # memories, 0.94x at 10,000; benches/store_rate.py --in-write). Every write, update
         # and forget gives its row the next stamp (stamps only grow, a forgotten row stays
