@@ -133,11 +133,12 @@ class Memory(Bulk, History, Briefing, Search, Tokens):
         first = items[:CHECK_BATCH]
         with self._lock:
             self._check_writable()  # before prepare_writes, which may write (an index)
-            ahead = sum(map(_checked, first)) >= 2 * EMBED_AHEAD
-            if ahead and self._store.early_check_version() is not None:
+            ahead = (
+                sum(map(_checked, first)) >= 2 * EMBED_AHEAD
+                and self._store.early_check_version() is not None
+            )
+            if ahead:
                 self._store.prepare_writes(search=True)  # what the early checks search
-            else:
-                ahead = False
         early: Ahead | None = None
         if ahead:
             vectors, early = self._embed_checking(first)

@@ -419,16 +419,12 @@ class BitIndex:
         return mask
 
     def _hamming(self, words: Any, query: Any) -> Any:
+        """The Hamming distance of each column of ``words`` (the index's own: a word at a
+        time, not copied whole) to ``query``."""
         np = self.np
-        n = words.shape[1]
-        out = np.zeros(n, dtype=np.uint16)
-        count = getattr(np, "bitwise_count", None)  # numpy >= 2.0
+        out = np.zeros(words.shape[1], dtype=np.uint16)
         for w in range(words.shape[0]):
-            diff = words[w] ^ query[w]
-            if count is not None:
-                out += count(diff)
-            else:
-                out += _POPCOUNT8[diff.view(np.uint8).reshape(-1, 8)].sum(axis=1, dtype=np.uint16)
+            out += _popcounts(np, words[w] ^ query[w])
         return out
 
     def candidates(
@@ -494,14 +490,13 @@ class BitIndex:
             if reach is not None:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
                     self.layout = parts.Layout(self)
-                if cached is not None and cached[2] is self.layout:
-                    valid = cached[4] if cached[3] == self.layout.count else None
+                count = self.layout.count
+                if cached is not None and cached[2] is self.layout and cached[3] == count:
+                    valid = cached[4]
                 else:
-                    valid = None
-                if valid is None:
                     valid = self.layout.valid(mask)
                     if cached is not None:
-                        cached[2:] = [self.layout, self.layout.count, valid]
+                        cached[2:] = [self.layout, count, valid]
                 kinds = _kind_codes(filters)
                 return [
                     [*self._reached(
@@ -645,7 +640,7 @@ class BitIndex:
             dwords = dwords[:, inside]  # a copy too
             dist = np.concatenate([dist, _differences(np, dwords, query)])
             keep = np.concatenate([keep, np.ones(dwords.shape[1], dtype=bool)])
-        allowed = len(keep) if keep.all() else int(keep.sum())
+        allowed = int(np.count_nonzero(keep))
         # the pool grows with the candidates: 30-50 of the ~1,100-1,600 facts a check
         # reaches at 100k memories, 60 of ~12,000 at a million (sqlite_parts.POOL)
         pool = max(min(pool, allowed // 32), least)
@@ -719,11 +714,17 @@ def _differences(np: Any, words: Any, query: Any) -> Any:
     they differ, what ``_sign_scores`` reads (XORed in place: the columns are not copied
     again to score the few that are kept)."""
     np.bitwise_xor(words, query[:, None], out=words)
+    return _popcounts(np, words).sum(axis=0, dtype=np.uint16)
+
+
+def _popcounts(np: Any, words: Any) -> Any:
+    """The bits set in each 64-bit word of ``words`` (any shape and memory order), uint8."""
     count = getattr(np, "bitwise_count", None)  # numpy >= 2.0
     if count is not None:
-        return count(words).sum(axis=0, dtype=np.uint16)
-    rows = np.ascontiguousarray(words.T).view(np.uint8)  # (n, 8 * width)
-    return _POPCOUNT8[rows].sum(axis=1, dtype=np.uint16)
+        return count(words)
+    flat = np.ascontiguousarray(words)  # a byte view needs the last axis contiguous
+    per_byte = _POPCOUNT8[flat.view(np.uint8)].reshape(*flat.shape, 8)
+    return per_byte.sum(axis=-1, dtype=np.uint8)
 
 
 def _sign_table(np: Any, vector: bytes, width: int) -> Any:
