@@ -160,14 +160,17 @@ def measure(
         locked = held[0]
         try:
             with whole, alone, inside, mock.patch.object(store, "transaction", timed_transaction):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 records = memory.store_many(items)
-                elapsed = time.perf_counter() - start
+                elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         finally:
             store.knn_many = batched
-        way = ways.setdefault(name, {"items": 0, "seconds": 0.0, "created": 0, "held": 0.0})
+        way = ways.setdefault(
+            name, {"items": 0, "seconds": 0.0, "cpu": 0.0, "created": 0, "held": 0.0}
+        )
         way["items"] += len(items)
         way["seconds"] += elapsed
+        way["cpu"] += cpu
         way["held"] += held[0] - locked
         way["created"] += sum(r.action == "created" for r in records)
 
@@ -243,10 +246,11 @@ def measure(
             ways.update(written)
         finally:
             memory._embed = embed
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     memory.embedder.embed(texts)
     ways["embed only"] = {
-        "items": len(texts), "seconds": time.perf_counter() - start, "created": 0
+        "items": len(texts), "seconds": time.perf_counter() - start,
+        "cpu": time.process_time() - cpu, "created": 0,
     }  # fmt: skip
     for way in ways.values():
         way["per_s"] = way["items"] / way["seconds"]
@@ -295,6 +299,21 @@ def retrain(path: Path, memory: Any) -> str:
 HAMMING_POOL = {"POOL": 100, "MIN_POOL": 50, "WIDEN": 1}
 
 
+@contextmanager
+def _counting_reach(layout: Any, counted: list[int]) -> Iterator[None]:
+    """Record in ``counted`` how many rows of its kind each check reaches in its partitions
+    (``sqlite_parts.Layout.reached``), the work of its Hamming pass."""
+    original = layout.reached
+
+    def reached(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seqs, words, keep = original(self, *args, **kwargs)
+        counted.append(len(keep))
+        return seqs, words, keep
+
+    with mock.patch.object(layout, "reached", reached):
+        yield
+
+
 def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
     """The partitioned check's answers against an exact scan of every fact, and against the
     whole-store index path (Hamming pass over every memory, 1,000 re-ranked), on ``texts``
@@ -334,13 +353,18 @@ def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
             whole = sqlite_index.knn_many(conn, vectors, k, where, codes, RELATED_SIMILARITY)
             t_whole = time.perf_counter() - start
             timed: dict[str, tuple[Any, float]] = {}  # way: (answers, fastest seconds)
+            reached: dict[str, list[int]] = {}  # way: the facts each query's check reached
             # the partition with the pool as it was before 2026-11-27 (the nearest in
             # Hamming distance alone), then as it is, twice, interleaved
             for way, settings in (
                 ("partition, Hamming pool", HAMMING_POOL), ("partition", None),
                 ("partition, Hamming pool", HAMMING_POOL), ("partition", None),
             ):  # fmt: skip
-                with mock.patch.multiple(sqlite_parts, **settings) if settings else nullcontext():
+                counted = reached[way] = []
+                with (
+                    mock.patch.multiple(sqlite_parts, **settings) if settings else nullcontext(),
+                    _counting_reach(sqlite_parts.Layout, counted),
+                ):
                     start = time.perf_counter()
                     found = memory._store.knn_many(
                         vectors, k, [where] * len(vectors), min_similarity=RELATED_SIMILARITY
@@ -371,6 +395,7 @@ def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
                 "same list": same / len(vectors),
                 "same decision": dup / len(vectors),
                 "ms per query": 1000 * seconds / len(vectors),
+                "reached": reached.get(way, []),
             }
         result["exact ms per query"] = 1000 * t_exact / len(vectors)
         result["duplicates"] = sum(bool(e) and 1 - e[0][1] >= DEDUP_SIMILARITY for e in exact)
@@ -592,8 +617,9 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
             "read transaction (the partition's two ways interleaved, the faster of two runs):",
             "",
             "| memories | queries | exact hits | near duplicates | way | hits found "
-            "| same list | as many, best alike | same decision | ms per query |",
-            "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|",
+            "| same list | as many, best alike | same decision | ms per query "
+            "| reached: median, p90, max |",
+            "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for memories, found in agreed:
             for name, result in found.items():
@@ -604,11 +630,11 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
                         f"| {result['duplicates']} | {way} | {r['hits found']:.3f} "
                         f"| {r['same list']:.3f} | {r['as many, best alike']:.3f} "
                         f"| {r['same decision']:.3f} "
-                        f"| {r['ms per query']:.2f} |"
+                        f"| {r['ms per query']:.2f} | {_spread(r.get('reached', []))} |"
                     )
                 lines.append(
                     f"| {memories:,} | {result['queries']} {name} | | | exact scan | 1 | 1 | 1 | 1 "
-                    f"| {result['exact ms per query']:.2f} |"
+                    f"| {result['exact ms per query']:.2f} | all |"
                 )
     locks = [
         (row["memories"], {name: w for name, w in row["ways"].items() if w.get("held")})
@@ -630,6 +656,18 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
                 for memories, w in locks
             ),
         ]
+    busy = ("embed only", "events", "facts")
+    lines += [
+        "",
+        "Processor time per item, ms (both cores, `time.process_time`), and the cores kept "
+        "busy (processor time over wall time): the embedding alone keeps both busy, so the "
+        "check's processor time adds to the facts' wall time however it is scheduled:",
+        "",
+        "| memories | " + " | ".join(f"{n} ms | {n} cores" for n in busy)
+        + " | facts minus events ms |",
+        "|---:|" + "---:|---:|" * len(busy) + "---:|",
+        *(_processor_row(row["memories"], row["ways"], busy) for row in rows),
+    ]
     if extra:
         lines += [
             "",
@@ -641,6 +679,23 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
             *extra,
         ]
     return "\n".join(lines) + "\n"
+
+
+def _processor_row(memories: int, ways: dict, names: tuple[str, ...]) -> str:
+    ms = {n: 1000 * ways[n]["cpu"] / ways[n]["items"] for n in names}
+    cells = [f"{ms[n]:.2f} | {ways[n]['cpu'] / ways[n]['seconds']:.2f}" for n in names]
+    return f"| {memories:,} | " + " | ".join(cells) + f" | {ms['facts'] - ms['events']:.2f} |"
+
+
+def _spread(counts: list[int]) -> str:
+    """Median, 90th percentile and largest of ``counts``; "-" when there are none."""
+    if not counts:
+        return "-"
+    ordered = sorted(counts)
+    return (
+        f"{ordered[len(ordered) // 2]:,}, {ordered[int(0.9 * (len(ordered) - 1))]:,}, "
+        f"{ordered[-1]:,}"
+    )
 
 
 def _pct(value: float, base: float) -> str:

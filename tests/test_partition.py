@@ -94,6 +94,33 @@ def test_training_is_deterministic(
     assert (found[0][0] == found[1][0]).all() and found[0][1] == found[1][1]
 
 
+def test_a_dense_topic_is_spread_over_several_partitions() -> None:
+    """While training, no centroid takes more than ``ROOM`` x the mean of the rows, so the
+    memories of a dense topic fill several partitions and a check there reaches fewer of
+    them; plain k-means leaves one partition of over 3x the mean there. Vectors: 2,000
+    close to one topic (a store mostly about one subject), 50 close to each of 7 others."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    topics = rng.standard_normal((8, 384))
+    rows = [
+        topic + rng.standard_normal((size, 384)) * 0.06
+        for topic, size in zip(topics, [2_000] + [50] * 7)
+    ]
+    sample = sqlite_parts._unit(np.concatenate(rows).astype(np.float32))
+    parts = 32
+    mean = len(sample) / parts
+
+    def sizes(room: float | None) -> Any:
+        centroids = sqlite_parts.kmeans(sample, parts, room=room)
+        # the rows placed by cosine alone, as a store places them
+        return np.bincount(np.argmax(sample @ centroids.T, axis=1), minlength=parts)
+
+    plain, even = sizes(None), sizes(sqlite_parts.ROOM)
+    assert plain.max() > 3 * mean
+    assert even.max() <= 1.1 * sqlite_parts.ROOM * mean and (even > 0).all()
+
+
 def test_a_read_only_client_never_trains_one(
     tmp_path: Path, embedder: Embedder, small_scale: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
