@@ -395,7 +395,7 @@ def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
                 "same list": same / len(vectors),
                 "same decision": dup / len(vectors),
                 "ms per query": 1000 * seconds / len(vectors),
-                "reached": reached.get(way, []),
+                "reached": _spread(reached.get(way, [])),
             }
         result["exact ms per query"] = 1000 * t_exact / len(vectors)
         result["duplicates"] = sum(bool(e) and 1 - e[0][1] >= DEDUP_SIMILARITY for e in exact)
@@ -630,7 +630,7 @@ def markdown(rows: list[dict], args: argparse.Namespace, load0: Any, load1: Any)
                         f"| {result['duplicates']} | {way} | {r['hits found']:.3f} "
                         f"| {r['same list']:.3f} | {r['as many, best alike']:.3f} "
                         f"| {r['same decision']:.3f} "
-                        f"| {r['ms per query']:.2f} | {_spread(r.get('reached', []))} |"
+                        f"| {r['ms per query']:.2f} | {r.get('reached', '-')} |"
                     )
                 lines.append(
                     f"| {memories:,} | {result['queries']} {name} | | | exact scan | 1 | 1 | 1 | 1 "

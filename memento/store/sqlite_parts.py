@@ -359,8 +359,9 @@ def kmeans(
     seeded random start (the same sample always gives the same centroids). A centroid left
     without members restarts at the sample row it fits worst. While training, a centroid
     takes at most ``room`` x the mean of the rows (``ROOM``; None: no limit), the best
-    fitting first, the others going to their next nearest (:func:`_labels`); the stored
-    rows are then placed by cosine alone."""
+    fitting first, the others going to their next nearest (:func:`_labels`; a row with no
+    room in its ``CHOICES`` nearest goes to the nearest all the same); the stored rows are
+    then placed by cosine alone."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -402,7 +403,9 @@ def _labels(scores: np.ndarray, cap: int) -> np.ndarray:
         nearest[:, choice] = np.argmax(scores, axis=1)
         fits[:, choice] = scores[every, nearest[:, choice]]
         scores[every, nearest[:, choice]] = -np.inf
-    for choice in range(choices):
+    # put back last to first: a row whose other scores are -inf picks its first again, and
+    # that first value is the one to leave
+    for choice in reversed(range(choices)):
         scores[every, nearest[:, choice]] = fits[:, choice]
     labels = np.full(rows, -1, dtype=np.int64)
     room = np.full(parts, cap, dtype=np.int64)
