@@ -97,15 +97,16 @@ ITERATIONS = 8
 # While training, a centroid takes at most ROOM x the mean of the sample's rows, the best
 # fitting first, the others going to the next of their CHOICES nearest (_labels); the
 # stored rows are then placed by cosine alone. Plain k-means left the partitions uneven
-# where memories are dense: at a million a check reached 12,040 facts at the median and
-# 24,058 at most. Trained with ROOM 2 (same store, same 1,000 fresh sentences): 9,450 and
-# 14,347, and the check found more of an exact scan's neighbours (0.932 against 0.898 of
-# them for 800 other fresh sentences) at 0.90 against 1.30 ms a check; at 120k, 1,319
-# against 1,549 reached, 0.961 against 0.947 found. ROOM 1.5 reached fewer at a million
-# (9,046) but found fewer at 120k (0.938 against 0.947); a penalty on a centroid's size
-# instead of a cap herded a tight cluster into one partition (benches/results/
-# 2026-11-27-even-partitions.md). A row with no room among its 4 nearest keeps its nearest.
-# Training 32,768 vectors takes 3.1 s instead of 2.1.
+# where memories are dense. Two copies of one million-memory store, one trained again
+# with ROOM 2 (benches/check_cost.py, 1,000 sentences, interleaved): a check reached 9,262
+# facts at the median instead of 10,209, 13,839 at most instead of 21,544, in 0.76-0.77
+# against 0.79-0.81 ms; it found more of an exact scan's neighbours (store_rate.py
+# --agreement, 800 fresh sentences, two sets: 0.911 and 0.932 against 0.882 and 0.898 of
+# them). At 125k, 1,301 against 1,368 reached, 0.954 against 0.951 found. ROOM 1.5
+# reached fewer at a million but found fewer at 120k (0.938 against 0.947); a penalty on
+# a centroid's size instead of a cap herded a tight cluster into one partition
+# (benches/results/2026-11-27-even-partitions.md). A row with no room among its 4 nearest
+# goes to its nearest all the same. Training 32,768 vectors takes 3.1 s instead of 2.1.
 ROOM = 2.0
 CHOICES = 4
 SETTING = "index_parts"
