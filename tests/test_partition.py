@@ -95,10 +95,11 @@ def test_training_is_deterministic(
 
 
 def test_a_dense_topic_is_spread_over_several_partitions() -> None:
-    """While training, no centroid takes more than ``ROOM`` x the mean of the rows, so the
-    memories of a dense topic fill several partitions and a check there reaches fewer of
-    them; plain k-means leaves one partition of over 3x the mean there. Vectors: 2,000
-    close to one topic (a store mostly about one subject), 50 close to each of 7 others."""
+    """While training, a centroid takes at most ``ROOM`` x the mean of the rows (but for
+    rows with no room nearer), so the memories of a dense topic fill several partitions
+    and a check there reaches fewer of them; plain k-means leaves one partition of over 3x
+    the mean there. Vectors: 2,000 close to one topic (a store mostly about one subject),
+    50 close to each of 7 others."""
     import numpy as np
 
     rng = np.random.default_rng(0)

@@ -9,8 +9,9 @@ writing facts into a large store went at a fifth of the speed of events
 
 1. When a store first reaches ``sqlite_index.MIN_ROWS`` memories, the next write trains
    ``PARTS`` centroids first: spherical k-means on up to ``SAMPLE`` stored unit vectors,
-   seeded, so the same memories give the same centroids, no centroid taking more than
-   ``ROOM`` x the mean while training, so dense regions get more partitions. They are kept in
+   seeded, so the same memories give the same centroids; while training a centroid takes
+   at most ``ROOM`` x the mean (but for rows with no room nearer), so dense regions get
+   more partitions. They are kept in
    ``memory_parts``, and every row of ``memory_bits`` records its nearest centroid in
    ``part``, placed a transaction at a time (rows not placed yet are reached by every
    check). The ``index_parts`` setting names the partition, never twice the same, so every
