@@ -20,11 +20,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run  # benches/run.py: the SciFact sentences
+from store_rate import counting_reach, spread
 
 CALL = 50
 
@@ -50,15 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     vectors = [v.astype("<f4").tobytes() for v in embedder.embed(sentences)]
     where = [Filters(kinds=("fact",), scopes=(GLOBAL,))] * CALL
     memories = [Memory(path=path, embedder=embedder) for path in args.stores]
+    sizes = {path: memory.stats()["total"] for path, memory in zip(args.stores, memories)}
     seconds: dict[Path, list[float]] = {path: [] for path in args.stores}
     reached: dict[Path, list[int]] = {path: [] for path in args.stores}
-    original = sqlite_parts.Layout.reached
     counted: list[int] = []
-
-    def counting(self: Any, *a: Any, **k: Any) -> Any:
-        out = original(self, *a, **k)
-        counted.append(len(out[2]))
-        return out
 
     def check(memory: Any, part: list[bytes]) -> None:
         with memory._store.transaction(write=False):
@@ -70,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         for memory in memories:  # the index loaded and the first check paid, untimed
             memory._store.prepare_writes(search=True)
             check(memory, vectors[:CALL])
-        with mock.patch.object(sqlite_parts.Layout, "reached", counting):
+        with counting_reach(sqlite_parts.Layout, counted):
             for rnd in range(args.rounds):
                 for n, start in enumerate(range(0, len(vectors), CALL)):
                     part = vectors[start : start + CALL]
@@ -99,29 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---:|---:|---:|---:|")
     for path in args.stores:
-        counts = sorted(reached[path])
-        spread = "-"
-        if counts:
-            spread = (
-                f"{counts[len(counts) // 2]:,}, {counts[int(0.9 * (len(counts) - 1))]:,}, "
-                f"{counts[-1]:,}"
-            )
         times = seconds[path]
         print(
-            f"| {path} | {_size(path):,} | {1000 * statistics.median(times):.3f} "
-            f"| {1000 * statistics.fmean(times):.3f} | {spread} |"
+            f"| {path} | {sizes[path]:,} | {1000 * statistics.median(times):.3f} "
+            f"| {1000 * statistics.fmean(times):.3f} | {spread(reached[path])} |"
         )
     return 0
-
-
-def _size(path: Path) -> int:
-    import apsw
-
-    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        return int(conn.execute("SELECT count(*) FROM memories").fetchone()[0])
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -303,7 +303,7 @@ HAMMING_POOL = {"POOL": 100, "MIN_POOL": 50, "WIDEN": 1}
 
 
 @contextmanager
-def _counting_reach(layout: Any, counted: list[int]) -> Iterator[None]:
+def counting_reach(layout: Any, counted: list[int]) -> Iterator[None]:
     """Record in ``counted`` how many rows of its kind each check reaches in its partitions
     (``sqlite_parts.Layout.reached``), the work of its Hamming pass."""
     original = layout.reached
@@ -366,7 +366,7 @@ def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
                 counted = reached[way] = []
                 with (
                     mock.patch.multiple(sqlite_parts, **settings) if settings else nullcontext(),
-                    _counting_reach(sqlite_parts.Layout, counted),
+                    counting_reach(sqlite_parts.Layout, counted),
                 ):
                     start = time.perf_counter()
                     found = memory._store.knn_many(
@@ -398,7 +398,7 @@ def agreement(memory: Any, texts: list[str], log: Any) -> dict[str, Any]:
                 "same list": same / len(vectors),
                 "same decision": dup / len(vectors),
                 "ms per query": 1000 * seconds / len(vectors),
-                "reached": _spread(reached.get(way, [])),
+                "reached": spread(reached.get(way, [])),
             }
         result["exact ms per query"] = 1000 * t_exact / len(vectors)
         result["duplicates"] = sum(bool(e) and 1 - e[0][1] >= DEDUP_SIMILARITY for e in exact)
@@ -691,7 +691,7 @@ def _processor_row(memories: int, ways: dict, names: tuple[str, ...]) -> str:
     return f"| {memories:,} | " + " | ".join(cells) + f" | {ms['facts'] - ms['events']:.2f} |"
 
 
-def _spread(counts: list[int]) -> str:
+def spread(counts: list[int]) -> str:
     """Median, 90th percentile and largest of ``counts``; "-" when there are none."""
     if not counts:
         return "-"

@@ -87,6 +87,19 @@ class VectorMeta:
         return (self.kind, int(self.archived), self.created_us, self.scope)
 
 
+@dataclass
+class _Allowed:
+    """The rows one filter allows in a connection's copy (``BitIndex.candidates_many``):
+    ``mask`` while the copy is in ``state`` (stamp, rows, generation), and the same in the
+    order of ``layout`` while it has seen ``count`` changes (``valid``)."""
+
+    state: tuple[int, int, Any]
+    mask: Any
+    layout: Any = None
+    count: int = 0
+    valid: Any = None
+
+
 def bits_of(vector: bytes) -> bytes:
     """The sign bits of a little-endian float32 vector, packed low bit first (as sqlite-vec's
     ``vec_quantize_binary`` packs them, which the v3 migration uses)."""
@@ -186,9 +199,8 @@ class BitIndex:
         self.dim = 0
         self.searches = 0
         self._buffers: dict[str, Any] = {}  # see _append
-        # the rows allowed by recent filters (see candidates_many): (filters, codes) ->
-        # (the copy's state, mask, layout, its change count, the mask in the layout's order)
-        self._masks: dict[Any, list[Any]] = {}
+        # the rows allowed by recent filters (see candidates_many), by (filters, codes)
+        self._masks: dict[Any, _Allowed] = {}
         self._views: dict[str, Any] = {}
         self.lock = threading.Lock()
         global _POPCOUNT8
@@ -457,15 +469,15 @@ class BitIndex:
             # million memories, with the layout's copy of it) once per kind and scope
             state = (self.stamp, len(self.seqs), self.generation)
             cached = self._masks.get((filters, codes)) if prefix_seqs is None else None
-            if cached is not None and cached[0] == state and not changed:
-                mask = cached[1]
+            if cached is not None and cached.state == state and not changed:
+                mask = cached.mask
             else:
                 mask = self._allowed(self._columns(), filters, prefix_seqs, codes)
                 cached = None
                 if prefix_seqs is None and not changed:
                     if len(self._masks) >= MASKS_KEPT:
                         self._masks.clear()
-                    cached = self._masks[(filters, codes)] = [state, mask, None, 0, None]
+                    cached = self._masks[(filters, codes)] = _Allowed(state, mask)
             words = self.words
             dparts = np.zeros(0, dtype=np.int64)
             if changed:
@@ -491,12 +503,12 @@ class BitIndex:
                 if self.layout is None or self.layout.stale(len(self.seqs)):
                     self.layout = parts.Layout(self)
                 count = self.layout.count
-                if cached is not None and cached[2] is self.layout and cached[3] == count:
-                    valid = cached[4]
+                if cached is not None and cached.layout is self.layout and cached.count == count:
+                    valid = cached.valid
                 else:
                     valid = self.layout.valid(mask)
                     if cached is not None:
-                        cached[2:] = [self.layout, count, valid]
+                        cached.layout, cached.count, cached.valid = self.layout, count, valid
                 kinds = _kind_codes(filters)
                 return [
                     [*self._reached(

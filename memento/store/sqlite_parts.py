@@ -9,14 +9,13 @@ writing facts into a large store went at a fifth of the speed of events
 
 1. When a store first reaches ``sqlite_index.MIN_ROWS`` memories, the next write trains
    ``PARTS`` centroids first: spherical k-means on up to ``SAMPLE`` stored unit vectors,
-   seeded, so the same memories give the same centroids; while training a centroid takes
-   at most ``ROOM`` x the mean (but for rows with no room nearer), so dense regions get
-   more partitions. They are kept in
-   ``memory_parts``, and every row of ``memory_bits`` records its nearest centroid in
-   ``part``, placed a transaction at a time (rows not placed yet are reached by every
-   check). The ``index_parts`` setting names the partition, never twice the same, so every
-   connection knows to read the centroids and the rows' parts again; ``index_parts_model``
-   names the model whose vectors it describes.
+   seeded, so the same memories give the same centroids; while training a centroid takes at
+   most ``ROOM`` x the mean (but for rows with no room nearer), so dense regions get more
+   partitions. They are kept in ``memory_parts``, and every row of ``memory_bits`` records
+   its nearest centroid in ``part``, placed a transaction at a time (rows not placed yet
+   are reached by every check). The ``index_parts`` setting names the partition, never
+   twice the same, so every connection knows to read the centroids and the rows' parts
+   again; ``index_parts_model`` names the model whose vectors it describes.
 2. Every later write of a vector records its nearest centroid in the same statement
    (``sqlite_index.write_row``): the partition stays complete without upkeep. It is not
    trained again as the store grows (its lists grow, and a check reads more: the
